@@ -1,0 +1,3 @@
+module github.com/aramaki/aramaki
+
+go 1.26.8

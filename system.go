@@ -1,0 +1,135 @@
+package aramaki
+
+import (
+	"regexp"
+	"strings"
+)
+
+// System is the thing being managed. Systems aggregate subsystems top-down: a
+// system names its subsystems, a subsystem has no parent pointer and may be
+// used by many systems. Systems come from the config repository.
+type System struct {
+	ID          string            `json:"id"`
+	Title       string            `json:"title"`
+	Category    string            `json:"category,omitempty"`
+	Description string            `json:"description,omitempty"`
+	Owners      []Contact         `json:"owners,omitempty"`
+	Contacts    []Contact         `json:"contacts,omitempty"`
+	Rules       []Rule            `json:"rules,omitempty"`
+	Links       []Link            `json:"links,omitempty"`
+	Labels      map[string]string `json:"labels,omitempty"`
+	Subsystems  []string          `json:"subsystems,omitempty"`
+	// Public systems can be read by anyone, without logging in. Being public
+	// is not inherited: each system opts in on its own.
+	Public bool `json:"public,omitempty"`
+	// Roles grants roles on this system (and, inherited, on everything under
+	// it) to users by name.
+	Roles   map[Role][]string `json:"roles,omitempty"`
+	Checks  []Check           `json:"checks,omitempty"`
+	Actions []ActionRef       `json:"actions,omitempty"`
+}
+
+// Contact is a person or team to call about a system. Escalation lists the
+// order in which contacts are tried: lower comes first.
+type Contact struct {
+	Name       string `json:"name"`
+	Role       string `json:"role,omitempty"` // in the team's words: "on-call", "project owner"
+	Email      string `json:"email,omitempty"`
+	Phone      string `json:"phone,omitempty"`
+	Chat       string `json:"chat,omitempty"`
+	Hours      string `json:"hours,omitempty"` // when to call: "24/7", "Mon-Fri 08-18 Europe/Berlin"
+	Escalation int    `json:"escalation,omitempty"`
+}
+
+// Rule tells on-call what they may touch and what to escalate, and to whom.
+type Rule struct {
+	Text       string `json:"text"`
+	EscalateTo string `json:"escalate_to,omitempty"`
+}
+
+// Link points at a dashboard, a runbook, docs or a repository.
+type Link struct {
+	Title string `json:"title"`
+	URL   string `json:"url"`
+	Kind  string `json:"kind,omitempty"` // dashboard, runbook, docs, repository, ...
+}
+
+// Check is a probe bound to a system. The agents issue gives checks their
+// schedule on agents; here they are declared and kept with their system.
+type Check struct {
+	Name     string `json:"name"`
+	Command  string `json:"command"`
+	Interval string `json:"interval,omitempty"`
+	Timeout  string `json:"timeout,omitempty"`
+}
+
+// ActionRef exposes an allow-listed action on a system. The actions issue
+// gives it roles, approval and parameters.
+type ActionRef struct {
+	Name        string `json:"name"`
+	Description string `json:"description,omitempty"`
+}
+
+var systemIDPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`)
+
+// ValidateSystemID reports whether id is a well-formed system id: lower-case
+// letters, digits, dot, dash and underscore, starting with a letter or digit,
+// at most 63 characters. Ids end up in URLs, file names and federation
+// references (id@server), so they are kept plain.
+func ValidateSystemID(id string) error {
+	if !systemIDPattern.MatchString(id) {
+		return Errorf(EINVALID, "invalid system id %q: use 1-63 lower-case letters, digits, '.', '-' or '_', starting with a letter or digit", id)
+	}
+	return nil
+}
+
+// Validate checks the parts of a system that do not depend on other systems.
+func (s *System) Validate() error {
+	if err := ValidateSystemID(s.ID); err != nil {
+		return err
+	}
+	if strings.TrimSpace(s.Title) == "" {
+		return Errorf(EINVALID, "system %s: title is required", s.ID)
+	}
+	for _, c := range append(append([]Contact(nil), s.Owners...), s.Contacts...) {
+		if strings.TrimSpace(c.Name) == "" {
+			return Errorf(EINVALID, "system %s: every owner and contact needs a name", s.ID)
+		}
+	}
+	for _, r := range s.Rules {
+		if strings.TrimSpace(r.Text) == "" {
+			return Errorf(EINVALID, "system %s: a rule needs a text", s.ID)
+		}
+	}
+	for _, l := range s.Links {
+		if strings.TrimSpace(l.Title) == "" || !(strings.HasPrefix(l.URL, "https://") || strings.HasPrefix(l.URL, "http://")) {
+			return Errorf(EINVALID, "system %s: a link needs a title and an http(s) URL", s.ID)
+		}
+	}
+	for role := range s.Roles {
+		if !role.Valid() {
+			return Errorf(EINVALID, "system %s: unknown role %q (use viewer, operator or admin)", s.ID, role)
+		}
+	}
+	seen := map[string]bool{}
+	for _, sub := range s.Subsystems {
+		if sub == s.ID {
+			return Errorf(EINVALID, "system %s: a system cannot be its own subsystem", s.ID)
+		}
+		if seen[sub] {
+			return Errorf(EINVALID, "system %s: subsystem %s is listed twice", s.ID, sub)
+		}
+		seen[sub] = true
+	}
+	names := map[string]bool{}
+	for _, c := range s.Checks {
+		if c.Name == "" || c.Command == "" {
+			return Errorf(EINVALID, "system %s: a check needs a name and a command", s.ID)
+		}
+		if names[c.Name] {
+			return Errorf(EINVALID, "system %s: check %s is declared twice", s.ID, c.Name)
+		}
+		names[c.Name] = true
+	}
+	return nil
+}
