@@ -21,7 +21,13 @@ const (
 	KindNote           EventKind = "note"            // a person wrote something on a system
 	KindConfigApplied  EventKind = "config.applied"  // a config repository commit is now in force
 	KindConfigRejected EventKind = "config.rejected" // a config repository commit was refused
-	KindAudit          EventKind = "audit"           // a mutation through the API (users, tokens, roles)
+	KindConfigReload   EventKind = "config.reload"   // someone asked to re-read the config repository
+	KindUserCreated    EventKind = "user.created"
+	KindPasswordSet    EventKind = "user.password"
+	KindTokenCreated   EventKind = "token.created"
+	KindTokenDeleted   EventKind = "token.deleted"
+	KindRoleGranted    EventKind = "role.granted"
+	KindRoleRevoked    EventKind = "role.revoked"
 )
 
 // ValidateKind reports whether k is a well-formed kind.

@@ -1,0 +1,98 @@
+package service
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/aramaki/aramaki"
+)
+
+// Service is the application: every use case of the API, UI and CLI goes
+// through it, and it decides who may do what.
+type Service struct {
+	store  Store
+	config ConfigSource
+	log    *slog.Logger
+	now    func() time.Time
+
+	mu    sync.RWMutex
+	graph *aramaki.Graph
+
+	syncMu sync.Mutex // one config sync at a time
+}
+
+// Options tune a Service; the zero value is usable.
+type Options struct {
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+}
+
+// New returns a Service over a store and a config source. Call Open before use.
+func New(store Store, config ConfigSource, log *slog.Logger, opts Options) *Service {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	empty, _ := aramaki.NewGraph(nil)
+	return &Service{store: store, config: config, log: log, now: opts.Now, graph: empty}
+}
+
+// Open loads the system graph in force from the store.
+func (s *Service) Open(ctx context.Context) error {
+	return s.refreshGraph(ctx)
+}
+
+// Graph returns the system graph in force.
+func (s *Service) Graph() *aramaki.Graph {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.graph
+}
+
+func (s *Service) refreshGraph(ctx context.Context) error {
+	systems, err := s.store.Systems(ctx)
+	if err != nil {
+		return fmt.Errorf("load systems: %w", err)
+	}
+	g, err := aramaki.NewGraph(systems)
+	if err != nil {
+		return fmt.Errorf("build system graph from store: %w", err)
+	}
+	s.mu.Lock()
+	s.graph = g
+	s.mu.Unlock()
+	return nil
+}
+
+// event makes an event stamped now; the inputs are ours, so a failure is a bug.
+func (s *Service) event(kind aramaki.EventKind, actor string, systems []string, summary string, data any) (aramaki.Event, error) {
+	ev, err := aramaki.NewEvent(s.now(), kind, actor, systems, summary, data)
+	if err != nil {
+		return aramaki.Event{}, fmt.Errorf("make %s event: %w", kind, err)
+	}
+	return ev, nil
+}
+
+// require returns a forbidden (or, for nobody, unauthorized) error unless
+// the principal holds at least role min on the system; GlobalScope asks for
+// the role on everything.
+func (s *Service) require(p aramaki.Principal, systemID string, min aramaki.Role) error {
+	var role aramaki.Role
+	if systemID == aramaki.GlobalScope {
+		role = p.GlobalRole()
+	} else {
+		role = s.Graph().RoleOn(p, systemID)
+	}
+	if role.AtLeast(min) {
+		return nil
+	}
+	if p.Anonymous() {
+		return aramaki.Errorf(aramaki.EUNAUTHORIZED, "log in first")
+	}
+	if systemID == aramaki.GlobalScope {
+		return aramaki.Errorf(aramaki.EFORBIDDEN, "this needs the %s role on the whole server", min)
+	}
+	return aramaki.Errorf(aramaki.EFORBIDDEN, "this needs the %s role on system %s", min, systemID)
+}

@@ -1,0 +1,137 @@
+package service
+
+import (
+	"context"
+	"slices"
+
+	"github.com/aramaki/aramaki"
+)
+
+// SystemView is a system as one principal sees it: with the systems that use
+// it, its place in the graph and the principal's role on it.
+type SystemView struct {
+	aramaki.System
+	UsedBy []string     `json:"used_by"`
+	Anchor bool         `json:"anchor"`
+	Role   aramaki.Role `json:"role,omitempty"`
+}
+
+// SystemFilter narrows a system list.
+type SystemFilter struct {
+	Anchors  bool   // only systems used by no other system
+	Category string // only systems of this category
+}
+
+func (s *Service) view(g *aramaki.Graph, p aramaki.Principal, sys *aramaki.System) SystemView {
+	v := SystemView{System: *sys, UsedBy: g.UsedBy(sys.ID), Role: g.RoleOn(p, sys.ID)}
+	v.Anchor = len(v.UsedBy) == 0
+	if v.UsedBy == nil {
+		v.UsedBy = []string{}
+	}
+	// Who else holds roles is not the business of viewers.
+	if !v.Role.AtLeast(aramaki.RoleAdmin) {
+		v.Roles = nil
+	}
+	return v
+}
+
+// Systems lists the systems the principal may see, ordered by id.
+func (s *Service) Systems(ctx context.Context, p aramaki.Principal, f SystemFilter) ([]SystemView, error) {
+	g := s.Graph()
+	out := []SystemView{}
+	for _, id := range g.Visible(p) {
+		sys := g.System(id)
+		if f.Category != "" && sys.Category != f.Category {
+			continue
+		}
+		v := s.view(g, p, sys)
+		if f.Anchors && !v.Anchor {
+			continue
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+// System returns one system. Systems the principal may not see do not exist
+// for them: the error is the same as for an unknown id.
+func (s *Service) System(ctx context.Context, p aramaki.Principal, id string) (SystemView, error) {
+	g := s.Graph()
+	if err := s.visible(g, p, id); err != nil {
+		return SystemView{}, err
+	}
+	return s.view(g, p, g.System(id)), nil
+}
+
+// Descendants returns the systems under id that the principal may see,
+// breadth first.
+func (s *Service) Descendants(ctx context.Context, p aramaki.Principal, id string) ([]SystemView, error) {
+	g := s.Graph()
+	if err := s.visible(g, p, id); err != nil {
+		return nil, err
+	}
+	return s.views(g, p, g.Descendants(id)), nil
+}
+
+// Ancestors returns the systems that use id, directly or further up, that
+// the principal may see, breadth first.
+func (s *Service) Ancestors(ctx context.Context, p aramaki.Principal, id string) ([]SystemView, error) {
+	g := s.Graph()
+	if err := s.visible(g, p, id); err != nil {
+		return nil, err
+	}
+	return s.views(g, p, g.Ancestors(id)), nil
+}
+
+func (s *Service) views(g *aramaki.Graph, p aramaki.Principal, ids []string) []SystemView {
+	out := []SystemView{}
+	for _, id := range ids {
+		if g.CanView(p, id) {
+			out = append(out, s.view(g, p, g.System(id)))
+		}
+	}
+	return out
+}
+
+func (s *Service) visible(g *aramaki.Graph, p aramaki.Principal, id string) error {
+	if err := aramaki.ValidateSystemID(id); err != nil {
+		return err
+	}
+	if !g.CanView(p, id) {
+		if p.Anonymous() && g.System(id) != nil {
+			return aramaki.Errorf(aramaki.EUNAUTHORIZED, "log in to see system %s", id)
+		}
+		return aramaki.Errorf(aramaki.ENOTFOUND, "no system %s", id)
+	}
+	return nil
+}
+
+// scope returns the systems whose events the principal may read, given an
+// optional system to narrow to (with everything under it). all is true when
+// the principal may read every event, including those about no system.
+func (s *Service) scope(g *aramaki.Graph, p aramaki.Principal, system string) (ids []string, all bool, err error) {
+	if system != "" {
+		if err := s.visible(g, p, system); err != nil {
+			return nil, false, err
+		}
+		for _, id := range append([]string{system}, g.Descendants(system)...) {
+			if g.CanView(p, id) {
+				ids = append(ids, id)
+			}
+		}
+		return ids, false, nil
+	}
+	if p.GlobalRole().AtLeast(aramaki.RoleViewer) {
+		return nil, true, nil
+	}
+	return g.Visible(p), false, nil
+}
+
+// redact drops from an event the ids of systems the principal may not see.
+func redact(g *aramaki.Graph, p aramaki.Principal, all bool, ev aramaki.Event) aramaki.Event {
+	if all {
+		return ev
+	}
+	ev.Systems = slices.DeleteFunc(slices.Clone(ev.Systems), func(id string) bool { return !g.CanView(p, id) })
+	return ev
+}
