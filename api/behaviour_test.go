@@ -1,0 +1,281 @@
+package api_test
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/aramaki/aramaki"
+	"github.com/aramaki/aramaki/api"
+	"github.com/aramaki/aramaki/service"
+)
+
+func (e *env) MustTimeline(role string, query url.Values) api.TimelineResponse {
+	e.t.Helper()
+	var page api.TimelineResponse
+	e.MustDo("GET", "/api/v1/timeline?"+query.Encode(), role, nil, http.StatusOK, &page)
+	return page
+}
+
+func summaries(evs []aramaki.Event) []string {
+	var out []string
+	for _, ev := range evs {
+		out = append(out, ev.Summary)
+	}
+	return out
+}
+
+func TestASystemsTimelineIncludesEverythingUnderIt(t *testing.T) {
+	e := MustEnv(t)
+	e.MustDo("POST", "/api/v1/systems/storage/notes", "admin", map[string]string{"text": "Storage is slow"}, 201, nil)
+	e.MustDo("POST", "/api/v1/systems/webshop-db/notes", "admin", map[string]string{"text": "Vacuumed the shop database"}, 201, nil)
+	e.MustDo("POST", "/api/v1/systems/blog/notes", "admin", map[string]string{"text": "New blog theme"}, 201, nil)
+
+	shop := summaries(e.MustTimeline("admin", url.Values{"system": {"webshop"}, "kind": {"note"}}).Events)
+	if want := []string{"Vacuumed the shop database", "Storage is slow"}; !slices.Equal(shop, want) {
+		t.Errorf("webshop timeline = %q, want %q (newest first, storage is under webshop)", shop, want)
+	}
+	blog := summaries(e.MustTimeline("admin", url.Values{"system": {"blog"}, "kind": {"note"}}).Events)
+	if want := []string{"New blog theme", "Storage is slow"}; !slices.Equal(blog, want) {
+		t.Errorf("blog timeline = %q, want %q", blog, want)
+	}
+	// Storage is used by both; its own timeline does not see upwards.
+	storage := summaries(e.MustTimeline("admin", url.Values{"system": {"storage"}, "kind": {"note"}}).Events)
+	if want := []string{"Storage is slow"}; !slices.Equal(storage, want) {
+		t.Errorf("storage timeline = %q, want %q", storage, want)
+	}
+}
+
+func TestTheTimelinePagesWithoutGapsOrRepeats(t *testing.T) {
+	e := MustEnv(t)
+	var want []string
+	for i := 0; i < 23; i++ {
+		text := "note " + strconv.Itoa(i)
+		e.MustDo("POST", "/api/v1/systems/webshop/notes", "operator", map[string]string{"text": text}, 201, nil)
+		want = append([]string{text}, want...)
+	}
+	var got []string
+	q := url.Values{"system": {"webshop"}, "kind": {"note"}, "limit": {"5"}}
+	for pages := 0; ; pages++ {
+		if pages > 10 {
+			t.Fatal("paging does not end")
+		}
+		page := e.MustTimeline("viewer", q)
+		got = append(got, summaries(page.Events)...)
+		if page.NextCursor == "" {
+			break
+		}
+		q.Set("cursor", page.NextCursor)
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("paged timeline:\n got %q\nwant %q", got, want)
+	}
+}
+
+func TestAViewerSeesOnlyWhatIsUnderTheirSystems(t *testing.T) {
+	e := MustEnv(t)
+	e.MustDo("POST", "/api/v1/systems/blog-db/notes", "admin", map[string]string{"text": "blog-only note"}, 201, nil)
+	e.MustDo("POST", "/api/v1/systems/compute/notes", "admin", map[string]string{"text": "compute note"}, 201, nil)
+
+	var list struct{ Systems []service.SystemView }
+	e.MustDo("GET", "/api/v1/systems", "viewer", nil, 200, &list)
+	var ids []string
+	for _, s := range list.Systems {
+		ids = append(ids, s.ID)
+	}
+	// webshop and everything under it, plus the public blog.
+	if want := []string{"blog", "compute", "storage", "webshop", "webshop-app", "webshop-db"}; !slices.Equal(ids, want) {
+		t.Errorf("viewer sees systems %q, want %q", ids, want)
+	}
+	e.MustDo("GET", "/api/v1/systems/blog-db", "viewer", nil, http.StatusNotFound, nil)
+	notes := summaries(e.MustTimeline("viewer", url.Values{"kind": {"note"}}).Events)
+	if slices.Contains(notes, "blog-only note") || !slices.Contains(notes, "compute note") {
+		t.Errorf("viewer's timeline = %q: must hold the compute note and not the blog-db note", notes)
+	}
+}
+
+func TestAnonymousVisitorsSeeOnlyPublicSystems(t *testing.T) {
+	e := MustEnv(t)
+	var list struct{ Systems []service.SystemView }
+	e.MustDo("GET", "/api/v1/systems", "", nil, 200, &list)
+	if len(list.Systems) != 1 || list.Systems[0].ID != "blog" {
+		t.Fatalf("anonymous sees %+v, want only the public blog", list.Systems)
+	}
+	e.MustDo("GET", "/api/v1/systems/blog", "", nil, 200, nil)
+	e.MustDo("GET", "/api/v1/systems/webshop", "", nil, http.StatusUnauthorized, nil)
+	e.MustDo("GET", "/api/v1/systems/no-such-system", "", nil, http.StatusNotFound, nil)
+}
+
+func TestSystemsShowTheirPlaceInTheGraph(t *testing.T) {
+	e := MustEnv(t)
+	var storage service.SystemView
+	e.MustDo("GET", "/api/v1/systems/storage", "admin", nil, 200, &storage)
+	if want := []string{"blog-db", "infrastructure", "webshop-db"}; !slices.Equal(storage.UsedBy, want) {
+		t.Errorf("storage used by %q, want %q", storage.UsedBy, want)
+	}
+	var anchors struct{ Systems []service.SystemView }
+	e.MustDo("GET", "/api/v1/systems?anchors=true", "admin", nil, 200, &anchors)
+	var ids []string
+	for _, s := range anchors.Systems {
+		ids = append(ids, s.ID)
+	}
+	if want := []string{"blog", "infrastructure", "webshop"}; !slices.Equal(ids, want) {
+		t.Errorf("anchors %q, want %q", ids, want)
+	}
+	var up struct{ Systems []service.SystemView }
+	e.MustDo("GET", "/api/v1/systems/storage/ancestors", "admin", nil, 200, &up)
+	ids = nil
+	for _, s := range up.Systems {
+		ids = append(ids, s.ID)
+	}
+	slices.Sort(ids)
+	if want := []string{"blog", "blog-db", "infrastructure", "webshop", "webshop-db"}; !slices.Equal(ids, want) {
+		t.Errorf("ancestors of storage %q, want %q", ids, want)
+	}
+}
+
+func TestBadInputGetsAClearErrorAndChangesNothing(t *testing.T) {
+	e := MustEnv(t)
+	before := len(e.MustTimeline("admin", url.Values{"limit": {"500"}}).Events)
+	cases := []struct {
+		name, method, path string
+		body               any
+		status             int
+		message            string
+	}{
+		{"malformed JSON", "POST", "/api/v1/systems/webshop/notes", `{"text": `, 400, "malformed JSON"},
+		{"unknown field", "POST", "/api/v1/systems/webshop/notes", `{"text": "hi", "colour": "red"}`, 400, `unknown field "colour"`},
+		{"wrong type", "POST", "/api/v1/systems/webshop/notes", `{"text": 42}`, 400, `field "text" must be string`},
+		{"two objects", "POST", "/api/v1/systems/webshop/notes", `{"text": "a"}{"text": "b"}`, 400, "exactly one JSON object"},
+		{"empty body", "POST", "/api/v1/systems/webshop/notes", ``, 400, "body is empty"},
+		{"oversized body", "POST", "/api/v1/systems/webshop/notes", `{"text": "` + strings.Repeat("a", api.MaxBodySize) + `"}`, 413, "exceeds"},
+		{"blank note", "POST", "/api/v1/systems/webshop/notes", `{"text": "   "}`, 400, "needs a text"},
+		{"too long note", "POST", "/api/v1/systems/webshop/notes", `{"text": "` + strings.Repeat("a", aramaki.MaxNoteLen+1) + `"}`, 413, "at most"},
+		{"invalid system id", "POST", "/api/v1/systems/Web%20Shop/notes", `{"text": "hi"}`, 400, "invalid system id"},
+		{"unknown system", "POST", "/api/v1/systems/nope/notes", `{"text": "hi"}`, 404, "no system nope"},
+		{"invalid time", "GET", "/api/v1/timeline?since=yesterday", nil, 400, "RFC 3339"},
+		{"until before since", "GET", "/api/v1/timeline?since=1h&until=2h", nil, 400, "until must be after since"},
+		{"invalid cursor", "GET", "/api/v1/timeline?cursor=!!", nil, 400, "invalid cursor"},
+		{"invalid kind", "GET", "/api/v1/timeline?kind=NOTE", nil, 400, "invalid event kind"},
+		{"limit too high", "GET", "/api/v1/timeline?limit=100000", nil, 400, "limit"},
+		{"short password", "POST", "/api/v1/users", `{"name": "bob", "password": "short"}`, 400, "password needs"},
+		{"bad user name", "POST", "/api/v1/users", `{"name": "Bob Smith", "password": "long-enough-password"}`, 400, "invalid user name"},
+		{"existing user", "POST", "/api/v1/users", `{"name": "vera", "password": "long-enough-password"}`, 409, "exists"},
+		{"unknown role", "POST", "/api/v1/roles", `{"user": "vera", "system": "webshop", "role": "god"}`, 400, "unknown role"},
+		{"role for unknown user", "POST", "/api/v1/roles", `{"user": "nobody", "system": "webshop", "role": "viewer"}`, 404, "nobody"},
+		{"unknown route", "GET", "/api/v1/nothing-here", nil, 404, "no route"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			e.t = t
+			status, raw := e.Do(c.method, c.path, "admin", c.body)
+			var eb api.ErrorBody
+			json.Unmarshal(raw, &eb)
+			if status != c.status || !strings.Contains(eb.Error.Message, c.message) {
+				t.Fatalf("status %d %s, want %d with %q", status, raw, c.status, c.message)
+			}
+		})
+	}
+	e.t = t
+	if after := len(e.MustTimeline("admin", url.Values{"limit": {"500"}}).Events); after != before {
+		t.Fatalf("bad requests changed the timeline: %d events before, %d after", before, after)
+	}
+}
+
+func TestABadTokenIsRefusedNotTreatedAsAnonymous(t *testing.T) {
+	e := MustEnv(t)
+	for _, token := range []string{"ark_0123456789abcdef_wrong", "garbage", e.tokens["viewer"] + "x"} {
+		e.tokens["forged"] = token
+		status, raw := e.Do("GET", "/api/v1/systems", "forged", nil)
+		if status != http.StatusUnauthorized {
+			t.Errorf("token %q: status %d %s, want 401", token, status, raw)
+		}
+	}
+}
+
+func TestMutationsAreOnTheTimelineWithWhoDidThem(t *testing.T) {
+	e := MustEnv(t)
+	e.MustDo("POST", "/api/v1/users", "admin", map[string]string{"name": "paula", "password": "long-enough-password"}, 201, nil)
+	e.MustDo("POST", "/api/v1/roles", "admin", map[string]string{"user": "paula", "system": "blog", "role": "operator"}, 201, nil)
+	e.MustDo("POST", "/api/v1/tokens", "operator", map[string]string{"name": "laptop"}, 201, nil)
+	e.MustDo("POST", "/api/v1/systems/webshop/notes", "operator", map[string]string{"text": "Flushed varnish"}, 201, nil)
+	e.MustDo("POST", "/api/v1/config/reload", "admin", nil, 200, nil)
+
+	page := e.MustTimeline("admin", url.Values{"limit": {"500"}})
+	want := map[aramaki.EventKind]string{
+		aramaki.KindUserCreated:  "user:admin",
+		aramaki.KindRoleGranted:  "user:admin",
+		aramaki.KindTokenCreated: "user:otto",
+		aramaki.KindNote:         "user:otto",
+		aramaki.KindConfigReload: "user:admin",
+	}
+	for kind, actor := range want {
+		found := false
+		for _, ev := range page.Events {
+			found = found || (ev.Kind == kind && ev.Actor == actor)
+		}
+		if !found {
+			t.Errorf("no %s event by %s on the timeline", kind, actor)
+		}
+	}
+}
+
+func TestABrokenCommitIsRefusedAndTheLastGoodConfigStays(t *testing.T) {
+	e := MustEnv(t)
+	MustCommit(t, e.repo, map[string]string{
+		"systems/webshop.yaml": "id: webshop\ntitle: Webshop\nsubsystems: [webshop-app, webshop-db, no-such-system]\n",
+	}, "Add a subsystem that does not exist")
+	var res service.ConfigResult
+	e.MustDo("POST", "/api/v1/config/reload", "admin", nil, 200, &res)
+	if !res.Rejected || len(res.Problems) == 0 || !strings.HasPrefix(res.Problems[0], "systems/webshop.yaml:3:") {
+		t.Fatalf("reload of a broken commit = %+v, want it refused with a file:line problem", res)
+	}
+	var st aramaki.ConfigState
+	e.MustDo("GET", "/api/v1/config", "admin", nil, 200, &st)
+	if st.Rejected == nil || st.Rejected.Message != "Add a subsystem that does not exist" || len(st.Errors) == 0 {
+		t.Fatalf("config state does not show the refused commit: %+v", st)
+	}
+	var shop service.SystemView
+	e.MustDo("GET", "/api/v1/systems/webshop", "admin", nil, 200, &shop)
+	if slices.Contains(shop.Subsystems, "no-such-system") || len(shop.Rules) != 1 {
+		t.Fatalf("the broken commit changed webshop: %+v", shop)
+	}
+	rejected := e.MustTimeline("admin", url.Values{"kind": {"config.rejected"}}).Events
+	if len(rejected) != 1 || !strings.Contains(string(rejected[0].Data), "systems/webshop.yaml:3") {
+		t.Fatalf("config.rejected events = %+v", rejected)
+	}
+
+	// The fix applies, and the timeline says which systems changed.
+	MustCommit(t, e.repo, map[string]string{
+		"systems/webshop.yaml": "id: webshop\ntitle: Webshop of Example Corp\nsubsystems: [webshop-app, webshop-db]\n",
+		"systems/compute.yaml": "",
+	}, "Rename the shop, retire compute")
+	e.MustDo("POST", "/api/v1/config/reload", "admin", nil, 200, &res)
+	if !res.Rejected { // webshop-app and infrastructure still use compute
+		t.Fatalf("a commit removing a used system was applied: %+v", res)
+	}
+	MustCommit(t, e.repo, map[string]string{
+		"systems/webshop-app.yaml":    "id: webshop-app\ntitle: Webshop app\n",
+		"systems/infrastructure.yaml": "id: infrastructure\ntitle: Hosting infrastructure\nsubsystems: [storage]\n",
+	}, "Move the app off compute")
+	e.MustDo("POST", "/api/v1/config/reload", "admin", nil, 200, &res)
+	if !res.Applied || !res.New {
+		t.Fatalf("reload of the fix = %+v", res)
+	}
+	applied := e.MustTimeline("admin", url.Values{"kind": {"config.applied"}, "limit": {"1"}}).Events
+	if len(applied) != 1 {
+		t.Fatalf("no config.applied event")
+	}
+	var data aramaki.ConfigAppliedData
+	if err := json.Unmarshal(applied[0].Data, &data); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(data.Changed, []string{"infrastructure", "webshop", "webshop-app"}) || !slices.Equal(data.Removed, []string{"compute"}) ||
+		data.Commit.Message != "Move the app off compute" || !strings.Contains(data.Commit.Author, "Alice Admin") {
+		t.Fatalf("config.applied data = %+v", data)
+	}
+}

@@ -1,0 +1,186 @@
+package api_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/aramaki/aramaki/api"
+	"github.com/aramaki/aramaki/configrepo"
+	"github.com/aramaki/aramaki/service"
+	"github.com/aramaki/aramaki/store"
+)
+
+// The fixture: a hosting company with two customer projects that share
+// storage and compute.
+var fixtureFiles = map[string]string{
+	"systems/webshop.yaml": `id: webshop
+title: Webshop
+category: customer project
+subsystems: [webshop-app, webshop-db]
+rules:
+  - text: Flushing the Varnish cache is always fine.
+`,
+	"systems/webshop-app.yaml": "id: webshop-app\ntitle: Webshop app\nsubsystems: [compute]\n",
+	"systems/webshop-db.yaml":  "id: webshop-db\ntitle: Webshop database\nsubsystems: [storage]\n",
+	"systems/blog.yaml":        "id: blog\ntitle: Blog\ncategory: customer project\nsubsystems: [blog-db]\npublic: true\n",
+	"systems/blog-db.yaml":     "id: blog-db\ntitle: Blog database\nsubsystems: [storage]\n",
+	"systems/infrastructure.yaml": `id: infrastructure
+title: Hosting infrastructure
+category: infrastructure
+subsystems: [storage, compute]
+`,
+	"systems/storage.yaml": "id: storage\ntitle: Storage\ncategory: infrastructure\n",
+	"systems/compute.yaml": "id: compute\ntitle: Compute\ncategory: infrastructure\n",
+}
+
+// env is a running API over a real SQLite store and a real Git repository.
+type env struct {
+	t       *testing.T
+	srv     *httptest.Server
+	svc     *service.Service
+	repo    string
+	tokens  map[string]string // role name -> token: viewer, operator, admin
+	secrets map[string]string // user -> password
+}
+
+// MustEnv starts the API with users vera (viewer on webshop), otto
+// (operator on webshop) and the first admin.
+func MustEnv(t *testing.T) *env {
+	t.Helper()
+	ctx := context.Background()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	repoDir := filepath.Join(t.TempDir(), "config")
+	MustGit(t, "", "init", "-q", "-b", "main", repoDir)
+	MustCommit(t, repoDir, fixtureFiles, "Initial systems")
+
+	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "aramaki.db"), log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	repo, err := configrepo.Open(ctx, repoDir, configrepo.Options{CacheDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := service.New(st, repo, log, service.Options{})
+	if err := svc.Open(ctx); err != nil {
+		t.Fatal(err)
+	}
+	creds, err := svc.Bootstrap(ctx, func(service.Credentials) error { return nil })
+	if err != nil || creds == nil {
+		t.Fatalf("bootstrap: %v", err)
+	}
+	if res, err := svc.SyncConfig(ctx, "config"); err != nil || !res.Applied {
+		t.Fatalf("first config sync: %+v %v", res, err)
+	}
+	e := &env{t: t, svc: svc, repo: repoDir, tokens: map[string]string{"admin": creds.Token},
+		secrets: map[string]string{"admin": creds.Password}}
+	e.srv = httptest.NewServer(api.New(svc, log))
+	t.Cleanup(e.srv.Close)
+
+	for user, role := range map[string]string{"vera": "viewer", "otto": "operator"} {
+		pw := user + "-secret-password"
+		e.MustDo("POST", "/api/v1/users", "admin", map[string]string{"name": user, "password": pw}, http.StatusCreated, nil)
+		e.MustDo("POST", "/api/v1/roles", "admin", map[string]string{"user": user, "system": "webshop", "role": role}, http.StatusCreated, nil)
+		var tok service.NewToken
+		e.MustDo("POST", "/api/v1/login", "", map[string]string{"user": user, "password": pw}, http.StatusCreated, &tok)
+		e.tokens[role] = tok.Secret
+		e.secrets[user] = pw
+	}
+	return e
+}
+
+// Do sends a request as a role ("" for anonymous) and returns status and body.
+func (e *env) Do(method, path, role string, body any) (int, []byte) {
+	e.t.Helper()
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		rd = strings.NewReader(b)
+	default:
+		raw, err := json.Marshal(b)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		rd = bytes.NewReader(raw)
+	}
+	req, err := http.NewRequest(method, e.srv.URL+path, rd)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if role != "" {
+		req.Header.Set("Authorization", "Bearer "+e.tokens[role])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, raw
+}
+
+// MustDo sends a request and fails unless the status is want; the answer
+// is decoded into out when not nil.
+func (e *env) MustDo(method, path, role string, body any, want int, out any) {
+	e.t.Helper()
+	status, raw := e.Do(method, path, role, body)
+	if status != want {
+		e.t.Fatalf("%s %s as %q: status %d, want %d: %s", method, path, role, status, want, raw)
+	}
+	if out != nil {
+		if err := json.Unmarshal(raw, out); err != nil {
+			e.t.Fatalf("%s %s: decode %s: %v", method, path, raw, err)
+		}
+	}
+}
+
+// MustGit runs the real git CLI.
+func MustGit(t *testing.T, dir string, args ...string) string {
+	t.Helper()
+	if _, err := exec.LookPath("git"); err != nil {
+		t.Skip("git is not installed")
+	}
+	cmd := exec.Command("git", append([]string{"-c", "user.name=Alice Admin", "-c", "user.email=alice@example.com", "-c", "commit.gpgsign=false"}, args...)...)
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("git %v: %v\n%s", args, err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// MustCommit writes files into a repository (an empty content removes the
+// file) and commits them with the real git CLI.
+func MustCommit(t *testing.T, repo string, files map[string]string, message string) {
+	t.Helper()
+	for name, content := range files {
+		path := filepath.Join(repo, name)
+		if content == "" {
+			MustGit(t, repo, "rm", "-q", name)
+			continue
+		}
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	MustGit(t, repo, "add", "-A")
+	MustGit(t, repo, "commit", "-q", "-m", message)
+}

@@ -1,0 +1,148 @@
+package api_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/aramaki/aramaki"
+	"github.com/aramaki/aramaki/api"
+	"github.com/aramaki/aramaki/service"
+)
+
+var roles = []string{"", "viewer", "operator", "admin"}
+
+// routeCase is one route with what each role gets. setup runs before each
+// request as that role and returns the path and body to send.
+type routeCase struct {
+	method, pattern string
+	want            [4]int // anonymous, viewer (on webshop), operator (on webshop), admin (global)
+	setup           func(e *env, role string) (path string, body any)
+}
+
+func fixed(path string, body any) func(*env, string) (string, any) {
+	return func(*env, string) (string, any) { return path, body }
+}
+
+func routeCases() []routeCase {
+	n := 0
+	unique := func(prefix string) string { n++; return fmt.Sprintf("%s%d", prefix, n) }
+	return []routeCase{
+		{"GET", "/healthz", [4]int{200, 200, 200, 200}, fixed("/healthz", nil)},
+		{"GET", "/api/v1/openapi.json", [4]int{200, 200, 200, 200}, fixed("/api/v1/openapi.json", nil)},
+		{"POST", "/api/v1/login", [4]int{201, 201, 201, 201}, func(e *env, _ string) (string, any) {
+			return "/api/v1/login", map[string]string{"user": "vera", "password": e.secrets["vera"]}
+		}},
+		{"GET", "/api/v1/me", [4]int{401, 200, 200, 200}, fixed("/api/v1/me", nil)},
+		// A wrong current password: nobody gets to change it that way.
+		{"POST", "/api/v1/me/password", [4]int{401, 403, 403, 403}, fixed("/api/v1/me/password", map[string]string{"current": "wrong-password!", "new": "a-new-password-123"})},
+		{"GET", "/api/v1/systems", [4]int{200, 200, 200, 200}, fixed("/api/v1/systems", nil)},
+		{"GET", "/api/v1/systems/{id}", [4]int{401, 200, 200, 200}, fixed("/api/v1/systems/webshop", nil)},
+		{"GET", "/api/v1/systems/{id}/descendants", [4]int{401, 200, 200, 200}, fixed("/api/v1/systems/webshop/descendants", nil)},
+		{"GET", "/api/v1/systems/{id}/ancestors", [4]int{401, 200, 200, 200}, fixed("/api/v1/systems/webshop-db/ancestors", nil)},
+		{"POST", "/api/v1/systems/{id}/notes", [4]int{401, 403, 201, 201}, func(e *env, _ string) (string, any) {
+			return "/api/v1/systems/webshop-db/notes", map[string]string{"text": unique("Restarted the database ")}
+		}},
+		{"GET", "/api/v1/timeline", [4]int{200, 200, 200, 200}, fixed("/api/v1/timeline", nil)},
+		{"GET", "/api/v1/events/{id}", [4]int{401, 200, 200, 200}, func(e *env, _ string) (string, any) {
+			var ev aramaki.Event
+			e.MustDo("POST", "/api/v1/systems/webshop/notes", "admin", map[string]string{"text": unique("note ")}, 201, &ev)
+			return "/api/v1/events/" + ev.ID, nil
+		}},
+		{"GET", "/api/v1/config", [4]int{401, 403, 403, 200}, fixed("/api/v1/config", nil)},
+		{"POST", "/api/v1/config/reload", [4]int{401, 403, 403, 200}, fixed("/api/v1/config/reload", nil)},
+		{"GET", "/api/v1/users", [4]int{401, 403, 403, 200}, fixed("/api/v1/users", nil)},
+		{"POST", "/api/v1/users", [4]int{401, 403, 403, 201}, func(e *env, _ string) (string, any) {
+			return "/api/v1/users", map[string]string{"name": unique("user"), "password": "long-enough-password"}
+		}},
+		{"GET", "/api/v1/tokens", [4]int{401, 200, 200, 200}, fixed("/api/v1/tokens", nil)},
+		{"POST", "/api/v1/tokens", [4]int{401, 201, 201, 201}, fixed("/api/v1/tokens", map[string]string{"name": "ci", "expires_in": "24h"})},
+		{"DELETE", "/api/v1/tokens/{id}", [4]int{401, 204, 204, 204}, func(e *env, role string) (string, any) {
+			if role == "" {
+				return "/api/v1/tokens/0123456789abcdef", nil
+			}
+			var tok service.NewToken
+			e.MustDo("POST", "/api/v1/tokens", role, map[string]string{"name": "throwaway"}, 201, &tok)
+			return "/api/v1/tokens/" + tok.ID, nil
+		}},
+		{"GET", "/api/v1/roles", [4]int{401, 403, 403, 200}, fixed("/api/v1/roles?system=webshop", nil)},
+		{"POST", "/api/v1/roles", [4]int{401, 403, 403, 201}, fixed("/api/v1/roles", map[string]string{"user": "vera", "system": "blog", "role": "viewer"})},
+		{"DELETE", "/api/v1/roles/{system}/{user}", [4]int{401, 403, 403, 204}, func(e *env, role string) (string, any) {
+			e.MustDo("POST", "/api/v1/roles", "admin", map[string]string{"user": "otto", "system": "compute", "role": "viewer"}, 201, nil)
+			return "/api/v1/roles/compute/otto", nil
+		}},
+	}
+}
+
+func TestEveryRouteAnswersEachRoleWithTheRightStatus(t *testing.T) {
+	e := MustEnv(t)
+	for _, rc := range routeCases() {
+		for i, role := range roles {
+			name := role
+			if name == "" {
+				name = "anonymous"
+			}
+			t.Run(rc.method+" "+rc.pattern+" as "+name, func(t *testing.T) {
+				e.t = t
+				path, body := rc.setup(e, role)
+				status, raw := e.Do(rc.method, path, role, body)
+				if status != rc.want[i] {
+					t.Fatalf("status %d, want %d: %s", status, rc.want[i], raw)
+				}
+				if status >= 400 {
+					var eb api.ErrorBody
+					if err := json.Unmarshal(raw, &eb); err != nil || eb.Error.Code == "" || eb.Error.Message == "" {
+						t.Fatalf("error answer is not {\"error\": {code, message}}: %s", raw)
+					}
+				}
+			})
+		}
+	}
+}
+
+func TestEveryRouteHasAnAuthorisationCase(t *testing.T) {
+	e := MustEnv(t)
+	var tested []string
+	for _, rc := range routeCases() {
+		tested = append(tested, rc.method+" "+rc.pattern)
+	}
+	a := api.New(e.svc, nil)
+	for _, r := range a.Routes() {
+		if !slices.Contains(tested, r.Method+" "+r.Pattern) {
+			t.Errorf("route %s %s has no case in routeCases", r.Method, r.Pattern)
+		}
+	}
+}
+
+func TestTheOpenAPIDocumentDescribesExactlyTheRoutes(t *testing.T) {
+	e := MustEnv(t)
+	var doc struct {
+		OpenAPI string                                `json:"openapi"`
+		Paths   map[string]map[string]json.RawMessage `json:"paths"`
+	}
+	e.MustDo("GET", "/api/v1/openapi.json", "", nil, 200, &doc)
+	if !strings.HasPrefix(doc.OpenAPI, "3.") {
+		t.Fatalf("openapi version %q", doc.OpenAPI)
+	}
+	documented := map[string]bool{}
+	for path, ops := range doc.Paths {
+		for method := range ops {
+			documented[strings.ToUpper(method)+" "+path] = true
+		}
+	}
+	routed := map[string]bool{}
+	for _, r := range api.New(e.svc, nil).Routes() {
+		key := r.Method + " " + r.Pattern
+		routed[key] = true
+		if !documented[key] {
+			t.Errorf("route %s is not in the OpenAPI document", key)
+		}
+	}
+	for key := range documented {
+		if !routed[key] {
+			t.Errorf("the OpenAPI document describes %s, which is not routed", key)
+		}
+	}
+}
