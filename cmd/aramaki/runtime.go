@@ -1,0 +1,293 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aramaki/aramaki/api"
+	"github.com/aramaki/aramaki/configrepo"
+	"github.com/aramaki/aramaki/pki"
+	"github.com/aramaki/aramaki/service"
+	"github.com/aramaki/aramaki/store"
+)
+
+// Config is the server's configuration, parsed from flags and validated
+// before anything starts.
+type Config struct {
+	DataDir      string
+	Listen       string
+	ConfigRepo   string
+	ConfigBranch string
+	Database     string // empty: SQLite in DataDir
+	TLSCert      string
+	TLSKey       string
+	InsecureHTTP bool
+	PublicURL    string
+	PollInterval time.Duration
+}
+
+// Validate reports the first problem of the configuration.
+func (c *Config) Validate() error {
+	switch {
+	case c.DataDir == "":
+		return errors.New("--data is required")
+	case c.Listen == "":
+		return errors.New("--listen is required")
+	case c.ConfigRepo == "":
+		return errors.New("--config-repo is required: a path to a Git repository or its URL")
+	case (c.TLSCert == "") != (c.TLSKey == ""):
+		return errors.New("--tls-cert and --tls-key go together")
+	case c.InsecureHTTP && c.TLSCert != "":
+		return errors.New("--insecure-http and --tls-cert contradict each other")
+	case c.PollInterval < time.Second:
+		return errors.New("--poll must be at least 1s")
+	}
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		return fmt.Errorf("--listen %q: %w", c.Listen, err)
+	}
+	if c.PublicURL != "" {
+		u, err := url.Parse(c.PublicURL)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			return fmt.Errorf("--public-url %q is not an http(s) URL", c.PublicURL)
+		}
+	}
+	return nil
+}
+
+// Server is one running Aramaki server: store, config repository watcher,
+// service and the HTTP listener, wired together.
+type Server struct {
+	cfg   Config
+	log   *slog.Logger
+	store *store.Store
+	svc   *service.Service
+	http  *http.Server
+	ln    net.Listener
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	creds  *service.Credentials
+}
+
+// NewServer returns a server for a validated configuration.
+func NewServer(cfg Config, log *slog.Logger) *Server {
+	return &Server{cfg: cfg, log: log}
+}
+
+// Start opens everything and starts serving. On the very first start it
+// creates the admin user; Credentials then returns what to show once.
+func (s *Server) Start(ctx context.Context) (err error) {
+	if err := os.MkdirAll(s.cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("create data directory: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			s.Stop(context.Background())
+		}
+	}()
+	dsn := s.cfg.Database
+	if dsn == "" {
+		dsn = filepath.Join(s.cfg.DataDir, "aramaki.db")
+	}
+	if s.store, err = store.Open(ctx, dsn, s.log); err != nil {
+		return err
+	}
+	repo, err := configrepo.Open(ctx, s.cfg.ConfigRepo, configrepo.Options{
+		Branch:   s.cfg.ConfigBranch,
+		CacheDir: filepath.Join(s.cfg.DataDir, "config-cache"),
+	})
+	if err != nil {
+		return err
+	}
+	s.svc = service.New(s.store, repo, s.log, service.Options{})
+	if err := s.svc.Open(ctx); err != nil {
+		return err
+	}
+	if s.creds, err = s.svc.Bootstrap(ctx, s.saveAdminToken); err != nil {
+		return err
+	}
+	if _, err := s.svc.SyncConfig(ctx, "config"); err != nil {
+		// The last good config (if any) stays in force; the watcher retries.
+		s.log.Error("cannot read the config repository", "repo", s.cfg.ConfigRepo, "err", err)
+	}
+
+	tlsConfig, err := s.tlsConfig()
+	if err != nil {
+		return err
+	}
+	if s.ln, err = net.Listen("tcp", s.cfg.Listen); err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	if tlsConfig != nil {
+		s.ln = tls.NewListener(s.ln, tlsConfig)
+	}
+	s.http = &http.Server{
+		Handler:           s.handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	bg, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	s.wg.Add(2)
+	go func() {
+		defer s.wg.Done()
+		if err := s.http.Serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("http server stopped", "err", err)
+		}
+	}()
+	go func() {
+		defer s.wg.Done()
+		s.svc.WatchConfig(bg, s.cfg.PollInterval)
+	}()
+	s.log.Info("aramaki server started", "url", s.URL(), "data", s.cfg.DataDir, "store", s.store.Dialect(), "config_repo", s.cfg.ConfigRepo)
+	return nil
+}
+
+func (s *Server) handler() http.Handler {
+	a := api.New(s.svc, s.log)
+	mux := http.NewServeMux()
+	mux.Handle("/api/", a)
+	mux.Handle("/healthz", a)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/" {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprintln(w, "Aramaki server. The JSON API is described at /api/v1/openapi.json.")
+	})
+	return accessLog(s.log, mux)
+}
+
+// accessLog logs each request at debug level and failures at info level.
+func accessLog(log *slog.Logger, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		next.ServeHTTP(rec, r)
+		level := slog.LevelDebug
+		if rec.status >= 500 {
+			level = slog.LevelInfo
+		}
+		log.Log(r.Context(), level, "http request", "method", r.Method, "path", r.URL.Path, "status", rec.status,
+			"duration", time.Since(start), "remote", r.RemoteAddr)
+	})
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	r.status = code
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *statusRecorder) Flush() {
+	if f, ok := r.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (s *Server) tlsConfig() (*tls.Config, error) {
+	if s.cfg.InsecureHTTP {
+		s.log.Warn("serving plain HTTP: passwords and tokens cross the network unencrypted; use only for development")
+		return nil, nil
+	}
+	var cert tls.Certificate
+	var err error
+	if s.cfg.TLSCert != "" {
+		cert, err = pki.LoadKeyPair(s.cfg.TLSCert, s.cfg.TLSKey)
+	} else {
+		dir := filepath.Join(s.cfg.DataDir, "tls")
+		var hosts []string
+		if s.cfg.PublicURL != "" {
+			u, _ := url.Parse(s.cfg.PublicURL)
+			hosts = append(hosts, u.Hostname())
+		}
+		if host, _, _ := net.SplitHostPort(s.cfg.Listen); host != "" && host != "0.0.0.0" && host != "::" {
+			hosts = append(hosts, host)
+		}
+		if err = pki.Ensure(dir, hosts); err == nil {
+			cert, err = pki.LoadServer(dir)
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
+}
+
+func (s *Server) saveAdminToken(c service.Credentials) error {
+	path := s.AdminTokenPath()
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(c.Token+"\n"), 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// AdminTokenPath is where the first admin's API token is written.
+func (s *Server) AdminTokenPath() string { return filepath.Join(s.cfg.DataDir, "admin.token") }
+
+// CAPath is the CA certificate clients trust, when the server made its own.
+func (s *Server) CAPath() string {
+	if s.cfg.InsecureHTTP || s.cfg.TLSCert != "" {
+		return ""
+	}
+	return filepath.Join(s.cfg.DataDir, "tls", pki.CACertFile)
+}
+
+// Credentials returns the first admin's credentials when this start created
+// them, else nil.
+func (s *Server) Credentials() *service.Credentials { return s.creds }
+
+// Addr is the address the server listens on.
+func (s *Server) Addr() string { return s.ln.Addr().String() }
+
+// URL is the server's public URL.
+func (s *Server) URL() string {
+	if s.cfg.PublicURL != "" {
+		return strings.TrimSuffix(s.cfg.PublicURL, "/")
+	}
+	scheme := "https"
+	if s.cfg.InsecureHTTP {
+		scheme = "http"
+	}
+	host, port, _ := net.SplitHostPort(s.Addr())
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		host, _ = os.Hostname()
+	}
+	return scheme + "://" + net.JoinHostPort(host, port)
+}
+
+// Stop shuts down gracefully: no new requests, running ones finish.
+func (s *Server) Stop(ctx context.Context) error {
+	var errs []error
+	if s.http != nil {
+		errs = append(errs, s.http.Shutdown(ctx))
+	}
+	if s.cancel != nil {
+		s.cancel()
+	}
+	s.wg.Wait()
+	if s.store != nil {
+		errs = append(errs, s.store.Close())
+	}
+	return errors.Join(errs...)
+}

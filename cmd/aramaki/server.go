@@ -1,0 +1,73 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"time"
+)
+
+// ServerCommand runs a server: aramaki server --data DIR --listen ADDR --config-repo REPO.
+type ServerCommand struct {
+	stdout, stderr io.Writer
+}
+
+// serverFlags registers the flags shared by server and quickstart.
+func serverFlags(fs *flag.FlagSet, cfg *Config, logFormat, logLevel *string) {
+	fs.StringVar(&cfg.Database, "database", "", "PostgreSQL URL (postgres://…) for several replicas; default: SQLite in the data directory")
+	fs.StringVar(&cfg.ConfigBranch, "config-branch", "", "branch of the config repository (default: its HEAD)")
+	fs.StringVar(&cfg.TLSCert, "tls-cert", "", "certificate file to serve with (default: made by the server's own CA in DIR/tls)")
+	fs.StringVar(&cfg.TLSKey, "tls-key", "", "key file of --tls-cert")
+	fs.BoolVar(&cfg.InsecureHTTP, "insecure-http", false, "serve plain HTTP without TLS (development only)")
+	fs.StringVar(&cfg.PublicURL, "public-url", "", "URL people and agents reach this server at (default: from --listen)")
+	fs.DurationVar(&cfg.PollInterval, "poll", 30*time.Second, "how often to look for new commits in the config repository")
+	fs.StringVar(logFormat, "log-format", "text", "log format: text or json")
+	fs.StringVar(logLevel, "log-level", "info", "log level: debug, info, warn or error")
+}
+
+// Run starts the server and serves until ctx ends.
+func (c *ServerCommand) Run(ctx context.Context, args []string) error {
+	var cfg Config
+	var logFormat, logLevel string
+	fs := flag.NewFlagSet("aramaki server", flag.ContinueOnError)
+	fs.SetOutput(c.stderr)
+	fs.StringVar(&cfg.DataDir, "data", "", "data directory (database, TLS files, admin token)")
+	fs.StringVar(&cfg.Listen, "listen", "127.0.0.1:8443", "address to listen on")
+	fs.StringVar(&cfg.ConfigRepo, "config-repo", "", "config repository: a path to a Git repository or its URL")
+	serverFlags(fs, &cfg, &logFormat, &logLevel)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	log, err := newLogger(c.stderr, logFormat, logLevel)
+	if err != nil {
+		return err
+	}
+	srv := NewServer(cfg, log)
+	if err := srv.Start(ctx); err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stdout, "Aramaki is serving at %s\n", srv.URL())
+	printFirstStart(c.stdout, srv)
+	<-ctx.Done()
+	stopCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return srv.Stop(stopCtx)
+}
+
+// printFirstStart shows the first admin's credentials, once.
+func printFirstStart(w io.Writer, srv *Server) {
+	if creds := srv.Credentials(); creds != nil {
+		fmt.Fprintf(w, "\nFirst start: created the admin user. This password is shown only now:\n  user:     %s\n  password: %s\n", creds.User, creds.Password)
+	}
+	fmt.Fprintf(w, "The admin API token is in %s (mode 0600).\n", srv.AdminTokenPath())
+	if ca := srv.CAPath(); ca != "" {
+		fmt.Fprintf(w, "Clients trust the server's own CA: %s\n", ca)
+	}
+}

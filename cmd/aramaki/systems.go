@@ -1,0 +1,177 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"net/url"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/aramaki/aramaki"
+	"github.com/aramaki/aramaki/service"
+)
+
+// SystemsCommand lists systems: aramaki systems [--anchors] [--category C].
+type SystemsCommand struct{ stdout io.Writer }
+
+// Run lists the systems the caller may see.
+func (c *SystemsCommand) Run(ctx context.Context, args []string) error {
+	var s clientSettings
+	fs := flag.NewFlagSet("aramaki systems", flag.ContinueOnError)
+	anchors := fs.Bool("anchors", false, "only anchor systems (used by no other system)")
+	category := fs.String("category", "", "only systems of this category")
+	_, cl, err := parseClient(fs, args, &s, 0, 0, "aramaki systems [--anchors] [--category C]")
+	if err != nil {
+		return err
+	}
+	q := url.Values{}
+	if *anchors {
+		q.Set("anchors", "true")
+	}
+	if *category != "" {
+		q.Set("category", *category)
+	}
+	var resp struct {
+		Systems []service.SystemView `json:"systems"`
+	}
+	if err := cl.do(ctx, "GET", "/api/v1/systems", q, nil, &resp); err != nil {
+		return err
+	}
+	if s.output == "json" {
+		return printJSON(c.stdout, resp)
+	}
+	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tTITLE\tCATEGORY\tSUBSYSTEMS\tUSED BY")
+	for _, sys := range resp.Systems {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", clean(sys.ID), clean(sys.Title), clean(sys.Category), list(sys.Subsystems), list(sys.UsedBy))
+	}
+	return tw.Flush()
+}
+
+// SystemCommand shows one system and its place in the graph:
+// aramaki system show|descendants|ancestors ID.
+type SystemCommand struct{ stdout io.Writer }
+
+// Run shows the system.
+func (c *SystemCommand) Run(ctx context.Context, args []string) error {
+	var s clientSettings
+	fs := flag.NewFlagSet("aramaki system", flag.ContinueOnError)
+	pos, cl, err := parseClient(fs, args, &s, 2, 2, "aramaki system show|descendants|ancestors ID")
+	if err != nil {
+		return err
+	}
+	verb, id := pos[0], url.PathEscape(pos[1])
+	switch verb {
+	case "show":
+		var sys service.SystemView
+		if err := cl.do(ctx, "GET", "/api/v1/systems/"+id, nil, nil, &sys); err != nil {
+			return err
+		}
+		if s.output == "json" {
+			return printJSON(c.stdout, sys)
+		}
+		printSystem(c.stdout, sys)
+		return nil
+	case "descendants", "ancestors":
+		var resp struct {
+			Systems []service.SystemView `json:"systems"`
+		}
+		if err := cl.do(ctx, "GET", "/api/v1/systems/"+id+"/"+verb, nil, nil, &resp); err != nil {
+			return err
+		}
+		if s.output == "json" {
+			return printJSON(c.stdout, resp)
+		}
+		tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tTITLE\tCATEGORY")
+		for _, sys := range resp.Systems {
+			fmt.Fprintf(tw, "%s\t%s\t%s\n", clean(sys.ID), clean(sys.Title), clean(sys.Category))
+		}
+		return tw.Flush()
+	}
+	return fmt.Errorf("unknown verb %q: use show, descendants or ancestors", verb)
+}
+
+func printSystem(w io.Writer, sys service.SystemView) {
+	fmt.Fprintf(w, "%s — %s\n", clean(sys.ID), clean(sys.Title))
+	if sys.Category != "" {
+		fmt.Fprintf(w, "Category:   %s\n", clean(sys.Category))
+	}
+	if sys.Role != "" {
+		fmt.Fprintf(w, "Your role:  %s\n", sys.Role)
+	}
+	fmt.Fprintf(w, "Subsystems: %s\nUsed by:    %s\n", list(sys.Subsystems), list(sys.UsedBy))
+	if sys.Description != "" {
+		fmt.Fprintf(w, "\n%s\n", clean(strings.TrimSpace(sys.Description)))
+	}
+	if len(sys.Rules) > 0 {
+		fmt.Fprintln(w, "\nRules:")
+		for _, r := range sys.Rules {
+			fmt.Fprintf(w, "  - %s", clean(r.Text))
+			if r.EscalateTo != "" {
+				fmt.Fprintf(w, " (escalate to %s)", clean(r.EscalateTo))
+			}
+			fmt.Fprintln(w)
+		}
+	}
+	for _, group := range []struct {
+		title    string
+		contacts []aramaki.Contact
+	}{{"Owners", sys.Owners}, {"Contacts", sys.Contacts}} {
+		if len(group.contacts) == 0 {
+			continue
+		}
+		fmt.Fprintf(w, "\n%s:\n", group.title)
+		for _, c := range group.contacts {
+			fmt.Fprintf(w, "  - %s\n", contactLine(c))
+		}
+	}
+	if len(sys.Links) > 0 {
+		fmt.Fprintln(w, "\nLinks:")
+		for _, l := range sys.Links {
+			fmt.Fprintf(w, "  - %s: %s\n", clean(l.Title), clean(l.URL))
+		}
+	}
+}
+
+// contactLine puts what is known of a contact on one line.
+func contactLine(c aramaki.Contact) string {
+	parts := []string{c.Name}
+	if c.Role != "" {
+		parts[0] += " (" + c.Role + ")"
+	}
+	for _, v := range []string{c.Phone, c.Email, c.Chat, c.Hours} {
+		if v != "" {
+			parts = append(parts, v)
+		}
+	}
+	return clean(strings.Join(parts, ", "))
+}
+
+// list joins ids for a table cell.
+func list(ids []string) string {
+	if len(ids) == 0 {
+		return "-"
+	}
+	out := make([]string, len(ids))
+	for i, id := range ids {
+		out[i] = clean(id)
+	}
+	return strings.Join(out, ",")
+}
+
+// clean makes text from the server safe for a terminal: control characters
+// (which could carry escape sequences) become U+FFFD, newlines spaces.
+func clean(s string) string {
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r == '\n' || r == '\t':
+			return ' '
+		case r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0):
+			return '\uFFFD'
+		}
+		return r
+	}, s)
+}
