@@ -45,7 +45,7 @@ subsystems: [storage, compute]
 
 // env is a running API over a real SQLite store and a real Git repository.
 type env struct {
-	t       *testing.T
+	t       testing.TB
 	srv     *httptest.Server
 	svc     *service.Service
 	repo    string
@@ -55,7 +55,7 @@ type env struct {
 
 // MustEnv starts the API with users vera (viewer on webshop), otto
 // (operator on webshop) and the first admin.
-func MustEnv(t *testing.T) *env {
+func MustEnv(t testing.TB) *env {
 	t.Helper()
 	ctx := context.Background()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -150,7 +150,7 @@ func (e *env) MustDo(method, path, role string, body any, want int, out any) {
 }
 
 // MustGit runs the real git CLI.
-func MustGit(t *testing.T, dir string, args ...string) string {
+func MustGit(t testing.TB, dir string, args ...string) string {
 	t.Helper()
 	if _, err := exec.LookPath("git"); err != nil {
 		t.Skip("git is not installed")
@@ -166,7 +166,7 @@ func MustGit(t *testing.T, dir string, args ...string) string {
 
 // MustCommit writes files into a repository (an empty content removes the
 // file) and commits them with the real git CLI.
-func MustCommit(t *testing.T, repo string, files map[string]string, message string) {
+func MustCommit(t testing.TB, repo string, files map[string]string, message string) {
 	t.Helper()
 	for name, content := range files {
 		path := filepath.Join(repo, name)

@@ -1,0 +1,42 @@
+package api_test
+
+import (
+	"encoding/json"
+	"testing"
+
+	"github.com/aramaki/aramaki/api"
+)
+
+// FuzzRequestBodies throws arbitrary bodies at every route that decodes
+// one: the answer is never a server error, and every error is well-formed.
+func FuzzRequestBodies(f *testing.F) {
+	e := MustEnv(f)
+	targets := []struct{ method, path string }{
+		{"POST", "/api/v1/systems/webshop/notes"},
+		{"POST", "/api/v1/login"},
+		{"POST", "/api/v1/me/password"},
+		{"POST", "/api/v1/users"},
+		{"POST", "/api/v1/tokens"},
+		{"POST", "/api/v1/roles"},
+	}
+	for i := range targets {
+		f.Add(uint8(i), `{"text": "hello"}`)
+		f.Add(uint8(i), `{"user": "vera", "password": "x", "name": "n", "role": "viewer", "system": "*"}`)
+		f.Add(uint8(i), `{"expires_in": "-5h", "current": null}`)
+		f.Add(uint8(i), `[1, 2, {"a": "\u0000"}]`)
+	}
+	f.Fuzz(func(t *testing.T, which uint8, body string) {
+		e.t = t
+		target := targets[int(which)%len(targets)]
+		status, raw := e.Do(target.method, target.path, "operator", body)
+		if status >= 500 {
+			t.Fatalf("%s %s with %q: status %d: %s", target.method, target.path, body, status, raw)
+		}
+		if status >= 400 {
+			var eb api.ErrorBody
+			if err := json.Unmarshal(raw, &eb); err != nil || eb.Error.Code == "" {
+				t.Fatalf("malformed error answer %q", raw)
+			}
+		}
+	})
+}
