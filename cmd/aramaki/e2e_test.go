@@ -45,21 +45,37 @@ type process struct {
 	output strings.Builder // everything it printed on stdout until ready
 }
 
-var urlLine = regexp.MustCompile(`running at (https?://\S+)`)
+var urlLine = regexp.MustCompile(`(?:running|serving) at (https?://\S+)`)
 
 // MustQuickstart runs "aramaki quickstart" on a free port and waits until
-// it says where it serves.
+// it has printed its banner.
 func MustQuickstart(t *testing.T, data string) *process {
 	t.Helper()
-	p := &process{cmd: exec.Command(binary, "quickstart", "--data", data, "--listen", "127.0.0.1:0", "--log-level", "warn")}
+	return MustStart(t, data, "Stop with Ctrl-C", "quickstart", "--data", data, "--listen", "127.0.0.1:0", "--log-level", "warn")
+}
+
+// MustStart runs the aramaki binary with args and waits until it prints a
+// line starting with last; data is where client settings must not leak to.
+func MustStart(t *testing.T, data, last string, args ...string) *process {
+	t.Helper()
+	p, err := start(t, data, last, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// start is MustStart for use outside the test's goroutine.
+func start(t *testing.T, data, last string, args ...string) (*process, error) {
+	p := &process{cmd: exec.Command(binary, args...)}
 	p.cmd.Stderr = os.Stderr
 	p.cmd.Env = append(os.Environ(), "ARAMAKI_CLIENT_CONFIG="+filepath.Join(data, "no-client-config.json"))
 	stdout, err := p.cmd.StdoutPipe()
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	t.Cleanup(func() { p.cmd.Process.Kill(); p.cmd.Wait() })
 	ready := make(chan string, 1)
@@ -73,7 +89,7 @@ func MustQuickstart(t *testing.T, data string) *process {
 			if m := urlLine.FindStringSubmatch(line); m != nil {
 				url = m[1]
 			}
-			if strings.HasPrefix(line, "Stop with Ctrl-C") {
+			if strings.HasPrefix(line, last) {
 				ready <- url
 				break
 			}
@@ -82,10 +98,10 @@ func MustQuickstart(t *testing.T, data string) *process {
 	}()
 	select {
 	case p.url = <-ready:
+		return p, nil
 	case <-time.After(60 * time.Second):
-		t.Fatal("quickstart did not finish its banner in time")
+		return nil, fmt.Errorf("aramaki %v did not get ready in time", args)
 	}
-	return p
 }
 
 // MustCLI runs a client command against the quickstart server in data.
@@ -99,12 +115,14 @@ func MustCLI(t *testing.T, p *process, data string, args ...string) string {
 }
 
 func cli(p *process, data string, args ...string) (string, error) {
+	return cliWith(p.url, filepath.Join(data, "admin.token"), filepath.Join(data, "tls", pki.CACertFile), args...)
+}
+
+// cliWith runs a client command against a server URL with a token file and CA.
+func cliWith(url, tokenFile, ca string, args ...string) (string, error) {
 	cmd := exec.Command(binary, args...)
-	cmd.Env = append(os.Environ(),
-		"ARAMAKI_SERVER="+p.url,
-		"ARAMAKI_TOKEN_FILE="+filepath.Join(data, "admin.token"),
-		"ARAMAKI_CA="+filepath.Join(data, "tls", pki.CACertFile),
-		"ARAMAKI_CLIENT_CONFIG="+filepath.Join(data, "no-client-config.json"))
+	cmd.Env = append(os.Environ(), "ARAMAKI_SERVER="+url, "ARAMAKI_TOKEN_FILE="+tokenFile, "ARAMAKI_CA="+ca,
+		"ARAMAKI_CLIENT_CONFIG="+filepath.Join(filepath.Dir(tokenFile), "no-client-config.json"))
 	out, err := cmd.CombinedOutput()
 	return string(out), err
 }
