@@ -33,10 +33,12 @@ func TestAnEventsIDIsDerivedFromItsContent(t *testing.T) {
 func TestInvalidEventsAreRefused(t *testing.T) {
 	at := time.Now()
 	cases := map[string]func() (aramaki.Event, error){
-		"bad kind":      func() (aramaki.Event, error) { return aramaki.NewEvent(at, "Note!", "x", nil, "s", nil) },
-		"no actor":      func() (aramaki.Event, error) { return aramaki.NewEvent(at, "note", "", nil, "s", nil) },
-		"no summary":    func() (aramaki.Event, error) { return aramaki.NewEvent(at, "note", "x", nil, " ", nil) },
-		"long summary":  func() (aramaki.Event, error) { return aramaki.NewEvent(at, "note", "x", nil, strings.Repeat("s", 501), nil) },
+		"bad kind":   func() (aramaki.Event, error) { return aramaki.NewEvent(at, "Note!", "x", nil, "s", nil) },
+		"no actor":   func() (aramaki.Event, error) { return aramaki.NewEvent(at, "note", "", nil, "s", nil) },
+		"no summary": func() (aramaki.Event, error) { return aramaki.NewEvent(at, "note", "x", nil, " ", nil) },
+		"long summary": func() (aramaki.Event, error) {
+			return aramaki.NewEvent(at, "note", "x", nil, strings.Repeat("s", 501), nil)
+		},
 		"bad system id": func() (aramaki.Event, error) { return aramaki.NewEvent(at, "note", "x", []string{"../etc"}, "s", nil) },
 		"no time":       func() (aramaki.Event, error) { return aramaki.NewEvent(time.Time{}, "note", "x", nil, "s", nil) },
 		"huge data": func() (aramaki.Event, error) {
