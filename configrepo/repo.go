@@ -12,6 +12,7 @@ import (
 	"path"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 
@@ -49,6 +50,16 @@ type Repo struct {
 	url    string // empty for a local repository
 	dir    string // the local repository, or the clone of url
 	branch string
+
+	// last is what the newest commit read, so that polling a repository
+	// that has not changed does not parse it again.
+	last *loaded
+}
+
+type loaded struct {
+	hash     plumbing.Hash
+	snap     aramaki.ConfigSnapshot
+	problems []string
 }
 
 // scpLike matches the short form of SSH URLs, user@host:path.
@@ -159,6 +170,11 @@ func (r *Repo) load(ctx context.Context) (aramaki.ConfigSnapshot, []string, erro
 	if err != nil {
 		return aramaki.ConfigSnapshot{}, nil, err
 	}
+	if r.last != nil && r.last.hash == c.Hash {
+		snap := r.last.snap
+		snap.Systems = slices.Clone(snap.Systems)
+		return snap, slices.Clone(r.last.problems), nil
+	}
 	files, pre, err := readSystemFiles(ctx, repo.Storer, c)
 	if err != nil {
 		return aramaki.ConfigSnapshot{}, nil, fmt.Errorf("commit %s: %w", c.Hash, err)
@@ -171,11 +187,7 @@ func (r *Repo) load(ctx context.Context) (aramaki.ConfigSnapshot, []string, erro
 		Time:    c.Committer.When.UTC(),
 	}}
 	systems, problems := parse(files, pre)
-	if len(problems) == 0 {
-		snap.Systems = systems
-		return snap, nil, nil
-	}
-	out := make([]string, 0, min(len(problems), MaxProblems+1))
+	var out []string
 	for i, p := range problems {
 		if i == MaxProblems {
 			out = append(out, fmt.Sprintf("… and %d more problems", len(problems)-MaxProblems))
@@ -183,7 +195,10 @@ func (r *Repo) load(ctx context.Context) (aramaki.ConfigSnapshot, []string, erro
 		}
 		out = append(out, clean(p.String()))
 	}
-	return snap, out, nil
+	snap.Systems = systems
+	r.last = &loaded{hash: c.Hash, snap: snap, problems: out}
+	snap.Systems = slices.Clone(systems)
+	return snap, slices.Clone(out), nil
 }
 
 // clean makes text from Git safe to store: valid UTF-8 (Git does not insist

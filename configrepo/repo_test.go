@@ -98,6 +98,11 @@ func TestLoadBrokenCommit(t *testing.T) {
 	if snap.Commit.Hash != broken || snap.Commit.Message != "Rework the webshop" || snap.Systems != nil {
 		t.Errorf("snapshot %+v, want the broken commit without systems", snap)
 	}
+	// Polling again finds the same.
+	again, problemsAgain, err := repo.Load(context.Background())
+	if err != nil || again.Commit != snap.Commit || !slices.Equal(problemsAgain, want) || again.Systems != nil {
+		t.Errorf("second load of the broken commit: %+v %q %v", again, problemsAgain, err)
+	}
 
 	MustCommit(t, dir, map[string]string{"systems/blog.yaml": blogYAML}, "Fix the blog")
 	_, problems, _ = repo.Load(context.Background())
