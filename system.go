@@ -106,9 +106,14 @@ func (s *System) Validate() error {
 			return Errorf(EINVALID, "system %s: a link needs a title and an http(s) URL", s.ID)
 		}
 	}
-	for role := range s.Roles {
+	for role, users := range s.Roles {
 		if !role.Valid() {
 			return Errorf(EINVALID, "system %s: unknown role %q (use viewer, operator or admin)", s.ID, role)
+		}
+		for _, u := range users {
+			if err := ValidateUserName(u); err != nil {
+				return Errorf(EINVALID, "system %s: role %s: %s", s.ID, role, ErrorMessage(err))
+			}
 		}
 	}
 	seen := map[string]bool{}

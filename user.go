@@ -1,6 +1,9 @@
 package aramaki
 
-import "time"
+import (
+	"regexp"
+	"time"
+)
 
 // Role is what a user may do on a system and, inherited, on everything
 // under it. Roles are ordered: an admin may do what an operator may, an
@@ -148,4 +151,15 @@ func (g *Graph) Visible(p Principal) []string {
 		}
 	}
 	return out
+}
+
+var userNamePattern = regexp.MustCompile(`^[a-z][a-z0-9._-]{0,63}$`)
+
+// ValidateUserName checks a user name: 1-64 lower-case letters, digits,
+// '.', '-' or '_', starting with a letter.
+func ValidateUserName(name string) error {
+	if !userNamePattern.MatchString(name) {
+		return Errorf(EINVALID, "invalid user name %q: use 1-64 lower-case letters, digits, '.', '-' or '_', starting with a letter", name)
+	}
+	return nil
 }

@@ -72,7 +72,7 @@ func (s *Service) SyncConfig(ctx context.Context, actor string) (ConfigResult, e
 	if len(problems) > 0 {
 		data := aramaki.ConfigRejectedData{Commit: snap.Commit, Errors: problems}
 		ev, err := s.event(aramaki.KindConfigRejected, actor, nil,
-			fmt.Sprintf("Config commit %s refused (%d problems): %s", short(snap.Commit.Hash), len(problems), firstLine(snap.Commit.Message)), data)
+			fmt.Sprintf("Config commit %s by %s refused: %s", short(snap.Commit.Hash), authorName(snap.Commit.Author), firstLine(problems[0])), data)
 		if err != nil {
 			return res, err
 		}

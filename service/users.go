@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/subtle"
 	"fmt"
-	"regexp"
 	"time"
 
 	"github.com/aramaki/aramaki"
@@ -131,16 +130,6 @@ func (s *Service) Login(ctx context.Context, name, password, tokenName string, t
 	return s.CreateToken(ctx, p, tokenName, ttl)
 }
 
-var userNamePattern = regexp.MustCompile(`^[a-z][a-z0-9._-]{0,63}$`)
-
-// ValidateUserName checks a user name: lower-case, starting with a letter.
-func ValidateUserName(name string) error {
-	if !userNamePattern.MatchString(name) {
-		return aramaki.Errorf(aramaki.EINVALID, "invalid user name %q: use 1-64 lower-case letters, digits, '.', '-' or '_', starting with a letter", name)
-	}
-	return nil
-}
-
 // Me describes the principal: name and roles.
 type Me struct {
 	User     string                `json:"user"`
@@ -165,7 +154,7 @@ func (s *Service) CreateUser(ctx context.Context, p aramaki.Principal, name, pas
 	if err := s.require(p, aramaki.GlobalScope, aramaki.RoleAdmin); err != nil {
 		return aramaki.User{}, err
 	}
-	if err := ValidateUserName(name); err != nil {
+	if err := aramaki.ValidateUserName(name); err != nil {
 		return aramaki.User{}, err
 	}
 	if err := ValidatePassword(password); err != nil {
@@ -343,7 +332,7 @@ func (s *Service) checkRoleChange(ctx context.Context, p aramaki.Principal, user
 	if err := s.require(p, system, aramaki.RoleAdmin); err != nil {
 		return err
 	}
-	if err := ValidateUserName(user); err != nil {
+	if err := aramaki.ValidateUserName(user); err != nil {
 		return err
 	}
 	if _, _, err := s.store.UserByName(ctx, user); err != nil {
