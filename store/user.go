@@ -71,8 +71,8 @@ func (s *Store) CreateUser(ctx context.Context, name, passwordHash string, audit
 }
 
 func createUser(ctx context.Context, tx *txn, name, passwordHash string, created time.Time) (aramaki.User, error) {
-	if name == "" {
-		return aramaki.User{}, aramaki.Errorf(aramaki.EINVALID, "a user needs a name")
+	if err := aramaki.ValidateUserName(name); err != nil {
+		return aramaki.User{}, err
 	}
 	if created.IsZero() {
 		created = time.Now()

@@ -76,6 +76,13 @@ func TestUsers(t *testing.T) {
 		})
 	})
 
+	t.Run("an invalid user name is refused", func(t *testing.T) {
+		forEachStore(t, func(t *testing.T, s *store.Store) {
+			_, err := s.CreateUser(ctx, "Robert'); DROP TABLE users;--", "h", MustAudit(t, "bobby tables"))
+			wantCode(t, err, aramaki.EINVALID)
+		})
+	})
+
 	t.Run("users are listed by name", func(t *testing.T) {
 		forEachStore(t, func(t *testing.T, s *store.Store) {
 			for _, name := range []string{"carol", "alice", "bob"} {
