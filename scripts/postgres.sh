@@ -36,10 +36,15 @@ aramaki_pg_stop() {
 # postgres user when we are root, else ourselves.
 aramaki_pg_as_owner() {
 	if [ "$(id -u)" = 0 ]; then
-		(cd "$aramaki_pg_dir" && runuser -u postgres -- "$@")
+		(cd "$aramaki_pg_dir" && "$(aramaki_pg_sbin runuser)" -u postgres -- "$@")
 	else
 		(cd "$aramaki_pg_dir" && "$@")
 	fi
+}
+
+# aramaki_pg_sbin finds an administration command that may not be on PATH.
+aramaki_pg_sbin() {
+	command -v "$1" 2>/dev/null || { [ -x "/usr/sbin/$1" ] && echo "/usr/sbin/$1"; } || echo "/sbin/$1"
 }
 
 aramaki_pg_find_bin() {
@@ -59,7 +64,7 @@ aramaki_pg_find_bin() {
 
 aramaki_pg_start() {
 	local port tries
-	aramaki_pg_bin=$(aramaki_pg_find_bin)
+	aramaki_pg_bin=$(aramaki_pg_find_bin) || aramaki_pg_bin=""
 	if [ -z "$aramaki_pg_bin" ]; then
 		echo "postgres.sh: installing PostgreSQL" >&2
 		DEBIAN_FRONTEND=noninteractive apt-get update -q >&2 &&
@@ -68,7 +73,7 @@ aramaki_pg_start() {
 		aramaki_pg_bin=$(aramaki_pg_find_bin) || { echo "postgres.sh: no initdb after installing PostgreSQL" >&2; return 1; }
 	fi
 	if [ "$(id -u)" = 0 ] && ! id postgres >/dev/null 2>&1; then
-		useradd --system --home-dir /var/lib/postgresql --shell /bin/bash postgres ||
+		"$(aramaki_pg_sbin useradd)" --system --home-dir /var/lib/postgresql --shell /bin/bash postgres ||
 			{ echo "postgres.sh: cannot create the postgres user" >&2; return 1; }
 	fi
 
