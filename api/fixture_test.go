@@ -76,7 +76,7 @@ func MustEnv(t testing.TB) *env {
 	if err := svc.Open(ctx); err != nil {
 		t.Fatal(err)
 	}
-	creds, err := svc.Bootstrap(ctx, func(service.Credentials) error { return nil })
+	creds, err := svc.Bootstrap(ctx, func(service.Credentials) (func(), error) { return func() {}, nil })
 	if err != nil || creds == nil {
 		t.Fatalf("bootstrap: %v", err)
 	}

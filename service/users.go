@@ -19,11 +19,15 @@ type Credentials struct {
 // BootstrapUser is the name of the first admin.
 const BootstrapUser = "admin"
 
+// SaveCredentials keeps the first admin's credentials (the token in a
+// file, say) before they are committed, so that a token that was not saved
+// never works. undo takes them away again when another replica was first.
+type SaveCredentials func(Credentials) (undo func(), err error)
+
 // Bootstrap creates the first admin with a random password and an API token
 // when the server has no users yet, and returns the credentials; nil when
-// users exist. save is called with the credentials before they are
-// committed, so that a token that was not saved never works.
-func (s *Service) Bootstrap(ctx context.Context, save func(Credentials) error) (*Credentials, error) {
+// users exist.
+func (s *Service) Bootstrap(ctx context.Context, save SaveCredentials) (*Credentials, error) {
 	users, err := s.store.Users(ctx)
 	if err != nil {
 		return nil, err
@@ -44,7 +48,8 @@ func (s *Service) Bootstrap(ctx context.Context, save func(Credentials) error) (
 		return nil, err
 	}
 	creds := Credentials{User: BootstrapUser, Password: password, Token: raw}
-	if err := save(creds); err != nil {
+	undo, err := save(creds)
+	if err != nil {
 		return nil, fmt.Errorf("save admin credentials: %w", err)
 	}
 	ev, err := s.event(aramaki.KindUserCreated, "server", nil, "First start: created the admin user with a random password and an API token", map[string]string{"user": BootstrapUser})
@@ -53,6 +58,7 @@ func (s *Service) Bootstrap(ctx context.Context, save func(Credentials) error) (
 	}
 	tok := aramaki.Token{ID: id, Name: "admin token (first start)", Created: s.now().UTC()}
 	if _, err := s.store.Bootstrap(ctx, BootstrapUser, hash, tok, secretHash, ev); err != nil {
+		undo()
 		if aramaki.ErrorCode(err) == aramaki.ECONFLICT {
 			return nil, nil // another replica was first
 		}

@@ -233,13 +233,16 @@ func (s *Server) tlsConfig() (*tls.Config, error) {
 	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
 }
 
-func (s *Server) saveAdminToken(c service.Credentials) error {
+func (s *Server) saveAdminToken(c service.Credentials) (undo func(), err error) {
 	path := s.AdminTokenPath()
 	tmp := path + ".tmp"
 	if err := os.WriteFile(tmp, []byte(c.Token+"\n"), 0o600); err != nil {
-		return err
+		return nil, err
 	}
-	return os.Rename(tmp, path)
+	if err := os.Rename(tmp, path); err != nil {
+		return nil, err
+	}
+	return func() { os.Remove(path) }, nil
 }
 
 // AdminTokenPath is where the first admin's API token is written.
