@@ -54,13 +54,16 @@ type Link struct {
 	Kind  string `json:"kind,omitempty"` // dashboard, runbook, docs, repository, ...
 }
 
-// Check is a probe bound to a system. The agents issue gives checks their
-// schedule on agents; here they are declared and kept with their system.
+// Check is a probe bound to a system: a command the system's agents run
+// every Interval, killed after Timeout. Its exit code is its status.
 type Check struct {
 	Name     string `json:"name"`
 	Command  string `json:"command"`
 	Interval string `json:"interval,omitempty"`
 	Timeout  string `json:"timeout,omitempty"`
+	// Agents, when set, names the agents (by host name) that run the check;
+	// otherwise every agent enrolled for the system runs it.
+	Agents []string `json:"agents,omitempty"`
 }
 
 // ActionRef exposes an allow-listed action on a system. The actions issue
@@ -130,6 +133,15 @@ func (s *System) Validate() error {
 	for _, c := range s.Checks {
 		if c.Name == "" || c.Command == "" {
 			return Errorf(EINVALID, "system %s: a check needs a name and a command", s.ID)
+		}
+		if ValidateSystemID(c.Name) != nil || c.Name == KeepaliveCheck {
+			return Errorf(EINVALID, "system %s: invalid check name %q", s.ID, c.Name)
+		}
+		if _, err := SplitCommand(c.Command); err != nil {
+			return Errorf(EINVALID, "system %s: check %s: %s", s.ID, c.Name, ErrorMessage(err))
+		}
+		if _, _, err := c.Schedule(); err != nil {
+			return Errorf(EINVALID, "system %s: %s", s.ID, ErrorMessage(err))
 		}
 		if names[c.Name] {
 			return Errorf(EINVALID, "system %s: check %s is declared twice", s.ID, c.Name)

@@ -34,7 +34,7 @@ var (
 	contactShape = shape{"contact", "a contact", contactKeys, "{name: …, phone: …}"}
 	ruleShape    = shape{"rule", "a rule", []string{"text", "escalate_to"}, "{text: …, escalate_to: …}"}
 	linkShape    = shape{"link", "a link", []string{"title", "url", "kind"}, "{title: …, url: …}"}
-	checkShape   = shape{"check", "a check", []string{"name", "command", "interval", "timeout"}, "{name: …, command: …}"}
+	checkShape   = shape{"check", "a check", []string{"name", "command", "interval", "timeout", "agents"}, "{name: …, command: …}"}
 	actionShape  = shape{"action", "an action", []string{"name", "description"}, "{name: …, description: …}"}
 	labelsShape  = shape{"labels", "labels", nil, "{customer: example-corp, env: production}"}
 	rolesShape   = shape{"roles", "roles", nil, "{operator: [bob], viewer: [carol]}"}
@@ -335,6 +335,15 @@ func (f *fileParser) checks(v *yaml.Node) []aramaki.Check {
 				c.Name, _ = f.text(v, "name")
 			case "command":
 				c.Command, _ = f.text(v, "command")
+				if _, err := aramaki.SplitCommand(c.Command); err != nil && strings.TrimSpace(c.Command) != "" {
+					f.add(v, "check command: %s", aramaki.ErrorMessage(err))
+				}
+			case "agents":
+				f.list(v, "agents", func(item *yaml.Node) {
+					if name, ok := f.text(item, "agent name"); ok {
+						c.Agents = append(c.Agents, name)
+					}
+				})
 			case "interval":
 				c.Interval, _ = f.text(v, "interval")
 				f.duration(v, "interval", c.Interval)
@@ -348,6 +357,8 @@ func (f *fileParser) checks(v *yaml.Node) []aramaki.Check {
 		switch {
 		case strings.TrimSpace(c.Name) == "" || strings.TrimSpace(c.Command) == "":
 			f.add(item, "a check needs a name and a command")
+		case aramaki.ValidateSystemID(c.Name) != nil:
+			f.add(item, "invalid check name %s: use 1-63 lower-case letters, digits, '.', '-' or '_'", clip(c.Name))
 		case first[c.Name] != 0:
 			f.add(item, "check %s is declared twice (first at line %d)", clip(c.Name), first[c.Name])
 		default:

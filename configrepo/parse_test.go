@@ -191,7 +191,7 @@ actions:
 			`systems/a.yaml:4: unknown key "mail" in owner (did you mean email?)`,
 			`systems/a.yaml:7: unknown key "escalate" in rule (known keys: text, escalate_to)`,
 			`systems/a.yaml:9: unknown key "type" in link (known keys: title, url, kind)`,
-			`systems/a.yaml:11: unknown key "every" in check (known keys: name, command, interval, timeout)`,
+			`systems/a.yaml:11: unknown key "every" in check (known keys: name, command, interval, timeout, agents)`,
 			`systems/a.yaml:13: unknown key "label" in action (known keys: name, description)`,
 		},
 	},
