@@ -113,6 +113,9 @@ type CheckResult struct {
 	Started  time.Time     `json:"started"`
 	Duration time.Duration `json:"duration_ns"`
 	Received time.Time     `json:"received"`
+	// Request is set on a run someone asked for (aramaki check run); it is
+	// not stored.
+	Request string `json:"request,omitempty"`
 }
 
 // CheckState is the current status of a check on a system, as one agent
