@@ -220,6 +220,11 @@ func (tx *txn) QueryRow(ctx context.Context, query string, args ...any) *sql.Row
 	return tx.tx.QueryRowContext(ctx, rebind(tx.dialect, query), args...)
 }
 
+// Prepare prepares a statement for repeated use within the transaction.
+func (tx *txn) Prepare(ctx context.Context, query string) (*sql.Stmt, error) {
+	return tx.tx.PrepareContext(ctx, rebind(tx.dialect, query))
+}
+
 // rebind turns the ? placeholders of query into $1, $2, … for PostgreSQL.
 // Our queries have no ? inside string literals, so a plain scan will do.
 func rebind(dialect, query string) string {

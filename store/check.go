@@ -1,0 +1,600 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/aramaki/aramaki"
+	"github.com/aramaki/aramaki/service"
+)
+
+// RecordResults stores batches of results, from one or many agents, in one
+// transaction, and returns the LastSeq of each batch's agent after the
+// commit, in batch order.
+//
+// Per agent, a result whose Seq is not above the agent's LastSeq (nor
+// above the Seq of an earlier result of the call) is a duplicate and
+// ignored; LastSeq becomes the highest Seq stored. Results with Seq 0, the
+// server's own, are always stored. A Gap moves LastSeq to at least Gap.To
+// and appends Gap.Event.
+//
+// A batch of an unknown or revoked agent is skipped, results and gap, and
+// its LastSeq returned as 0: one agent revoked while its results were on
+// the way must not lose the results of the others grouped into the call.
+// A result naming another agent than its batch is EINVALID and fails the
+// call: that is a bug of the caller.
+//
+// Results are applied in the order of the call, batch after batch: each
+// updates its check's state (system, check, agent); when its status
+// differs from the state's, or there was no state, the change is stored in
+// the history and the event changeEvent makes of it appended. A change
+// happens at the Started time of the result that brings it (its Received
+// time when Started is zero); LastResult is the time the result was
+// received (now, when Received is zero).
+//
+// On PostgreSQL the rows of the call's agents are locked, in id order, for
+// the transaction: the results of one agent are stored by one replica at a
+// time, and two replicas never deadlock.
+func (s *Store) RecordResults(ctx context.Context, batches []service.ResultBatch, changeEvent func(aramaki.StatusChange) (aramaki.Event, error)) ([]uint64, error) {
+	// Everything that needs no database is done before the write lock is
+	// taken: validation and encoding of metrics.
+	rows, err := encodeResults(batches, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	var ids []string
+	for _, b := range batches {
+		ids = append(ids, b.Agent)
+	}
+	slices.Sort(ids)
+	ids = slices.Compact(ids)
+
+	var agents map[string]*agentSeq
+	err = s.write(ctx, func(tx *txn) error {
+		var err error
+		if agents, err = s.lockAgents(ctx, tx, ids); err != nil {
+			return err
+		}
+		var live []string
+		for _, id := range ids {
+			if agents[id] != nil {
+				live = append(live, id)
+			}
+		}
+		if len(live) == 0 {
+			return nil
+		}
+		states, err := s.agentStates(ctx, tx, live)
+		if err != nil {
+			return err
+		}
+
+		// Apply the results in memory, in order.
+		var (
+			stored  []any // the arguments of the rows of results to insert
+			changes []aramaki.StatusChange
+			dirty   []checkKey // states to write, each once
+			gaps    []aramaki.Event
+		)
+		for i, b := range batches {
+			a := agents[b.Agent]
+			if a == nil {
+				continue
+			}
+			for _, r := range rows[i] {
+				if r.seq != 0 {
+					if r.seq <= a.lastSeq {
+						continue
+					}
+					a.lastSeq = r.seq
+				}
+				stored = append(stored, b.Agent, r.seq, r.system, r.check, r.status, r.output, r.metrics, r.startedUS, r.durationNS, r.receivedUS)
+
+				key := checkKey{r.system, r.check, b.Agent}
+				st := states[key]
+				if st == nil {
+					st = &checkState{status: r.status, sinceUS: r.atUS}
+					states[key] = st
+					changes = append(changes, change(key, r, r.status, true))
+				} else if st.status != r.status {
+					changes = append(changes, change(key, r, st.status, false))
+					st.status, st.sinceUS = r.status, r.atUS
+				}
+				st.output, st.metrics, st.lastResultUS = r.output, r.metrics, r.receivedUS
+				if !st.dirty {
+					st.dirty = true
+					dirty = append(dirty, key)
+				}
+			}
+			if g := b.Gap; g != nil {
+				if int64(g.To) > a.lastSeq {
+					a.lastSeq = int64(g.To)
+				}
+				gaps = append(gaps, g.Event)
+			}
+		}
+
+		// Write it all, many rows to a statement.
+		if err := insertRows(ctx, tx, `INSERT INTO results (agent_id, seq, system_id, check_name, status, output, metrics, started_us, duration_ns, received_us) VALUES `, ``, 10, stored); err != nil {
+			return fmt.Errorf("insert results: %w", err)
+		}
+		stateArgs := make([]any, 0, len(dirty)*8)
+		for _, k := range dirty {
+			st := states[k]
+			stateArgs = append(stateArgs, k.system, k.check, k.agent, st.status, st.output, st.metrics, st.sinceUS, st.lastResultUS)
+		}
+		if err := insertRows(ctx, tx, `INSERT INTO check_states (system_id, check_name, agent_id, status, output, metrics, since_us, last_result_us) VALUES `, `
+			ON CONFLICT (system_id, check_name, agent_id) DO UPDATE SET
+				status = excluded.status, output = excluded.output, metrics = excluded.metrics,
+				since_us = excluded.since_us, last_result_us = excluded.last_result_us`, 8, stateArgs); err != nil {
+			return fmt.Errorf("update check states: %w", err)
+		}
+		changeArgs := make([]any, 0, len(changes)*8)
+		for _, c := range changes {
+			changeArgs = append(changeArgs, c.System, c.Check, c.Agent, int(c.From), int(c.To), micros(c.At), c.Output, c.First)
+		}
+		if err := insertRows(ctx, tx, `INSERT INTO status_changes (system_id, check_name, agent_id, from_status, to_status, at_us, output, is_first) VALUES `, ``, 8, changeArgs); err != nil {
+			return fmt.Errorf("insert status changes: %w", err)
+		}
+		for _, c := range changes {
+			ev, err := changeEvent(c)
+			if err != nil {
+				return err
+			}
+			if _, err := appendEvent(ctx, tx, ev); err != nil {
+				return err
+			}
+		}
+		for _, ev := range gaps {
+			if _, err := appendEvent(ctx, tx, ev); err != nil {
+				return err
+			}
+		}
+		return updateLastSeqs(ctx, tx, live, agents)
+	})
+	if err != nil {
+		return nil, err
+	}
+	last := make([]uint64, len(batches))
+	for i, b := range batches {
+		if a := agents[b.Agent]; a != nil {
+			last[i] = uint64(a.lastSeq)
+		}
+	}
+	return last, nil
+}
+
+// resultRow is a result ready to be stored.
+type resultRow struct {
+	seq                               int64
+	system, check                     string
+	status                            int
+	output                            string
+	metrics                           sql.NullString
+	startedUS, durationNS, receivedUS int64
+	atUS                              int64 // when a change it brings happens
+}
+
+// encodeResults validates the batches and encodes their results, now
+// standing in for missing receive times.
+func encodeResults(batches []service.ResultBatch, now time.Time) ([][]resultRow, error) {
+	rows := make([][]resultRow, len(batches))
+	for i, b := range batches {
+		if b.Agent == "" {
+			return nil, aramaki.Errorf(aramaki.EINVALID, "a batch of results names no agent")
+		}
+		if g := b.Gap; g != nil && (g.To > math.MaxInt64 || g.From > g.To) {
+			return nil, aramaki.Errorf(aramaki.EINVALID, "agent %s: invalid gap %d..%d", b.Agent, g.From, g.To)
+		}
+		rows[i] = make([]resultRow, len(b.Results))
+		for j, r := range b.Results {
+			switch {
+			case r.Agent != "" && r.Agent != b.Agent:
+				return nil, aramaki.Errorf(aramaki.EINVALID, "a result of agent %s is in the batch of agent %s", r.Agent, b.Agent)
+			case r.Seq > math.MaxInt64:
+				return nil, aramaki.Errorf(aramaki.EINVALID, "agent %s: result sequence %d is too large", b.Agent, r.Seq)
+			case r.System == "" || r.Check == "":
+				return nil, aramaki.Errorf(aramaki.EINVALID, "agent %s: a result needs a system and a check", b.Agent)
+			case r.Status < aramaki.StatusOK || r.Status > aramaki.StatusUnknown:
+				return nil, aramaki.Errorf(aramaki.EINVALID, "agent %s: invalid status %d", b.Agent, int(r.Status))
+			}
+			row := resultRow{
+				seq:        int64(r.Seq),
+				system:     r.System,
+				check:      r.Check,
+				status:     int(r.Status),
+				output:     r.Output,
+				startedUS:  micros(r.Started),
+				durationNS: int64(r.Duration),
+				receivedUS: micros(r.Received),
+			}
+			if r.Received.IsZero() {
+				row.receivedUS = micros(now)
+			}
+			row.atUS = row.startedUS
+			if r.Started.IsZero() {
+				row.atUS = row.receivedUS
+			}
+			if len(r.Metrics) > 0 {
+				m, err := json.Marshal(r.Metrics)
+				if err != nil {
+					return nil, fmt.Errorf("marshal metrics: %w", err)
+				}
+				row.metrics = sql.NullString{String: string(m), Valid: true}
+			}
+			rows[i][j] = row
+		}
+	}
+	return rows, nil
+}
+
+// checkKey names a check state.
+type checkKey struct{ system, check, agent string }
+
+// checkState is what RecordResults knows and changes of a check state.
+type checkState struct {
+	status                int
+	sinceUS, lastResultUS int64
+	output                string
+	metrics               sql.NullString
+	dirty                 bool // to be written
+}
+
+func change(k checkKey, r resultRow, from int, first bool) aramaki.StatusChange {
+	return aramaki.StatusChange{
+		System: k.system, Check: k.check, Agent: k.agent,
+		From: aramaki.Status(from), To: aramaki.Status(r.status),
+		At: fromMicros(r.atUS), Output: r.output, First: first,
+	}
+}
+
+// agentSeq is the sequence of an agent that may store results.
+type agentSeq struct {
+	lastSeq, storedSeq int64
+}
+
+// lockAgents returns the last sequence of each agent of ids that exists and
+// is not revoked, locking its row on PostgreSQL.
+func (s *Store) lockAgents(ctx context.Context, tx *txn, ids []string) (map[string]*agentSeq, error) {
+	in, arg := s.inStrings("id", ids)
+	rows, err := tx.Query(ctx, `SELECT id, last_seq, revoked_us FROM agents WHERE `+in+` ORDER BY id`+s.forUpdate(), arg)
+	if err != nil {
+		return nil, fmt.Errorf("query agents: %w", err)
+	}
+	defer rows.Close()
+	agents := make(map[string]*agentSeq, len(ids))
+	for rows.Next() {
+		var (
+			id      string
+			seq     int64
+			revoked sql.NullInt64
+		)
+		if err := rows.Scan(&id, &seq, &revoked); err != nil {
+			return nil, fmt.Errorf("scan agent: %w", err)
+		}
+		if !revoked.Valid {
+			agents[id] = &agentSeq{lastSeq: seq, storedSeq: seq}
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read agents: %w", err)
+	}
+	return agents, nil
+}
+
+// agentStates returns the check states of the agents, with what a result
+// needs to know of them: status and since.
+func (s *Store) agentStates(ctx context.Context, tx *txn, agents []string) (map[checkKey]*checkState, error) {
+	in, arg := s.inStrings("agent_id", agents)
+	rows, err := tx.Query(ctx, `SELECT system_id, check_name, agent_id, status, since_us FROM check_states WHERE `+in, arg)
+	if err != nil {
+		return nil, fmt.Errorf("query check states: %w", err)
+	}
+	defer rows.Close()
+	states := make(map[checkKey]*checkState, len(agents)*16)
+	for rows.Next() {
+		var (
+			k  checkKey
+			st checkState
+		)
+		if err := rows.Scan(&k.system, &k.check, &k.agent, &st.status, &st.sinceUS); err != nil {
+			return nil, fmt.Errorf("scan check state: %w", err)
+		}
+		states[k] = &st
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read check states: %w", err)
+	}
+	return states, nil
+}
+
+// updateLastSeqs writes the sequences of the agents that moved.
+func updateLastSeqs(ctx context.Context, tx *txn, ids []string, agents map[string]*agentSeq) error {
+	var stmt *sql.Stmt
+	for _, id := range ids {
+		a := agents[id]
+		if a.lastSeq == a.storedSeq {
+			continue
+		}
+		if stmt == nil {
+			var err error
+			if stmt, err = tx.Prepare(ctx, `UPDATE agents SET last_seq = ? WHERE id = ?`); err != nil {
+				return fmt.Errorf("prepare last seq update: %w", err)
+			}
+			defer stmt.Close()
+		}
+		if _, err := stmt.ExecContext(ctx, a.lastSeq, id); err != nil {
+			return fmt.Errorf("update last seq of agent %s: %w", id, err)
+		}
+	}
+	return nil
+}
+
+// paramsPerInsert bounds the arguments of one multi-row statement: SQLite
+// allows 32766, PostgreSQL 65535.
+const paramsPerInsert = 4000
+
+// insertRows runs insert + "(?, …), (?, …), …" + suffix for the rows of
+// args, cols arguments to a row, many rows to a statement: in a hot path
+// the cost is in the statements, not in the rows.
+func insertRows(ctx context.Context, tx *txn, insert, suffix string, cols int, args []any) error {
+	n := len(args) / cols
+	per := paramsPerInsert / cols
+	row := "(?" + strings.Repeat(", ?", cols-1) + ")"
+	values := func(k int) string { return row + strings.Repeat(", "+row, k-1) }
+	var full *sql.Stmt
+	for i := 0; i < n; i += per {
+		k := min(per, n-i)
+		chunk := args[i*cols : (i+k)*cols]
+		var err error
+		switch {
+		case k < per || n < 2*per:
+			_, err = tx.Exec(ctx, insert+values(k)+suffix, chunk...)
+		case full == nil:
+			if full, err = tx.Prepare(ctx, insert+values(per)+suffix); err != nil {
+				return err
+			}
+			defer full.Close()
+			fallthrough
+		default:
+			_, err = full.ExecContext(ctx, chunk...)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// inStrings is a condition that column is one of values, and its one
+// argument: a JSON array on SQLite, a text[] on PostgreSQL. One argument
+// however many values, so that no statement outgrows the limits on
+// parameters.
+func (s *Store) inStrings(column string, values []string) (string, any) {
+	if s.dialect == Postgres {
+		return column + ` = ANY (?::text[])`, values
+	}
+	if values == nil {
+		values = []string{}
+	}
+	b, _ := json.Marshal(values) // strings always marshal
+	return column + ` IN (SELECT value FROM json_each(?))`, string(b)
+}
+
+const checkStateColumns = `system_id, check_name, agent_id, status, output, metrics, since_us, last_result_us`
+
+// CheckStates returns the current states of the checks on the systems (of
+// all systems when systems is nil), ordered by system, check and agent.
+func (s *Store) CheckStates(ctx context.Context, systems []string) ([]aramaki.CheckState, error) {
+	query, args := `SELECT `+checkStateColumns+` FROM check_states`, []any(nil)
+	if systems != nil {
+		in, arg := s.inStrings("system_id", systems)
+		query, args = query+` WHERE `+in, []any{arg}
+	}
+	var states []aramaki.CheckState
+	err := s.read(ctx, func(tx *txn) error {
+		rows, err := tx.Query(ctx, query+` ORDER BY system_id, check_name, agent_id`, args...)
+		if err != nil {
+			return fmt.Errorf("query check states: %w", err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var (
+				st                    aramaki.CheckState
+				status                int
+				metrics               sql.NullString
+				sinceUS, lastResultUS int64
+			)
+			if err := rows.Scan(&st.System, &st.Check, &st.Agent, &status, &st.Output, &metrics, &sinceUS, &lastResultUS); err != nil {
+				return fmt.Errorf("scan check state: %w", err)
+			}
+			st.Status = aramaki.Status(status)
+			st.Since = fromMicros(sinceUS)
+			st.LastResult = fromMicros(lastResultUS)
+			if st.Metrics, err = decodeMetrics(metrics); err != nil {
+				return fmt.Errorf("check %s on %s: %w", st.Check, st.System, err)
+			}
+			states = append(states, st)
+		}
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("read check states: %w", err)
+		}
+		return nil
+	})
+	return states, err
+}
+
+func decodeMetrics(v sql.NullString) ([]aramaki.Metric, error) {
+	if !v.Valid {
+		return nil, nil
+	}
+	var m []aramaki.Metric
+	if err := json.Unmarshal([]byte(v.String), &m); err != nil {
+		return nil, fmt.Errorf("decode metrics: %w", err)
+	}
+	return m, nil
+}
+
+// StatusChanges returns the history of one check on a system, of every
+// agent, oldest first: the changes from since on and, for each agent, the
+// last change before since, so that the status in force at since is known.
+func (s *Store) StatusChanges(ctx context.Context, system, check string, since time.Time) ([]aramaki.StatusChange, error) {
+	var changes []aramaki.StatusChange
+	err := s.read(ctx, func(tx *txn) error {
+		rows, err := tx.Query(ctx, `
+			SELECT id, agent_id, from_status, to_status, at_us, output, is_first FROM (
+				SELECT id, agent_id, from_status, to_status, at_us, output, is_first,
+					ROW_NUMBER() OVER (PARTITION BY agent_id ORDER BY at_us DESC, id DESC) AS n
+				FROM status_changes WHERE system_id = ? AND check_name = ? AND at_us < ?
+			) AS earlier WHERE n = 1
+			UNION ALL
+			SELECT id, agent_id, from_status, to_status, at_us, output, is_first
+			FROM status_changes WHERE system_id = ? AND check_name = ? AND at_us >= ?
+			ORDER BY at_us, id`,
+			system, check, micros(since), system, check, micros(since))
+		if err != nil {
+			return fmt.Errorf("query status changes: %w", err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var (
+				id       int64
+				from, to int
+				atUS     int64
+			)
+			c := aramaki.StatusChange{System: system, Check: check}
+			if err := rows.Scan(&id, &c.Agent, &from, &to, &atUS, &c.Output, &c.First); err != nil {
+				return fmt.Errorf("scan status change: %w", err)
+			}
+			c.From, c.To, c.At = aramaki.Status(from), aramaki.Status(to), fromMicros(atUS)
+			changes = append(changes, c)
+		}
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("read status changes: %w", err)
+		}
+		return nil
+	})
+	return changes, err
+}
+
+// Results page sizes.
+const (
+	defaultResultsLimit = 50
+	maxResultsLimit     = 1000
+)
+
+// Results returns the newest results of a check on a system, of every
+// agent, newest first by the time they started. limit is 50 when not
+// positive, and at most 1000.
+func (s *Store) Results(ctx context.Context, system, check string, limit int) ([]aramaki.CheckResult, error) {
+	if limit <= 0 {
+		limit = defaultResultsLimit
+	}
+	limit = min(limit, maxResultsLimit)
+	var results []aramaki.CheckResult
+	err := s.read(ctx, func(tx *txn) error {
+		rows, err := tx.Query(ctx, `
+			SELECT agent_id, seq, status, output, metrics, started_us, duration_ns, received_us
+			FROM results WHERE system_id = ? AND check_name = ?
+			ORDER BY started_us DESC, id DESC LIMIT ?`, system, check, limit)
+		if err != nil {
+			return fmt.Errorf("query results: %w", err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var (
+				r                     aramaki.CheckResult
+				seq                   int64
+				status                int
+				metrics               sql.NullString
+				startedUS, receivedUS int64
+				durationNS            int64
+			)
+			if err := rows.Scan(&r.Agent, &seq, &status, &r.Output, &metrics, &startedUS, &durationNS, &receivedUS); err != nil {
+				return fmt.Errorf("scan result: %w", err)
+			}
+			r.System, r.Check, r.Seq, r.Status = system, check, uint64(seq), aramaki.Status(status)
+			r.Started, r.Duration, r.Received = fromMicros(startedUS), time.Duration(durationNS), fromMicros(receivedUS)
+			if r.Metrics, err = decodeMetrics(metrics); err != nil {
+				return fmt.Errorf("result %d of agent %s: %w", seq, r.Agent, err)
+			}
+			results = append(results, r)
+		}
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("read results: %w", err)
+		}
+		return nil
+	})
+	return results, err
+}
+
+// DeleteCheckStates forgets the states of checks that are no longer
+// declared: those of the systems not in keep, or whose check is not in
+// keep[system]. The keepalive check is never forgotten this way. Their
+// history stays, until pruned.
+func (s *Store) DeleteCheckStates(ctx context.Context, keep map[string][]string) error {
+	return s.write(ctx, func(tx *txn) error {
+		rows, err := tx.Query(ctx, `SELECT DISTINCT system_id, check_name FROM check_states WHERE check_name <> ?`, aramaki.KeepaliveCheck)
+		if err != nil {
+			return fmt.Errorf("query checks: %w", err)
+		}
+		var gone [][2]string
+		for rows.Next() {
+			var system, check string
+			if err := rows.Scan(&system, &check); err != nil {
+				rows.Close()
+				return fmt.Errorf("scan check: %w", err)
+			}
+			if !slices.Contains(keep[system], check) {
+				gone = append(gone, [2]string{system, check})
+			}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("read checks: %w", err)
+		}
+		if len(gone) == 0 {
+			return nil
+		}
+		stmt, err := tx.Prepare(ctx, `DELETE FROM check_states WHERE system_id = ? AND check_name = ?`)
+		if err != nil {
+			return fmt.Errorf("prepare delete check states: %w", err)
+		}
+		defer stmt.Close()
+		for _, c := range gone {
+			if _, err := stmt.ExecContext(ctx, c[0], c[1]); err != nil {
+				return fmt.Errorf("delete states of check %s on %s: %w", c[1], c[0], err)
+			}
+		}
+		return nil
+	})
+}
+
+// Prune deletes the results received before resultsBefore, and the status
+// changes before historyBefore but the last of each check and agent
+// before it, which tells the status in force at historyBefore. It is one
+// transaction: on SQLite it holds up every writer while it deletes, so it
+// is best called often, each call deleting little.
+func (s *Store) Prune(ctx context.Context, resultsBefore, historyBefore time.Time) error {
+	return s.write(ctx, func(tx *txn) error {
+		if _, err := tx.Exec(ctx, `DELETE FROM results WHERE received_us < ?`, micros(resultsBefore)); err != nil {
+			return fmt.Errorf("prune results: %w", err)
+		}
+		if _, err := tx.Exec(ctx, `
+			DELETE FROM status_changes WHERE id IN (
+				SELECT id FROM (
+					SELECT id, ROW_NUMBER() OVER (PARTITION BY system_id, check_name, agent_id ORDER BY at_us DESC, id DESC) AS n
+					FROM status_changes WHERE at_us < ?
+				) AS old WHERE n > 1
+			)`, micros(historyBefore)); err != nil {
+			return fmt.Errorf("prune status changes: %w", err)
+		}
+		return nil
+	})
+}
