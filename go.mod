@@ -3,6 +3,7 @@ module github.com/aramaki/aramaki
 go 1.26.8
 
 require (
+	github.com/coder/websocket v1.8.15
 	github.com/go-git/go-git/v5 v5.19.3
 	github.com/jackc/pgx/v5 v5.12.0
 	golang.org/x/crypto v0.58.0

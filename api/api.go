@@ -31,8 +31,18 @@ var openAPIDocument []byte
 type API struct {
 	svc    *service.Service
 	log    *slog.Logger
+	opts   Options
 	mux    *http.ServeMux
 	routes []Route
+}
+
+// Options are what the API needs to know about the server it is part of.
+type Options struct {
+	// PublicURL is where agents reach the server; it goes into enrollment tokens.
+	PublicURL string
+	// CAFingerprint is the hex SHA-256 of the CA certificate agents must
+	// see; empty for a plain-HTTP development server.
+	CAFingerprint string
 }
 
 // Route is one method and path pattern of the API.
@@ -43,8 +53,11 @@ type Route struct {
 }
 
 // New returns the API over a service.
-func New(svc *service.Service, log *slog.Logger) *API {
-	a := &API{svc: svc, log: log, mux: http.NewServeMux()}
+func New(svc *service.Service, log *slog.Logger, opts Options) *API {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	a := &API{svc: svc, log: log, opts: opts, mux: http.NewServeMux()}
 	a.routes = []Route{
 		{"GET", "/healthz", a.healthz},
 		{"GET", "/api/v1/openapi.json", a.openAPI},
@@ -57,6 +70,15 @@ func New(svc *service.Service, log *slog.Logger) *API {
 		{"GET", "/api/v1/systems/{id}/descendants", a.descendants},
 		{"GET", "/api/v1/systems/{id}/ancestors", a.ancestors},
 		{"POST", "/api/v1/systems/{id}/notes", a.postNote},
+		{"GET", "/api/v1/systems/{id}/status", a.systemStatus},
+		{"GET", "/api/v1/systems/{id}/checks/{check}", a.checkHistory},
+		{"POST", "/api/v1/systems/{id}/checks/{check}/run", a.runCheck},
+
+		{"GET", "/api/v1/agents", a.listAgents},
+		{"GET", "/api/v1/agents/{id}", a.getAgent},
+		{"POST", "/api/v1/agents/{id}/revoke", a.revokeAgent},
+		{"GET", "/api/v1/enrollment-tokens", a.listEnrollmentTokens},
+		{"POST", "/api/v1/enrollment-tokens", a.createEnrollmentToken},
 
 		{"GET", "/api/v1/timeline", a.timeline},
 		{"GET", "/api/v1/events/{id}", a.getEvent},

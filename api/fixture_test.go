@@ -3,6 +3,7 @@ package api_test
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -14,10 +15,12 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/aramaki/aramaki"
 	"github.com/aramaki/aramaki/api"
 	"github.com/aramaki/aramaki/configrepo"
 	"github.com/aramaki/aramaki/service"
 	"github.com/aramaki/aramaki/store"
+	"github.com/aramaki/aramaki/wire"
 )
 
 // The fixture: a hosting company with two customer projects that share
@@ -29,6 +32,8 @@ category: customer project
 subsystems: [webshop-app, webshop-db]
 rules:
   - text: Flushing the Varnish cache is always fine.
+checks:
+  - {name: http, command: "/usr/lib/nagios/plugins/check_http -H shop.example.com", interval: 1m, timeout: 10s}
 `,
 	"systems/webshop-app.yaml": "id: webshop-app\ntitle: Webshop app\nsubsystems: [compute]\n",
 	"systems/webshop-db.yaml":  "id: webshop-db\ntitle: Webshop database\nsubsystems: [storage]\n",
@@ -85,7 +90,7 @@ func MustEnv(t testing.TB) *env {
 	}
 	e := &env{t: t, svc: svc, repo: repoDir, tokens: map[string]string{"admin": creds.Token},
 		secrets: map[string]string{"admin": creds.Password}}
-	e.srv = httptest.NewServer(api.New(svc, log))
+	e.srv = httptest.NewServer(api.New(svc, log, api.Options{PublicURL: "https://aramaki.test:8443", CAFingerprint: strings.Repeat("ab", 32)}))
 	t.Cleanup(e.srv.Close)
 
 	for user, role := range map[string]string{"vera": "viewer", "otto": "operator"} {
@@ -98,6 +103,23 @@ func MustEnv(t testing.TB) *env {
 		e.secrets[user] = pw
 	}
 	return e
+}
+
+// MustAgent enrolls a new agent for the systems, the way aramaki-agent does.
+func (e *env) MustAgent(host string, systems ...string) aramaki.Agent {
+	e.t.Helper()
+	var resp api.EnrollmentResponse
+	e.MustDo("POST", "/api/v1/enrollment-tokens", "admin", map[string]any{"systems": systems}, http.StatusCreated, &resp)
+	tok, err := wire.ParseEnrollmentToken(resp.Token)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	pub, _, _ := ed25519.GenerateKey(nil)
+	a, err := e.svc.Enroll(context.Background(), tok.ID, tok.Secret, pub, host, "test")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return a
 }
 
 // Do sends a request as a role ("" for anonymous) and returns status and body.

@@ -45,6 +45,19 @@ func routeCases() []routeCase {
 		{"POST", "/api/v1/systems/{id}/notes", [4]int{401, 403, 201, 201}, func(e *env, _ string) (string, any) {
 			return "/api/v1/systems/webshop-db/notes", map[string]string{"text": unique("Restarted the database ")}
 		}},
+		{"GET", "/api/v1/systems/{id}/status", [4]int{401, 200, 200, 200}, fixed("/api/v1/systems/webshop/status", nil)},
+		{"GET", "/api/v1/systems/{id}/checks/{check}", [4]int{401, 200, 200, 200}, fixed("/api/v1/systems/webshop/checks/http", nil)},
+		// No agent runs it here: an operator learns so, a viewer may not ask.
+		{"POST", "/api/v1/systems/{id}/checks/{check}/run", [4]int{401, 403, 404, 404}, fixed("/api/v1/systems/webshop/checks/http/run", map[string]string{})},
+		{"GET", "/api/v1/agents", [4]int{401, 200, 200, 200}, fixed("/api/v1/agents", nil)},
+		{"GET", "/api/v1/agents/{id}", [4]int{401, 200, 200, 200}, func(e *env, _ string) (string, any) {
+			return "/api/v1/agents/" + e.MustAgent("web1", "webshop-app").ID, nil
+		}},
+		{"POST", "/api/v1/agents/{id}/revoke", [4]int{401, 403, 403, 204}, func(e *env, _ string) (string, any) {
+			return "/api/v1/agents/" + e.MustAgent("web2", "webshop-app").ID + "/revoke", nil
+		}},
+		{"GET", "/api/v1/enrollment-tokens", [4]int{401, 403, 403, 200}, fixed("/api/v1/enrollment-tokens", nil)},
+		{"POST", "/api/v1/enrollment-tokens", [4]int{401, 403, 403, 201}, fixed("/api/v1/enrollment-tokens", map[string]any{"systems": []string{"webshop"}, "expires_in": "1h"})},
 		{"GET", "/api/v1/timeline", [4]int{200, 200, 200, 200}, fixed("/api/v1/timeline", nil)},
 		{"GET", "/api/v1/events/{id}", [4]int{401, 200, 200, 200}, func(e *env, _ string) (string, any) {
 			var ev aramaki.Event
@@ -108,7 +121,7 @@ func TestEveryRouteHasAnAuthorisationCase(t *testing.T) {
 	for _, rc := range routeCases() {
 		tested = append(tested, rc.method+" "+rc.pattern)
 	}
-	a := api.New(e.svc, nil)
+	a := api.New(e.svc, nil, api.Options{})
 	for _, r := range a.Routes() {
 		if !slices.Contains(tested, r.Method+" "+r.Pattern) {
 			t.Errorf("route %s %s has no case in routeCases", r.Method, r.Pattern)
@@ -133,7 +146,7 @@ func TestTheOpenAPIDocumentDescribesExactlyTheRoutes(t *testing.T) {
 		}
 	}
 	routed := map[string]bool{}
-	for _, r := range api.New(e.svc, nil).Routes() {
+	for _, r := range api.New(e.svc, nil, api.Options{}).Routes() {
 		key := r.Method + " " + r.Pattern
 		routed[key] = true
 		if !documented[key] {

@@ -65,9 +65,29 @@ func Ensure(dir string, hosts []string) error {
 	return issueServerCert(dir, caCert, caKey, hosts)
 }
 
-// LoadServer returns the TLS certificate to serve with from dir.
+// LoadServer returns the TLS certificate to serve with from dir. Its chain
+// ends with the CA certificate, so that agents can find the CA they pinned.
 func LoadServer(dir string) (tls.Certificate, error) {
-	return LoadKeyPair(filepath.Join(dir, ServerCertFile), filepath.Join(dir, ServerKeyFile))
+	c, err := LoadKeyPair(filepath.Join(dir, ServerCertFile), filepath.Join(dir, ServerKeyFile))
+	if err != nil {
+		return c, err
+	}
+	ca, err := loadCert(filepath.Join(dir, CACertFile))
+	if err != nil {
+		return c, fmt.Errorf("load ca certificate: %w", err)
+	}
+	c.Certificate = append(c.Certificate, ca.Raw)
+	return c, nil
+}
+
+// ChainFingerprint is the fingerprint agents pin for a served certificate:
+// that of the last certificate of its chain (the CA when the chain has it).
+func ChainFingerprint(c tls.Certificate) string {
+	if len(c.Certificate) == 0 {
+		return ""
+	}
+	sum := sha256.Sum256(c.Certificate[len(c.Certificate)-1])
+	return hex.EncodeToString(sum[:])
 }
 
 // LoadKeyPair loads a certificate and key given by the operator.

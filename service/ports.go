@@ -54,6 +54,86 @@ type Store interface {
 	// RoleBindings returns the API-granted roles of a user, or of everyone
 	// when user is empty, ordered by user and system.
 	RoleBindings(ctx context.Context, user string) ([]aramaki.RoleBinding, error)
+
+	MonitoringStore
+}
+
+// MonitoringStore is what the service needs of persistence for agents and
+// checks. It is part of Store; it stands apart to be read on its own.
+type MonitoringStore interface {
+	// CreateEnrollmentToken stores a new token with the hash of its secret.
+	CreateEnrollmentToken(ctx context.Context, t aramaki.EnrollmentToken, secretHash []byte, audit aramaki.Event) error
+	// Enroll spends an enrollment token and creates the agent, in one
+	// transaction: the token must exist, match secretHash, be unused and
+	// not expired at a.Enrolled; else EUNAUTHORIZED (the same error for
+	// every reason, so that probing learns nothing). The agent gets the
+	// token's systems. audit is built by the caller from the token.
+	Enroll(ctx context.Context, tokenID string, secretHash []byte, a aramaki.Agent, audit func(aramaki.EnrollmentToken) (aramaki.Event, error)) (aramaki.Agent, error)
+	EnrollmentTokens(ctx context.Context) ([]aramaki.EnrollmentToken, error)
+	Agent(ctx context.Context, id string) (aramaki.Agent, error)
+	Agents(ctx context.Context) ([]aramaki.Agent, error)
+	// RevokeAgent marks an agent revoked at the audit event's time; ENOTFOUND
+	// for unknown agents, ECONFLICT when it is revoked already.
+	RevokeAgent(ctx context.Context, id string, audit aramaki.Event) error
+	// TouchAgents records when agents were last heard from (and the version
+	// they run, when not empty), many at once.
+	TouchAgents(ctx context.Context, seen []AgentSeen) error
+	SetFacts(ctx context.Context, f aramaki.Facts) error
+	// Facts returns an agent's latest facts; ENOTFOUND when it sent none.
+	Facts(ctx context.Context, agentID string) (aramaki.Facts, error)
+
+	// RecordResults stores batches of results, from one or many agents, in
+	// one transaction. For each agent, results with Seq not above its
+	// LastSeq are duplicates and ignored; the agent's LastSeq becomes the
+	// highest Seq stored. (Results with Seq 0 are the server's own — the
+	// keepalive check — and skip that.) Each result updates its check's
+	// state; when the status differs from the state's (or there was none)
+	// the change is stored in the history and the event that changeEvent
+	// makes of it is appended. It returns the LastSeq of each batch's agent,
+	// in batch order, after the commit.
+	RecordResults(ctx context.Context, batches []ResultBatch, changeEvent func(aramaki.StatusChange) (aramaki.Event, error)) ([]uint64, error)
+	// CheckStates returns the current states of the checks on the systems
+	// (all systems when nil), ordered by system, check, agent.
+	CheckStates(ctx context.Context, systems []string) ([]aramaki.CheckState, error)
+	// StatusChanges returns the history of one check on a system (of every
+	// agent), oldest first, from since on — plus the last change before
+	// since, so that the status at since is known.
+	StatusChanges(ctx context.Context, system, check string, since time.Time) ([]aramaki.StatusChange, error)
+	// Results returns the newest results of a check on a system, newest first.
+	Results(ctx context.Context, system, check string, limit int) ([]aramaki.CheckResult, error)
+	// DeleteCheckStates forgets the states of checks that are no longer
+	// declared: those of the systems not in keep, or whose check is not in
+	// keep[system]. The keepalive check is never forgotten this way.
+	DeleteCheckStates(ctx context.Context, keep map[string][]string) error
+	// Prune deletes results received before resultsBefore and status
+	// changes before historyBefore (keeping the last change of each check).
+	Prune(ctx context.Context, resultsBefore, historyBefore time.Time) error
+}
+
+// ResultBatch is results from one agent, in ascending Seq order.
+type ResultBatch struct {
+	Agent   string
+	Results []aramaki.CheckResult
+	// Through, when above the highest Seq of Results, moves the agent's
+	// LastSeq there too: the service dropped those results (checks the
+	// agent does not run) and the agent must not send them again.
+	Through uint64
+	// Gap, when set, reports results the agent dropped; the store moves
+	// LastSeq past it and appends the event.
+	Gap *GapReport
+}
+
+// GapReport says an agent's queue overflowed: sequences From..To are lost.
+type GapReport struct {
+	From, To uint64
+	Event    aramaki.Event
+}
+
+// AgentSeen is when an agent was last heard from.
+type AgentSeen struct {
+	Agent   string
+	At      time.Time
+	Version string
 }
 
 // ConfigSource reads the config repository.

@@ -22,6 +22,16 @@ type Service struct {
 	graph *aramaki.Graph
 
 	syncMu sync.Mutex // one config sync at a time
+
+	hub     AgentHub
+	waiters runWaiters
+	ingest  chan *submission
+	seenMu  sync.Mutex
+	seen    map[string]AgentSeen // keepalives not yet written
+	names   sync.Map             // agent id -> host name, for summaries
+
+	changed   chan struct{} // closed and replaced when the config changes
+	changedMu sync.Mutex
 }
 
 // Options tune a Service; the zero value is usable.
@@ -36,7 +46,8 @@ func New(store Store, config ConfigSource, log *slog.Logger, opts Options) *Serv
 		opts.Now = time.Now
 	}
 	empty, _ := aramaki.NewGraph(nil)
-	return &Service{store: store, config: config, log: log, now: opts.Now, graph: empty}
+	return &Service{store: store, config: config, log: log, now: opts.Now, graph: empty,
+		ingest: make(chan *submission, 1024), seen: map[string]AgentSeen{}, changed: make(chan struct{})}
 }
 
 // Open loads the system graph in force from the store.
@@ -61,9 +72,24 @@ func (s *Service) refreshGraph(ctx context.Context) error {
 		return fmt.Errorf("build system graph from store: %w", err)
 	}
 	s.mu.Lock()
+	old := s.graph
 	s.graph = g
 	s.mu.Unlock()
+	if old.Len() > 0 || g.Len() > 0 {
+		s.changedMu.Lock()
+		close(s.changed)
+		s.changed = make(chan struct{})
+		s.changedMu.Unlock()
+	}
 	return nil
+}
+
+// ConfigChanged returns a channel that is closed the next time the system
+// graph is replaced.
+func (s *Service) ConfigChanged() <-chan struct{} {
+	s.changedMu.Lock()
+	defer s.changedMu.Unlock()
+	return s.changed
 }
 
 // event makes an event stamped now; the inputs are ours, so a failure is a bug.

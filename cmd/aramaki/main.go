@@ -43,6 +43,9 @@ func commands() []commandInfo {
 		{"user", "users: aramaki user list|create", func(o, e io.Writer) command { return &UserCommand{stdout: o} }},
 		{"token", "API tokens: aramaki token list|create|delete", func(o, e io.Writer) command { return &TokenCommand{stdout: o} }},
 		{"role", "roles: aramaki role list|grant|revoke", func(o, e io.Writer) command { return &RoleCommand{stdout: o} }},
+		{"status", "rolled-up status of a system: aramaki status ID", func(o, e io.Writer) command { return &StatusCommand{stdout: o} }},
+		{"check", "a check's history, or run it now: aramaki check history|run SYSTEM CHECK", func(o, e io.Writer) command { return &CheckCommand{stdout: o} }},
+		{"agent", "agents: aramaki agent token|list|show|revoke", func(o, e io.Writer) command { return &AgentCommand{stdout: o} }},
 		{"whoami", "show who the client is logged in as", func(o, e io.Writer) command { return &WhoAmICommand{stdout: o} }},
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/aramaki/aramaki/agentapi"
 	"github.com/aramaki/aramaki/api"
 	"github.com/aramaki/aramaki/configrepo"
 	"github.com/aramaki/aramaki/pki"
@@ -35,6 +36,10 @@ type Config struct {
 	InsecureHTTP bool
 	PublicURL    string
 	PollInterval time.Duration
+
+	KeepaliveTimeout time.Duration // an agent silent this long turns its keepalive check critical
+	ResultsRetention time.Duration // raw check results are kept this long
+	HistoryRetention time.Duration // status changes ("always broken?") are kept this long
 }
 
 // Validate reports the first problem of the configuration.
@@ -52,6 +57,10 @@ func (c *Config) Validate() error {
 		return errors.New("--insecure-http and --tls-cert contradict each other")
 	case c.PollInterval < time.Second:
 		return errors.New("--poll must be at least 1s")
+	case c.KeepaliveTimeout < 10*time.Second:
+		return errors.New("--keepalive-timeout must be at least 10s")
+	case c.ResultsRetention < time.Hour || c.HistoryRetention < 24*time.Hour:
+		return errors.New("--results-retention must be at least 1h and --history-retention at least 24h")
 	}
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		return fmt.Errorf("--listen %q: %w", c.Listen, err)
@@ -78,6 +87,7 @@ type Server struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	creds  *service.Credentials
+	pin    string // the CA fingerprint agents pin
 }
 
 // NewServer returns a server for a validated configuration.
@@ -134,33 +144,42 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	}
 	s.http = &http.Server{
 		Handler:           s.handler(),
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
+		ReadHeaderTimeout: 10 * time.Second, // no ReadTimeout: agent websockets live long
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
 	bg, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
-	s.wg.Add(2)
-	go func() {
-		defer s.wg.Done()
+	s.background(func() {
 		if err := s.http.Serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.log.Error("http server stopped", "err", err)
 		}
-	}()
-	go func() {
-		defer s.wg.Done()
-		s.svc.WatchConfig(bg, s.cfg.PollInterval)
-	}()
+	})
+	s.background(func() { s.svc.WatchConfig(bg, s.cfg.PollInterval) })
+	s.background(func() { s.svc.RunIngest(bg) })
+	s.background(func() { s.svc.WatchKeepalives(bg, s.cfg.KeepaliveTimeout) })
+	s.background(func() {
+		s.svc.Prune(bg, service.Retention{Results: s.cfg.ResultsRetention, History: s.cfg.HistoryRetention})
+	})
 	s.log.Info("aramaki server started", "url", s.URL(), "data", s.cfg.DataDir, "store", s.store.Dialect(), "config_repo", s.cfg.ConfigRepo)
 	return nil
 }
 
+func (s *Server) background(f func()) {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		f()
+	}()
+}
+
 func (s *Server) handler() http.Handler {
-	a := api.New(s.svc, s.log)
+	a := api.New(s.svc, s.log, api.Options{PublicURL: s.URL(), CAFingerprint: s.pin})
+	agents := agentapi.New(s.svc, s.log, agentapi.Options{})
 	mux := http.NewServeMux()
 	mux.Handle("/api/", a)
+	mux.Handle("/api/v1/agent/", agents.Handler())
 	mux.Handle("/healthz", a)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/" {
@@ -230,6 +249,7 @@ func (s *Server) tlsConfig() (*tls.Config, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.pin = pki.ChainFingerprint(cert)
 	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
 }
 

@@ -22,6 +22,9 @@ func serverFlags(fs *flag.FlagSet, cfg *Config, logFormat, logLevel *string) {
 	fs.BoolVar(&cfg.InsecureHTTP, "insecure-http", false, "serve plain HTTP without TLS (development only)")
 	fs.StringVar(&cfg.PublicURL, "public-url", "", "URL people and agents reach this server at (default: from --listen)")
 	fs.DurationVar(&cfg.PollInterval, "poll", 30*time.Second, "how often to look for new commits in the config repository")
+	fs.DurationVar(&cfg.KeepaliveTimeout, "keepalive-timeout", 2*time.Minute, "an agent silent this long turns its keepalive check critical")
+	fs.DurationVar(&cfg.ResultsRetention, "results-retention", 48*time.Hour, "how long raw check results are kept")
+	fs.DurationVar(&cfg.HistoryRetention, "history-retention", 30*24*time.Hour, "how long status history is kept")
 	fs.StringVar(logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(logLevel, "log-level", "info", "log level: debug, info, warn or error")
 }

@@ -1,0 +1,426 @@
+// Package agentapi is the way in for agents: the enrollment endpoint and
+// the agent websocket, speaking the wire protocol. It authenticates agents
+// by their Ed25519 keys, feeds their results to the service's writer and
+// acknowledges them after commit, and keeps the live connections the
+// service uses to push checks and ask for ad hoc runs.
+package agentapi
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/aramaki/aramaki"
+	"github.com/aramaki/aramaki/service"
+	"github.com/aramaki/aramaki/wire"
+)
+
+// Options tune the agent API.
+type Options struct {
+	// Keepalive is how often agents send keepalives.
+	Keepalive time.Duration
+	// AuthTimeout bounds the handshake.
+	AuthTimeout time.Duration
+	// InFlight bounds the result batches of one connection waiting for
+	// their commit; more make the connection wait (back-pressure).
+	InFlight int
+}
+
+// Server serves agents.
+type Server struct {
+	svc  *service.Service
+	log  *slog.Logger
+	opts Options
+
+	mu    sync.Mutex
+	conns map[string]*conn
+}
+
+// New returns the agent API over a service, and registers itself as the
+// service's hub of agent connections.
+func New(svc *service.Service, log *slog.Logger, opts Options) *Server {
+	if opts.Keepalive == 0 {
+		opts.Keepalive = 20 * time.Second
+	}
+	if opts.AuthTimeout == 0 {
+		opts.AuthTimeout = 10 * time.Second
+	}
+	if opts.InFlight == 0 {
+		opts.InFlight = 16
+	}
+	s := &Server{svc: svc, log: log, opts: opts, conns: map[string]*conn{}}
+	svc.SetHub(s)
+	return s
+}
+
+// Handler serves the enrollment endpoint and the websocket.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /api/v1/agent/enroll", s.enroll)
+	mux.HandleFunc("GET /api/v1/agent/connect", s.connect)
+	return mux
+}
+
+func writeError(w http.ResponseWriter, status int, code, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(map[string]any{"error": map[string]string{"code": code, "message": msg}})
+}
+
+func (s *Server) enroll(w http.ResponseWriter, r *http.Request) {
+	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 16<<10))
+	if err != nil {
+		writeError(w, http.StatusRequestEntityTooLarge, aramaki.ETOOLARGE, "enrollment request exceeds 16 KiB")
+		return
+	}
+	req, tok, err := wire.DecodeEnrollRequest(raw)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, aramaki.EINVALID, err.Error())
+		return
+	}
+	a, err := s.svc.Enroll(r.Context(), tok.ID, tok.Secret, ed25519.PublicKey(req.PublicKey), req.Hostname, req.AgentVersion)
+	if err != nil {
+		code := aramaki.ErrorCode(err)
+		if code == aramaki.EINTERNAL {
+			s.log.Error("enrollment failed", "err", err)
+		} else {
+			s.log.Warn("enrollment refused", "host", req.Hostname, "remote", r.RemoteAddr, "reason", aramaki.ErrorMessage(err))
+		}
+		writeError(w, statusOf(code), code, aramaki.ErrorMessage(err))
+		return
+	}
+	s.log.Info("agent enrolled", "agent", a.ID, "host", a.Name, "systems", a.Systems)
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusCreated)
+	json.NewEncoder(w).Encode(wire.EnrollResponse{AgentID: a.ID, Name: a.Name, Systems: a.Systems})
+}
+
+func statusOf(code string) int {
+	switch code {
+	case aramaki.EINVALID:
+		return http.StatusBadRequest
+	case aramaki.EUNAUTHORIZED:
+		return http.StatusUnauthorized
+	case aramaki.EFORBIDDEN:
+		return http.StatusForbidden
+	case aramaki.ETOOLARGE:
+		return http.StatusRequestEntityTooLarge
+	}
+	return http.StatusInternalServerError
+}
+
+// conn is one authenticated agent connection.
+type conn struct {
+	agent aramaki.Agent
+	ws    *websocket.Conn
+	out   chan []byte // frames to send; the writer goroutine owns ws writes
+	done  chan struct{}
+	once  sync.Once
+}
+
+// send queues a frame; false when the connection is gone or hopelessly behind.
+func (c *conn) send(frame []byte) bool {
+	select {
+	case c.out <- frame:
+		return true
+	case <-c.done:
+		return false
+	}
+}
+
+func (c *conn) close(code websocket.StatusCode, reason string) {
+	c.once.Do(func() {
+		close(c.done)
+		c.ws.Close(code, reason)
+	})
+}
+
+func (s *Server) connect(w http.ResponseWriter, r *http.Request) {
+	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: []string{wire.Subprotocol}})
+	if err != nil {
+		return // Accept has answered
+	}
+	if ws.Subprotocol() != wire.Subprotocol {
+		ws.Close(websocket.StatusPolicyViolation, "speak "+wire.Subprotocol)
+		return
+	}
+	ws.SetReadLimit(wire.MaxFrameSize)
+	ctx := r.Context()
+	a, err := s.handshake(ctx, r, ws)
+	if err != nil {
+		s.log.Warn("agent refused", "remote", r.RemoteAddr, "reason", err)
+		s.sendError(ctx, ws, err)
+		return
+	}
+	c := &conn{agent: a, ws: ws, out: make(chan []byte, 64), done: make(chan struct{})}
+	s.register(c)
+	defer s.unregister(c)
+	s.svc.AgentConnected(ctx, a)
+	s.log.Info("agent connected", "agent", a.ID, "host", a.Name, "remote", r.RemoteAddr)
+	err = s.serve(ctx, c)
+	c.close(websocket.StatusNormalClosure, "")
+	s.log.Info("agent disconnected", "agent", a.ID, "host", a.Name, "reason", err)
+}
+
+func (s *Server) sendError(ctx context.Context, ws *websocket.Conn, err error) {
+	code := aramaki.ErrorCode(err)
+	var werr *wire.Error
+	if errors.As(err, &werr) {
+		code = "protocol"
+	}
+	if code == aramaki.EFORBIDDEN {
+		code = "revoked"
+	}
+	msg := aramaki.ErrorMessage(err)
+	if werr != nil {
+		msg = werr.Msg
+	}
+	if frame, e := wire.Encode(&wire.ErrorMessage{Code: code, Message: msg}, time.Now()); e == nil {
+		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		ws.Write(wctx, websocket.MessageText, frame)
+		cancel()
+	}
+	ws.Close(websocket.StatusPolicyViolation, code)
+}
+
+// handshake: hello with a nonce, auth signed over it and the TLS channel.
+func (s *Server) handshake(ctx context.Context, r *http.Request, ws *websocket.Conn) (aramaki.Agent, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.opts.AuthTimeout)
+	defer cancel()
+	nonce := make([]byte, wire.NonceSize)
+	rand.Read(nonce)
+	hello, err := wire.Encode(&wire.Hello{Version: wire.Version, Nonce: nonce, ServerTime: time.Now().UTC()}, time.Now())
+	if err != nil {
+		return aramaki.Agent{}, err
+	}
+	if err := ws.Write(ctx, websocket.MessageText, hello); err != nil {
+		return aramaki.Agent{}, err
+	}
+	_, raw, err := ws.Read(ctx)
+	if err != nil {
+		return aramaki.Agent{}, err
+	}
+	auth, err := wire.DecodeAuth(raw, time.Now())
+	if err != nil {
+		return aramaki.Agent{}, err
+	}
+	var binding []byte
+	if r.TLS != nil {
+		if binding, err = r.TLS.ExportKeyingMaterial(wire.ChannelBindingLabel, nil, 32); err != nil {
+			return aramaki.Agent{}, err
+		}
+	}
+	a, err := s.svc.AuthenticateAgent(ctx, auth.AgentID, wire.AuthPayload(nonce, auth.AgentID, binding), auth.Signature)
+	if err != nil {
+		return aramaki.Agent{}, err
+	}
+	a.Version = auth.AgentVersion
+	welcome := &wire.Welcome{AgentID: a.ID, Checks: definitions(s.svc.ChecksFor(a)), Keepalive: wire.Millis(s.opts.Keepalive), Acked: a.LastSeq}
+	frame, err := wire.Encode(welcome, time.Now())
+	if err != nil {
+		return aramaki.Agent{}, err
+	}
+	return a, ws.Write(ctx, websocket.MessageText, frame)
+}
+
+func definitions(specs []service.CheckSpec) []wire.CheckDefinition {
+	out := make([]wire.CheckDefinition, 0, len(specs))
+	for _, c := range specs {
+		out = append(out, wire.CheckDefinition{System: c.System, Name: c.Name, Command: c.Command, Interval: wire.Millis(c.Interval), Timeout: wire.Millis(c.Timeout)})
+	}
+	return out
+}
+
+// serve runs the connection: a reader that submits results, a writer that
+// sends frames, and acks in commit order.
+func (s *Server) serve(ctx context.Context, c *conn) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	pending := make(chan (<-chan service.IngestResult), s.opts.InFlight)
+	errc := make(chan error, 3)
+	go func() { errc <- s.writer(ctx, c) }()
+	go func() { errc <- s.acker(ctx, c, pending) }()
+	go func() { errc <- s.reader(ctx, c, pending) }()
+	err := <-errc
+	cancel()
+	return err
+}
+
+func (s *Server) writer(ctx context.Context, c *conn) error {
+	changed := s.svc.ConfigChanged()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-c.done:
+			return errors.New("closed")
+		case frame := <-c.out:
+			if err := c.ws.Write(ctx, websocket.MessageText, frame); err != nil {
+				return err
+			}
+		case <-changed:
+			changed = s.svc.ConfigChanged()
+			frame, err := wire.Encode(&wire.Checks{Checks: definitions(s.svc.ChecksFor(c.agent))}, time.Now())
+			if err != nil {
+				return err
+			}
+			if err := c.ws.Write(ctx, websocket.MessageText, frame); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// acker waits for each submitted batch's commit, in order, and acks it.
+func (s *Server) acker(ctx context.Context, c *conn, pending <-chan (<-chan service.IngestResult)) error {
+	for {
+		var res service.IngestResult
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case ch := <-pending:
+			select {
+			case res = <-ch:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		if res.Err != nil {
+			return res.Err // the agent reconnects and resends
+		}
+		frame, err := wire.Encode(&wire.Ack{Seq: res.LastSeq}, time.Now())
+		if err != nil {
+			return err
+		}
+		if !c.send(frame) {
+			return errors.New("closed")
+		}
+	}
+}
+
+func (s *Server) reader(ctx context.Context, c *conn, pending chan<- (<-chan service.IngestResult)) error {
+	for {
+		_, raw, err := c.ws.Read(ctx)
+		if err != nil {
+			return err
+		}
+		msg, err := wire.DecodeFromAgent(raw, time.Now())
+		if err != nil {
+			s.log.Warn("agent sent a bad frame", "agent", c.agent.ID, "err", err)
+			s.sendError(ctx, c.ws, err)
+			return err
+		}
+		s.svc.Seen(c.agent.ID, c.agent.Version)
+		var ch <-chan service.IngestResult
+		switch m := msg.(type) {
+		case *wire.Results:
+			ch, err = s.svc.SubmitResults(ctx, c.agent, results(m.Results), nil)
+		case *wire.Gap:
+			ch, err = s.svc.SubmitResults(ctx, c.agent, nil, &service.GapReport{From: m.From, To: m.To})
+		case *wire.Keepalive:
+			continue
+		case *wire.Facts:
+			raw, _ := json.Marshal(m)
+			if err := s.svc.RecordFacts(ctx, c.agent, m.Collected, raw); err != nil {
+				s.log.Warn("storing agent facts failed", "agent", c.agent.ID, "err", err)
+			}
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		select {
+		case pending <- ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+func results(in []wire.Result) []aramaki.CheckResult {
+	out := make([]aramaki.CheckResult, len(in))
+	for i, r := range in {
+		out[i] = aramaki.CheckResult{Seq: r.Seq, System: r.System, Check: r.Check, Status: aramaki.StatusFromExit(int(r.Status)),
+			Output: r.Output, Started: r.Started.UTC(), Duration: r.Duration.D(), Request: r.Request}
+		if len(r.Metrics) > 0 {
+			out[i].Metrics = make([]aramaki.Metric, len(r.Metrics))
+			for j, m := range r.Metrics {
+				out[i].Metrics[j] = aramaki.Metric(m)
+			}
+		}
+	}
+	return out
+}
+
+func (s *Server) register(c *conn) {
+	s.mu.Lock()
+	old := s.conns[c.agent.ID]
+	s.conns[c.agent.ID] = c
+	s.mu.Unlock()
+	if old != nil {
+		old.close(websocket.StatusPolicyViolation, "replaced by a newer connection of the same agent")
+	}
+}
+
+func (s *Server) unregister(c *conn) {
+	s.mu.Lock()
+	if s.conns[c.agent.ID] == c {
+		delete(s.conns, c.agent.ID)
+	}
+	s.mu.Unlock()
+}
+
+func (s *Server) lookup(id string) *conn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.conns[id]
+}
+
+// Connected reports whether the agent is connected to this server.
+func (s *Server) Connected(id string) bool { return s.lookup(id) != nil }
+
+// Disconnect ends an agent's connection with an error frame.
+func (s *Server) Disconnect(id, code, message string) {
+	c := s.lookup(id)
+	if c == nil {
+		return
+	}
+	if frame, err := wire.Encode(&wire.ErrorMessage{Code: code, Message: message}, time.Now()); err == nil {
+		select {
+		case c.out <- frame:
+		default:
+		}
+	}
+	// Give the writer a moment to deliver the reason, then cut.
+	time.AfterFunc(time.Second, func() { c.close(websocket.StatusPolicyViolation, code) })
+}
+
+// Run asks a connected agent to run a check now.
+func (s *Server) Run(agentID, request, system, check string) error {
+	c := s.lookup(agentID)
+	if c == nil {
+		return aramaki.Errorf(aramaki.ENOTFOUND, "agent %s is not connected", agentID)
+	}
+	frame, err := wire.Encode(&wire.Run{Request: request, System: system, Check: check}, time.Now())
+	if err != nil {
+		return err
+	}
+	select {
+	case c.out <- frame:
+		return nil
+	default:
+		return aramaki.Errorf(aramaki.EUNAVAILABLE, "agent %s is busy", agentID)
+	}
+}
+
+// ChecksChanged is a no-op: every connection watches the service's config.
+func (s *Server) ChecksChanged() {}
