@@ -34,6 +34,8 @@ type ConfigAppliedData struct {
 	Added   []string `json:"added,omitempty"`
 	Changed []string `json:"changed,omitempty"`
 	Removed []string `json:"removed,omitempty"`
+	// Counts are the lengths of the lists before they were shortened.
+	Counts map[string]int `json:"counts,omitempty"`
 }
 
 // ConfigRejectedData is the detail of a config.rejected event.

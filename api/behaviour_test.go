@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
@@ -107,7 +108,22 @@ func TestAnonymousVisitorsSeeOnlyPublicSystems(t *testing.T) {
 	}
 	e.MustDo("GET", "/api/v1/systems/blog", "", nil, 200, nil)
 	e.MustDo("GET", "/api/v1/systems/webshop", "", nil, http.StatusUnauthorized, nil)
-	e.MustDo("GET", "/api/v1/systems/no-such-system", "", nil, http.StatusNotFound, nil)
+	// Whether a private system exists is not told to anonymous visitors.
+	e.MustDo("GET", "/api/v1/systems/no-such-system", "", nil, http.StatusUnauthorized, nil)
+}
+
+func TestConfigCommitsShowViewersOnlyWhatTheyMaySee(t *testing.T) {
+	e := MustEnv(t)
+	page := e.MustTimeline("", url.Values{"kind": {"config.applied"}})
+	if len(page.Events) != 1 {
+		t.Fatalf("anonymous sees %d config commits, want the one that touched the public blog", len(page.Events))
+	}
+	raw := string(page.Events[0].Data) + page.Events[0].Summary + strings.Join(page.Events[0].Systems, ",")
+	for _, secret := range []string{"webshop", "storage", "infrastructure", "alice@example.com", "blog-db"} {
+		if strings.Contains(raw, secret) {
+			t.Errorf("anonymous learns %q from the config commit: %s", secret, raw)
+		}
+	}
 }
 
 func TestSystemsShowTheirPlaceInTheGraph(t *testing.T) {
@@ -277,5 +293,29 @@ func TestABrokenCommitIsRefusedAndTheLastGoodConfigStays(t *testing.T) {
 	if !slices.Equal(data.Changed, []string{"infrastructure", "webshop", "webshop-app"}) || !slices.Equal(data.Removed, []string{"compute"}) ||
 		data.Commit.Message != "Move the app off compute" || !strings.Contains(data.Commit.Author, "Alice Admin") {
 		t.Fatalf("config.applied data = %+v", data)
+	}
+}
+
+func TestAHugeValidCommitIsAppliedAndRecorded(t *testing.T) {
+	e := MustEnv(t)
+	files := map[string]string{}
+	var many strings.Builder
+	for i := 0; i < 1200; i++ {
+		fmt.Fprintf(&many, "---\nid: vm-%04d\ntitle: VM %d\n", i, i)
+	}
+	files["systems/vms.yaml"] = many.String()
+	MustCommit(t, e.repo, files, "Add 1200 VMs\n\n"+strings.Repeat("A very long commit message. ", 3000))
+	var res service.ConfigResult
+	e.MustDo("POST", "/api/v1/config/reload", "admin", nil, 200, &res)
+	if !res.Applied || !res.New {
+		t.Fatalf("a valid commit with a long message and 1200 new systems: %+v", res)
+	}
+	applied := e.MustTimeline("admin", url.Values{"kind": {"config.applied"}, "limit": {"1"}}).Events
+	var data aramaki.ConfigAppliedData
+	if err := json.Unmarshal(applied[0].Data, &data); err != nil {
+		t.Fatal(err)
+	}
+	if data.Counts["added"] != 1200 || len(data.Added) > 500 {
+		t.Fatalf("config.applied data: %d listed, counts %v", len(data.Added), data.Counts)
 	}
 }

@@ -68,34 +68,64 @@ func (s *Service) SyncConfig(ctx context.Context, actor string) (ConfigResult, e
 	if err := s.store.MarkConfigChecked(ctx, s.now()); err != nil {
 		return ConfigResult{}, err
 	}
-	res := ConfigResult{Commit: snap.Commit, Problems: problems}
+	snap.Commit = recordable(snap.Commit)
 	if len(problems) > 0 {
-		data := aramaki.ConfigRejectedData{Commit: snap.Commit, Errors: problems}
-		ev, err := s.event(aramaki.KindConfigRejected, actor, nil,
-			fmt.Sprintf("Config commit %s by %s refused: %s", short(snap.Commit.Hash), authorName(snap.Commit.Author), firstLine(problems[0])), data)
-		if err != nil {
-			return res, err
-		}
-		res.New, err = s.store.RejectConfig(ctx, snap.Commit, problems, ev)
-		if err != nil {
-			return res, err
-		}
-		if res.New {
-			s.log.Warn("config commit refused", "commit", snap.Commit.Hash, "problems", len(problems), "first", problems[0])
-		}
-		res.Rejected = true
-		return res, nil
+		return s.reject(ctx, actor, snap.Commit, problems)
 	}
+	res, err := s.apply(ctx, actor, snap)
+	if code := aramaki.ErrorCode(err); code == aramaki.EINVALID || code == aramaki.ETOOLARGE {
+		// Valid files, but a commit that cannot be recorded: refuse it
+		// like a broken one rather than retrying it forever.
+		return s.reject(ctx, actor, snap.Commit, []string{"the commit cannot be applied: " + aramaki.ErrorMessage(err)})
+	}
+	return res, err
+}
+
+// reject records a refused commit; the config in force stays.
+func (s *Service) reject(ctx context.Context, actor string, c aramaki.Commit, problems []string) (ConfigResult, error) {
+	res := ConfigResult{Commit: c, Problems: problems, Rejected: true}
+	bounded := make([]string, len(problems))
+	for i, p := range problems {
+		bounded[i] = clipRunes(p, 500)
+	}
+	ev, err := s.event(aramaki.KindConfigRejected, actor, nil,
+		fmt.Sprintf("Config commit %s by %s refused: %s", short(c.Hash), authorName(c.Author), firstLine(problems[0])),
+		aramaki.ConfigRejectedData{Commit: c, Errors: bounded})
+	if err != nil {
+		return res, err
+	}
+	res.New, err = s.store.RejectConfig(ctx, c, bounded, ev)
+	if err != nil {
+		return res, err
+	}
+	if res.New {
+		s.log.Warn("config commit refused", "commit", c.Hash, "problems", len(problems), "first", problems[0])
+	}
+	return res, nil
+}
+
+// apply puts a valid commit in force and records it on the timeline.
+func (s *Service) apply(ctx context.Context, actor string, snap aramaki.ConfigSnapshot) (ConfigResult, error) {
+	res := ConfigResult{Commit: snap.Commit}
 	newGraph, err := aramaki.NewGraph(snap.Systems)
 	if err != nil {
 		// The config source validates; this is a second line of defence.
 		return res, fmt.Errorf("sync config: %w", err)
 	}
 	data := diffSystems(s.Graph(), newGraph)
-	data.Commit = snap.Commit
 	concerned := append(append(append([]string{}, data.Added...), data.Changed...), data.Removed...)
+	if len(concerned) > aramaki.MaxEventSystems {
+		concerned = nil // too many to file under each: the server's own timeline has it
+	}
+	data.Commit = snap.Commit
+	data.Counts = map[string]int{"added": len(data.Added), "changed": len(data.Changed), "removed": len(data.Removed)}
+	for _, l := range []*[]string{&data.Added, &data.Changed, &data.Removed} {
+		if len(*l) > maxListedSystems {
+			*l = (*l)[:maxListedSystems]
+		}
+	}
 	ev, err := s.event(aramaki.KindConfigApplied, actor, concerned,
-		fmt.Sprintf("Config commit %s by %s: %s (%s)", short(snap.Commit.Hash), authorName(snap.Commit.Author), firstLine(snap.Commit.Message), changeCounts(data)), data)
+		fmt.Sprintf("Config commit %s by %s: %s", short(snap.Commit.Hash), authorName(snap.Commit.Author), firstLine(snap.Commit.Message)), data)
 	if err != nil {
 		return res, err
 	}
@@ -128,6 +158,24 @@ func (s *Service) WatchConfig(ctx context.Context, interval time.Duration) {
 	}
 }
 
+// maxListedSystems bounds each list of a config.applied event's data.
+const maxListedSystems = 500
+
+// recordable bounds what a commit brings to an event: a commit message or
+// author can be as long as Git allows.
+func recordable(c aramaki.Commit) aramaki.Commit {
+	c.Author = clipRunes(c.Author, 200)
+	c.Message = clipRunes(c.Message, 4000)
+	return c
+}
+
+func clipRunes(s string, n int) string {
+	if r := []rune(s); len(r) > n {
+		return string(r[:n-1]) + "…"
+	}
+	return s
+}
+
 func diffSystems(old, new *aramaki.Graph) aramaki.ConfigAppliedData {
 	var d aramaki.ConfigAppliedData
 	for _, sys := range new.Systems() {
@@ -153,22 +201,6 @@ func sameJSON(a, b any) bool {
 	return err1 == nil && err2 == nil && string(ja) == string(jb)
 }
 
-func changeCounts(d aramaki.ConfigAppliedData) string {
-	var parts []string
-	for _, c := range []struct {
-		n    int
-		verb string
-	}{{len(d.Added), "added"}, {len(d.Changed), "changed"}, {len(d.Removed), "removed"}} {
-		if c.n > 0 {
-			parts = append(parts, fmt.Sprintf("%d %s", c.n, c.verb))
-		}
-	}
-	if len(parts) == 0 {
-		return "no system changed"
-	}
-	return "systems: " + strings.Join(parts, ", ")
-}
-
 func short(hash string) string {
 	if len(hash) > 12 {
 		return hash[:12]
@@ -186,5 +218,5 @@ func firstLine(s string) string {
 
 func authorName(author string) string {
 	name, _, _ := strings.Cut(author, " <")
-	return name
+	return clipRunes(name, 60)
 }

@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"encoding/json"
 	"slices"
 
 	"github.com/aramaki/aramaki"
@@ -98,7 +99,8 @@ func (s *Service) visible(g *aramaki.Graph, p aramaki.Principal, id string) erro
 		return err
 	}
 	if !g.CanView(p, id) {
-		if p.Anonymous() && g.System(id) != nil {
+		// Nobody logged in learns nothing, not even whether it exists.
+		if p.Anonymous() {
 			return aramaki.Errorf(aramaki.EUNAUTHORIZED, "log in to see system %s", id)
 		}
 		return aramaki.Errorf(aramaki.ENOTFOUND, "no system %s", id)
@@ -127,11 +129,25 @@ func (s *Service) scope(g *aramaki.Graph, p aramaki.Principal, system string) (i
 	return g.Visible(p), false, nil
 }
 
-// redact drops from an event the ids of systems the principal may not see.
+// redact drops from an event what the principal may not see: the ids of
+// other systems, and in a config commit's detail the systems it changed
+// elsewhere and the author's e-mail address.
 func redact(g *aramaki.Graph, p aramaki.Principal, all bool, ev aramaki.Event) aramaki.Event {
 	if all {
 		return ev
 	}
-	ev.Systems = slices.DeleteFunc(slices.Clone(ev.Systems), func(id string) bool { return !g.CanView(p, id) })
+	hidden := func(id string) bool { return !g.CanView(p, id) }
+	ev.Systems = slices.DeleteFunc(slices.Clone(ev.Systems), hidden)
+	if ev.Kind == aramaki.KindConfigApplied {
+		var d aramaki.ConfigAppliedData
+		if json.Unmarshal(ev.Data, &d) == nil {
+			d.Added = slices.DeleteFunc(d.Added, hidden)
+			d.Changed = slices.DeleteFunc(d.Changed, hidden)
+			d.Removed = nil // gone from the graph: nobody but global viewers can tell whose they were
+			d.Counts = nil
+			d.Commit.Author = authorName(d.Commit.Author)
+			ev.Data, _ = json.Marshal(d)
+		}
+	}
 	return ev
 }
