@@ -382,3 +382,7 @@ func readSystemFiles(ctx context.Context, s storer.EncodedObjectStorer, c *objec
 	}
 	return files, problems, nil
 }
+
+// String names the repository for logs and messages: its path, or its URL
+// without a password.
+func (r *Repo) String() string { return r.source }

@@ -153,6 +153,15 @@ func TestQuickstartRunsAServerTheCLIcanUse(t *testing.T) {
 	if err != nil || st.Mode().Perm() != 0o600 {
 		t.Fatalf("admin.token: %v %v, want mode 0600", st, err)
 	}
+	// Only the server's user may read the database and keys.
+	for _, name := range []string{"aramaki.db", "tls/ca.key", "tls/server.key"} {
+		if st, err := os.Stat(filepath.Join(data, name)); err != nil || st.Mode().Perm()&0o077 != 0 {
+			t.Errorf("%s: %v, want no access for group and others", name, err)
+		}
+	}
+	if st, err := os.Stat(data); err != nil || st.Mode().Perm() != 0o700 {
+		t.Errorf("data directory mode %v, want 0700", st.Mode().Perm())
+	}
 
 	// Only clients that trust the server's own CA get through.
 	pool, err := pki.CertPool(filepath.Join(data, "tls", pki.CACertFile))

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"github.com/aramaki/aramaki/configrepo"
@@ -46,6 +47,7 @@ func (c *QuickstartCommand) Run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	syscall.Umask(0o077) // the data directory holds keys and tokens
 	if err := configrepo.WriteSample(cfg.ConfigRepo); err != nil {
 		return fmt.Errorf("write sample config repository: %w", err)
 	}

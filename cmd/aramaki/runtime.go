@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/aramaki/aramaki/agentapi"
@@ -88,6 +89,8 @@ type Server struct {
 	wg     sync.WaitGroup
 	creds  *service.Credentials
 	pin    string // the CA fingerprint agents pin
+
+	repoName string
 }
 
 // NewServer returns a server for a validated configuration.
@@ -98,8 +101,13 @@ func NewServer(cfg Config, log *slog.Logger) *Server {
 // Start opens everything and starts serving. On the very first start it
 // creates the admin user; Credentials then returns what to show once.
 func (s *Server) Start(ctx context.Context) (err error) {
+	// The data directory holds the database, keys and tokens: ours alone.
+	syscall.Umask(0o077)
 	if err := os.MkdirAll(s.cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("create data directory: %w", err)
+	}
+	if err := os.Chmod(s.cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("protect data directory: %w", err)
 	}
 	defer func() {
 		if err != nil {
@@ -120,6 +128,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	s.repoName = repo.String() // without a password in the URL
 	s.svc = service.New(s.store, repo, s.log, service.Options{})
 	if err := s.svc.Open(ctx); err != nil {
 		return err
@@ -129,7 +138,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	}
 	if _, err := s.svc.SyncConfig(ctx, "config"); err != nil {
 		// The last good config (if any) stays in force; the watcher retries.
-		s.log.Error("cannot read the config repository", "repo", s.cfg.ConfigRepo, "err", err)
+		s.log.Error("cannot read the config repository", "repo", s.repoName, "err", err)
 	}
 
 	tlsConfig, err := s.tlsConfig()
@@ -162,7 +171,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	s.background(func() {
 		s.svc.Prune(bg, service.Retention{Results: s.cfg.ResultsRetention, History: s.cfg.HistoryRetention})
 	})
-	s.log.Info("aramaki server started", "url", s.URL(), "data", s.cfg.DataDir, "store", s.store.Dialect(), "config_repo", s.cfg.ConfigRepo)
+	s.log.Info("aramaki server started", "url", s.URL(), "data", s.cfg.DataDir, "store", s.store.Dialect(), "config_repo", s.repoName)
 	return nil
 }
 
