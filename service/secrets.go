@@ -69,8 +69,8 @@ func CheckPassword(encoded, password string) bool {
 
 // ValidatePassword enforces the password policy.
 func ValidatePassword(password string) error {
-	if n := len([]rune(password)); n < MinPasswordLen || len(password) > MaxPasswordLen {
-		return aramaki.Errorf(aramaki.EINVALID, "a password needs %d to %d characters", MinPasswordLen, MaxPasswordLen)
+	if n := len([]rune(strings.TrimSpace(password))); n < MinPasswordLen || len(password) > MaxPasswordLen {
+		return aramaki.Errorf(aramaki.EINVALID, "a password needs %d to %d characters, not counting spaces at the ends", MinPasswordLen, MaxPasswordLen)
 	}
 	return nil
 }

@@ -23,6 +23,7 @@ type Service struct {
 
 	syncMu sync.Mutex // one config sync at a time
 
+	logins  *loginGuard
 	hub     AgentHub
 	waiters runWaiters
 	ingest  chan *submission
@@ -47,7 +48,7 @@ func New(store Store, config ConfigSource, log *slog.Logger, opts Options) *Serv
 	}
 	empty, _ := aramaki.NewGraph(nil)
 	return &Service{store: store, config: config, log: log, now: opts.Now, graph: empty,
-		ingest: make(chan *submission, 1024), seen: map[string]AgentSeen{}, changed: make(chan struct{})}
+		logins: newLoginGuard(), ingest: make(chan *submission, 1024), seen: map[string]AgentSeen{}, changed: make(chan struct{})}
 }
 
 // Open loads the system graph in force from the store.

@@ -100,6 +100,11 @@ func (s *Service) AuthenticatePassword(ctx context.Context, name, password strin
 	if len(name) > 64 || len(password) > MaxPasswordLen {
 		return aramaki.Principal{}, bad
 	}
+	if err := s.logins.enter(ctx, name, s.now()); err != nil {
+		return aramaki.Principal{}, err
+	}
+	ok := false
+	defer func() { s.logins.leave(name, ok, s.now()) }()
 	u, hash, err := s.store.UserByName(ctx, name)
 	if aramaki.ErrorCode(err) == aramaki.ENOTFOUND {
 		CheckPassword(dummyHash, password)
@@ -110,6 +115,7 @@ func (s *Service) AuthenticatePassword(ctx context.Context, name, password strin
 	if !CheckPassword(hash, password) || u.Disabled {
 		return aramaki.Principal{}, bad
 	}
+	ok = true
 	return s.principal(ctx, u)
 }
 
