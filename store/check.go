@@ -22,7 +22,8 @@ import (
 // above the Seq of an earlier result of the call) is a duplicate and
 // ignored; LastSeq becomes the highest Seq stored. Results with Seq 0, the
 // server's own, are always stored. A Gap moves LastSeq to at least Gap.To
-// and appends Gap.Event.
+// (after the batch's results, so that results below the gap are stored)
+// and appends Gap.Event, unless it is the zero Event.
 //
 // A batch of an unknown or revoked agent is skipped, results and gap, and
 // its LastSeq returned as 0: one agent revoked while its results were on
@@ -33,7 +34,9 @@ import (
 // Results are applied in the order of the call, batch after batch: each
 // updates its check's state (system, check, agent); when its status
 // differs from the state's, or there was no state, the change is stored in
-// the history and the event changeEvent makes of it appended. A change
+// the history and the event changeEvent makes of it appended, unless that
+// is the zero Event (no id): changeEvent may decide a change is not worth
+// an event, such as the first result of a check when it is OK. A change
 // happens at the Started time of the result that brings it (its Received
 // time when Started is zero); LastResult is the time the result was
 // received (now, when Received is zero).
@@ -80,7 +83,7 @@ func (s *Store) RecordResults(ctx context.Context, batches []service.ResultBatch
 			stored  []any // the arguments of the rows of results to insert
 			changes []aramaki.StatusChange
 			dirty   []checkKey // states to write, each once
-			gaps    []aramaki.Event
+			events  []aramaki.Event // of gaps, then of changes
 		)
 		for i, b := range batches {
 			a := agents[b.Agent]
@@ -116,7 +119,7 @@ func (s *Store) RecordResults(ctx context.Context, batches []service.ResultBatch
 				if int64(g.To) > a.lastSeq {
 					a.lastSeq = int64(g.To)
 				}
-				gaps = append(gaps, g.Event)
+				events = append(events, g.Event)
 			}
 		}
 
@@ -147,11 +150,12 @@ func (s *Store) RecordResults(ctx context.Context, batches []service.ResultBatch
 			if err != nil {
 				return err
 			}
-			if _, err := appendEvent(ctx, tx, ev); err != nil {
-				return err
-			}
+			events = append(events, ev)
 		}
-		for _, ev := range gaps {
+		for _, ev := range events {
+			if ev.ID == "" {
+				continue // no event wanted
+			}
 			if _, err := appendEvent(ctx, tx, ev); err != nil {
 				return err
 			}
