@@ -319,3 +319,24 @@ func TestAHugeValidCommitIsAppliedAndRecorded(t *testing.T) {
 		t.Fatalf("config.applied data: %d listed, counts %v", len(data.Added), data.Counts)
 	}
 }
+
+func TestAProjectAdminCannotHandOutSharedInfrastructure(t *testing.T) {
+	e := MustEnv(t)
+	e.MustDo("POST", "/api/v1/users", "admin", map[string]string{"name": "carol", "password": "carol-secret-password"}, 201, nil)
+	e.MustDo("POST", "/api/v1/roles", "admin", map[string]string{"user": "carol", "system": "webshop", "role": "admin"}, 201, nil)
+	var tok service.NewToken
+	e.MustDo("POST", "/api/v1/login", "", map[string]string{"user": "carol", "password": "carol-secret-password"}, 201, &tok)
+	e.tokens["carol"] = tok.Secret
+
+	// Her own project, down to what only it uses: fine.
+	e.MustDo("POST", "/api/v1/roles", "carol", map[string]string{"user": "vera", "system": "webshop-db", "role": "operator"}, 201, nil)
+	// Storage is shared with the blog: not hers to hand out, though she inherits admin on it.
+	status, raw := e.Do("POST", "/api/v1/roles", "carol", map[string]string{"user": "vera", "system": "storage", "role": "admin"})
+	if status != http.StatusForbidden || !strings.Contains(string(raw), "also used by blog-db") {
+		t.Fatalf("carol granting on shared storage: %d %s", status, raw)
+	}
+	status, _ = e.Do("POST", "/api/v1/enrollment-tokens", "carol", map[string]any{"systems": []string{"storage"}})
+	if status != http.StatusForbidden {
+		t.Fatalf("carol enrolling an agent for shared storage: %d", status)
+	}
+}

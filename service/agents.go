@@ -41,7 +41,7 @@ func (s *Service) CreateEnrollmentToken(ctx context.Context, p aramaki.Principal
 		if err := s.visible(g, p, id); err != nil {
 			return NewEnrollment{}, err
 		}
-		if err := s.require(p, id, aramaki.RoleAdmin); err != nil {
+		if err := s.requireOwner(p, id); err != nil {
 			return NewEnrollment{}, err
 		}
 	}
@@ -204,7 +204,7 @@ func (s *Service) RevokeAgent(ctx context.Context, p aramaki.Principal, id strin
 			}
 			continue
 		}
-		if err := s.require(p, sys, aramaki.RoleAdmin); err != nil {
+		if err := s.requireOwner(p, sys); err != nil {
 			return err
 		}
 	}

@@ -123,3 +123,35 @@ func (s *Service) require(p aramaki.Principal, systemID string, min aramaki.Role
 	}
 	return aramaki.Errorf(aramaki.EFORBIDDEN, "this needs the %s role on system %s", min, systemID)
 }
+
+// requireOwner asks for more than the admin role for what hands out power
+// over a system (roles, agents): a system used by several others (shared
+// storage under many customers' projects) may only be handed out by an
+// admin of the system itself or of every system that uses it, not by the
+// admin of one customer's project the role flows down from.
+func (s *Service) requireOwner(p aramaki.Principal, systemID string) error {
+	if err := s.require(p, systemID, aramaki.RoleAdmin); err != nil {
+		return err
+	}
+	if p.GlobalRole().AtLeast(aramaki.RoleAdmin) {
+		return nil
+	}
+	g := s.Graph()
+	sys := g.System(systemID)
+	for _, b := range p.Bindings {
+		if b.System == systemID && b.Role.AtLeast(aramaki.RoleAdmin) {
+			return nil
+		}
+	}
+	for _, u := range sys.Roles[aramaki.RoleAdmin] {
+		if u == p.User {
+			return nil
+		}
+	}
+	for _, parent := range g.UsedBy(systemID) {
+		if !g.RoleOn(p, parent).AtLeast(aramaki.RoleAdmin) {
+			return aramaki.Errorf(aramaki.EFORBIDDEN, "system %s is also used by %s, which you do not administer; ask an admin of %s itself", systemID, parent, systemID)
+		}
+	}
+	return nil
+}

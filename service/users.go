@@ -336,13 +336,17 @@ func (s *Service) RoleBindings(ctx context.Context, p aramaki.Principal, system 
 }
 
 func (s *Service) checkRoleChange(ctx context.Context, p aramaki.Principal, user, system string) error {
-	if system != aramaki.GlobalScope {
+	if system == aramaki.GlobalScope {
+		if err := s.require(p, system, aramaki.RoleAdmin); err != nil {
+			return err
+		}
+	} else {
 		if err := s.visible(s.Graph(), p, system); err != nil {
 			return err
 		}
-	}
-	if err := s.require(p, system, aramaki.RoleAdmin); err != nil {
-		return err
+		if err := s.requireOwner(p, system); err != nil {
+			return err
+		}
 	}
 	if err := aramaki.ValidateUserName(user); err != nil {
 		return err
