@@ -14,12 +14,28 @@ import (
 	"mime"
 	"net/http"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/aramaki/aramaki"
 	"github.com/aramaki/aramaki/service"
 )
+
+// EMETHOD is the code of a request with a method its path does not take.
+// It belongs to HTTP, not to the domain.
+const EMETHOD = "method_not_allowed"
+
+// queryParams refuses query parameters a route does not know, so that a
+// misspelt filter is an error rather than silently ignored.
+func queryParams(r *http.Request, known ...string) error {
+	for k := range r.URL.Query() {
+		if !slices.Contains(known, k) {
+			return aramaki.Errorf(aramaki.EINVALID, "unknown query parameter %q (known: %s)", k, strings.Join(known, ", "))
+		}
+	}
+	return nil
+}
 
 // MaxBodySize bounds every request body.
 const MaxBodySize = 1 << 20
@@ -95,10 +111,21 @@ func New(svc *service.Service, log *slog.Logger, opts Options) *API {
 		{"POST", "/api/v1/roles", a.grantRole},
 		{"DELETE", "/api/v1/roles/{system}/{user}", a.revokeRole},
 	}
+	paths := http.NewServeMux() // the same paths, any method: to tell 405 from 404
+	allowed := map[string][]string{}
 	for _, rt := range a.routes {
 		a.mux.HandleFunc(rt.Method+" "+rt.Pattern, a.wrap(rt.handle))
+		if allowed[rt.Pattern] == nil {
+			paths.HandleFunc(rt.Pattern, func(http.ResponseWriter, *http.Request) {})
+		}
+		allowed[rt.Pattern] = append(allowed[rt.Pattern], rt.Method)
 	}
 	a.mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+		if _, pattern := paths.Handler(r); pattern != "" {
+			w.Header().Set("Allow", strings.Join(allowed[pattern], ", "))
+			a.writeError(w, r, aramaki.Errorf(EMETHOD, "%s does not take %s; use %s", r.URL.Path, r.Method, strings.Join(allowed[pattern], " or ")))
+			return
+		}
 		a.writeError(w, r, aramaki.Errorf(aramaki.ENOTFOUND, "no route %s %s", r.Method, r.URL.Path))
 	})
 	return a
@@ -177,6 +204,8 @@ func Status(code string) int {
 		return http.StatusServiceUnavailable
 	case aramaki.ENOTIMPLEMENTED:
 		return http.StatusNotImplemented
+	case EMETHOD:
+		return http.StatusMethodNotAllowed
 	}
 	return http.StatusInternalServerError
 }
@@ -240,6 +269,8 @@ func decodeError(err error) error {
 		return aramaki.Errorf(aramaki.EINVALID, "the body is empty; send a JSON object")
 	case errors.As(err, &syntax):
 		return aramaki.Errorf(aramaki.EINVALID, "malformed JSON at byte %d", syntax.Offset)
+	case errors.As(err, &typeErr) && typeErr.Field == "":
+		return aramaki.Errorf(aramaki.EINVALID, "the body must be a JSON object")
 	case errors.As(err, &typeErr):
 		return aramaki.Errorf(aramaki.EINVALID, "field %q must be %s", typeErr.Field, typeErr.Type)
 	case strings.HasPrefix(err.Error(), "json: unknown field "):

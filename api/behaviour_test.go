@@ -184,6 +184,10 @@ func TestBadInputGetsAClearErrorAndChangesNothing(t *testing.T) {
 		{"unknown role", "POST", "/api/v1/roles", `{"user": "vera", "system": "webshop", "role": "god"}`, 400, "unknown role"},
 		{"role for unknown user", "POST", "/api/v1/roles", `{"user": "nobody", "system": "webshop", "role": "viewer"}`, 404, "nobody"},
 		{"unknown route", "GET", "/api/v1/nothing-here", nil, 404, "no route"},
+		{"wrong method", "DELETE", "/api/v1/systems", nil, 405, "does not take DELETE"},
+		{"array body", "POST", "/api/v1/systems/webshop/notes", `[]`, 400, "must be a JSON object"},
+		{"misspelt filter", "GET", "/api/v1/timeline?sytem=webshop", nil, 400, `unknown query parameter "sytem"`},
+		{"blank password", "POST", "/api/v1/users", `{"name": "bob", "password": "              "}`, 400, "password needs"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

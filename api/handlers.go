@@ -69,6 +69,9 @@ func (a *API) changePassword(w http.ResponseWriter, r *http.Request, p aramaki.P
 }
 
 func (a *API) listSystems(w http.ResponseWriter, r *http.Request, p aramaki.Principal) error {
+	if err := queryParams(r, "anchors", "category"); err != nil {
+		return err
+	}
 	q := r.URL.Query()
 	anchors, err := parseBool("anchors", q.Get("anchors"))
 	if err != nil {
@@ -128,6 +131,9 @@ type TimelineResponse struct {
 }
 
 func (a *API) timeline(w http.ResponseWriter, r *http.Request, p aramaki.Principal) error {
+	if err := queryParams(r, "system", "kind", "since", "until", "cursor", "limit"); err != nil {
+		return err
+	}
 	q := r.URL.Query()
 	now := time.Now()
 	req := service.TimelineRequest{System: q.Get("system"), Cursor: q.Get("cursor")}

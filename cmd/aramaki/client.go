@@ -169,9 +169,9 @@ func (c *client) do(ctx context.Context, method, path string, query url.Values, 
 func errorText(err error) string {
 	var e *aramaki.Error
 	if errors.As(err, &e) {
-		return e.Message + " (" + e.Code + ")"
+		return clean(e.Message) + " (" + clean(e.Code) + ")"
 	}
-	return err.Error()
+	return clean(err.Error())
 }
 
 // printJSON writes v as indented JSON.

@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"golang.org/x/term"
+
 	"github.com/aramaki/aramaki/service"
 )
 
@@ -41,15 +43,13 @@ func (c *LoginCommand) Run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(os.Stderr, "Password for %s at %s: ", *user, s.Server)
-	line, err := bufio.NewReader(os.Stdin).ReadString('\n')
-	if err != nil && err != io.EOF {
+	password, err := readPassword(fmt.Sprintf("Password for %s at %s: ", *user, s.Server))
+	if err != nil {
 		return err
 	}
-	fmt.Fprintln(os.Stderr)
 	host, _ := os.Hostname()
 	var tok service.NewToken
-	body := map[string]string{"user": *user, "password": strings.TrimRight(line, "\r\n"), "token_name": "cli on " + host, "expires_in": *expires}
+	body := map[string]string{"user": *user, "password": password, "token_name": "cli on " + host, "expires_in": *expires}
 	if err := cl.do(ctx, "POST", "/api/v1/login", nil, body, &tok); err != nil {
 		return err
 	}
@@ -72,4 +72,21 @@ func (c *LoginCommand) Run(ctx context.Context, args []string) error {
 	}
 	fmt.Fprintf(c.stdout, "Logged in as %s; token %s saved in %s\n", *user, tok.ID, path)
 	return nil
+}
+
+// readPassword reads a password from the terminal without echo, or a line
+// from standard input when it is not a terminal (scripts).
+func readPassword(prompt string) (string, error) {
+	fd := int(os.Stdin.Fd())
+	if term.IsTerminal(fd) {
+		fmt.Fprint(os.Stderr, prompt)
+		pw, err := term.ReadPassword(fd)
+		fmt.Fprintln(os.Stderr)
+		return string(pw), err
+	}
+	line, err := bufio.NewReader(os.Stdin).ReadString('\n')
+	if err != nil && err != io.EOF {
+		return "", err
+	}
+	return strings.TrimRight(line, "\r\n"), nil
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"slices"
 	"strings"
 	"text/tabwriter"
 
@@ -103,8 +104,16 @@ func printSystem(w io.Writer, sys service.SystemView) {
 		fmt.Fprintf(w, "Your role:  %s\n", sys.Role)
 	}
 	fmt.Fprintf(w, "Subsystems: %s\nUsed by:    %s\n", list(sys.Subsystems), list(sys.UsedBy))
+	if len(sys.Labels) > 0 {
+		var labels []string
+		for k, v := range sys.Labels {
+			labels = append(labels, k+"="+v)
+		}
+		slices.Sort(labels)
+		fmt.Fprintf(w, "Labels:     %s\n", clean(strings.Join(labels, ", ")))
+	}
 	if sys.Description != "" {
-		fmt.Fprintf(w, "\n%s\n", clean(strings.TrimSpace(sys.Description)))
+		fmt.Fprintf(w, "\n%s\n", cleanBlock(strings.TrimSpace(sys.Description)))
 	}
 	if len(sys.Rules) > 0 {
 		fmt.Fprintln(w, "\nRules:")
@@ -132,6 +141,18 @@ func printSystem(w io.Writer, sys service.SystemView) {
 		fmt.Fprintln(w, "\nLinks:")
 		for _, l := range sys.Links {
 			fmt.Fprintf(w, "  - %s: %s\n", clean(l.Title), clean(l.URL))
+		}
+	}
+	if len(sys.Checks) > 0 {
+		fmt.Fprintln(w, "\nChecks:")
+		for _, c := range sys.Checks {
+			fmt.Fprintf(w, "  - %s: %s\n", clean(c.Name), clean(c.Command))
+		}
+	}
+	if len(sys.Actions) > 0 {
+		fmt.Fprintln(w, "\nActions:")
+		for _, a := range sys.Actions {
+			fmt.Fprintf(w, "  - %s: %s\n", clean(a.Name), clean(a.Description))
 		}
 	}
 }
@@ -163,13 +184,16 @@ func list(ids []string) string {
 }
 
 // clean makes text from the server safe for a terminal: control characters
-// (which could carry escape sequences) become U+FFFD, newlines spaces.
+// (which could carry escape sequences) and bidirectional overrides (which
+// could make text read differently than it is) become U+FFFD, newlines
+// and tabs spaces.
 func clean(s string) string {
 	return strings.Map(func(r rune) rune {
 		switch {
 		case r == '\n' || r == '\t':
 			return ' '
-		case r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0):
+		case r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0),
+			r >= 0x202a && r <= 0x202e, r >= 0x2066 && r <= 0x2069, r == 0x200e, r == 0x200f:
 			return '\uFFFD'
 		}
 		return r

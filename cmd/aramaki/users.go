@@ -1,14 +1,11 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"flag"
 	"fmt"
 	"io"
 	"net/url"
-	"os"
-	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -48,11 +45,9 @@ func (c *UserCommand) Run(ctx context.Context, args []string) error {
 	case pos[0] == "create" && len(pos) == 2:
 		password, generated := "", false
 		if *fromStdin {
-			line, err := bufio.NewReader(os.Stdin).ReadString('\n')
-			if err != nil && err != io.EOF {
+			if password, err = readPassword("Password for " + pos[1] + ": "); err != nil {
 				return err
 			}
-			password = strings.TrimRight(line, "\r\n")
 		} else {
 			if password, err = service.RandomPassword(); err != nil {
 				return err
