@@ -58,7 +58,11 @@ func Ensure(dir string, hosts []string) error {
 	}
 	slices.Sort(hosts)
 	hosts = slices.Compact(hosts)
-	if current, err := loadCert(filepath.Join(dir, ServerCertFile)); err == nil && covers(current, hosts) &&
+	// A server certificate that is missing, damaged, does not match its key
+	// (a crash between writing the two) or is about to expire is simply
+	// issued anew: only the CA must never change.
+	_, pairErr := tls.LoadX509KeyPair(filepath.Join(dir, ServerCertFile), filepath.Join(dir, ServerKeyFile))
+	if current, err := loadCert(filepath.Join(dir, ServerCertFile)); err == nil && pairErr == nil && covers(current, hosts) &&
 		time.Until(current.NotAfter) > renewBefore && current.CheckSignatureFrom(caCert) == nil {
 		return nil
 	}
@@ -255,15 +259,30 @@ func writeKey(path string, key *ecdsa.PrivateKey) error {
 	return writePEM(path, "PRIVATE KEY", der, 0o600)
 }
 
-// writePEM writes atomically: a crash leaves the old file or the new one.
+// writePEM writes atomically and durably: a crash leaves the old file or
+// the new one, never a torn one.
 func writePEM(path, blockType string, der []byte, mode os.FileMode) error {
 	tmp := path + ".tmp"
-	data := pem.EncodeToMemory(&pem.Block{Type: blockType, Bytes: der})
-	if err := os.WriteFile(tmp, data, mode); err != nil {
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, mode)
+	if err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
-	if err := os.Rename(tmp, path); err != nil {
+	_, err = f.Write(pem.EncodeToMemory(&pem.Block{Type: blockType, Bytes: der}))
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if d, err := os.Open(filepath.Dir(path)); err == nil {
+		d.Sync()
+		d.Close()
 	}
 	return nil
 }

@@ -83,3 +83,23 @@ func TestABrokenCAIsNotSilentlyReplaced(t *testing.T) {
 		t.Fatal("a damaged CA key was accepted or replaced")
 	}
 }
+
+func TestAServerKeyThatDoesNotMatchItsCertificateIsReissued(t *testing.T) {
+	dir := t.TempDir()
+	if err := pki.Ensure(dir, nil); err != nil {
+		t.Fatal(err)
+	}
+	other := t.TempDir()
+	if err := pki.Ensure(other, nil); err != nil {
+		t.Fatal(err)
+	}
+	// As if the server died between writing the new key and the new certificate.
+	key, _ := os.ReadFile(filepath.Join(other, pki.ServerKeyFile))
+	os.WriteFile(filepath.Join(dir, pki.ServerKeyFile), key, 0o600)
+	if err := pki.Ensure(dir, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pki.LoadServer(dir); err != nil {
+		t.Fatalf("after a torn renewal the server cannot start: %v", err)
+	}
+}
