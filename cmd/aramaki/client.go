@@ -165,22 +165,6 @@ func (c *client) do(ctx context.Context, method, path string, query url.Values, 
 	return json.Unmarshal(raw, out)
 }
 
-// errorText is how a failed command explains itself.
-func errorText(err error) string {
-	var e *aramaki.Error
-	if errors.As(err, &e) {
-		return clean(e.Message) + " (" + clean(e.Code) + ")"
-	}
-	return clean(err.Error())
-}
-
-// printJSON writes v as indented JSON.
-func printJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
-}
-
 // parseArgs parses flags that may stand before, between or after the
 // positional arguments, and returns the positional ones.
 func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {

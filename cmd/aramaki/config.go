@@ -76,19 +76,3 @@ func printConfigState(w io.Writer, st aramaki.ConfigState) {
 		}
 	}
 }
-
-func short(hash string) string {
-	if len(hash) > 12 {
-		return hash[:12]
-	}
-	return hash
-}
-
-func firstLine(s string) string {
-	for i, r := range s {
-		if r == '\n' {
-			return s[:i]
-		}
-	}
-	return s
-}

@@ -15,12 +15,6 @@ import (
 	"github.com/aramaki/aramaki/service"
 )
 
-// listFlag is a flag that may be given more than once.
-type listFlag []string
-
-func (l *listFlag) String() string     { return strings.Join(*l, ",") }
-func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
-
 // AgentCommand manages agents:
 // aramaki agent token --system ID [--expires 1h] | list | show ID | revoke ID.
 type AgentCommand struct{ stdout io.Writer }
@@ -101,13 +95,4 @@ func (c *AgentCommand) Run(ctx context.Context, args []string) error {
 		return nil
 	}
 	return fmt.Errorf("usage: %s", usage)
-}
-
-// cleanBlock is clean for multi-line text: it keeps the newlines.
-func cleanBlock(s string) string {
-	lines := strings.Split(s, "\n")
-	for i, l := range lines {
-		lines[i] = clean(l)
-	}
-	return strings.Join(lines, "\n")
 }
