@@ -162,8 +162,14 @@ func (s *Server) connect(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c := &conn{agent: a, ws: ws, out: make(chan []byte, 64), done: make(chan struct{})}
+	// Registered before the welcome: once the agent knows it is in, the
+	// server can reach it.
 	s.register(c)
 	defer s.unregister(c)
+	if err := s.welcome(ctx, c); err != nil {
+		c.close(websocket.StatusInternalError, "")
+		return
+	}
 	s.svc.AgentConnected(ctx, a)
 	s.log.Info("agent connected", "agent", a.ID, "host", a.Name, "remote", r.RemoteAddr)
 	err = s.serve(ctx, c)
@@ -224,12 +230,19 @@ func (s *Server) handshake(ctx context.Context, r *http.Request, ws *websocket.C
 		return aramaki.Agent{}, err
 	}
 	a.Version = auth.AgentVersion
-	welcome := &wire.Welcome{AgentID: a.ID, Checks: definitions(s.svc.ChecksFor(a)), Keepalive: wire.Millis(s.opts.Keepalive), Acked: a.LastSeq}
-	frame, err := wire.Encode(welcome, time.Now())
+	return a, nil
+}
+
+// welcome accepts the agent: its checks, and what is stored of its results.
+func (s *Server) welcome(ctx context.Context, c *conn) error {
+	w := &wire.Welcome{AgentID: c.agent.ID, Checks: definitions(s.svc.ChecksFor(c.agent)), Keepalive: wire.Millis(s.opts.Keepalive), Acked: c.agent.LastSeq}
+	frame, err := wire.Encode(w, time.Now())
 	if err != nil {
-		return aramaki.Agent{}, err
+		return err
 	}
-	return a, ws.Write(ctx, websocket.MessageText, frame)
+	ctx, cancel := context.WithTimeout(ctx, s.opts.AuthTimeout)
+	defer cancel()
+	return c.ws.Write(ctx, websocket.MessageText, frame)
 }
 
 func definitions(specs []service.CheckSpec) []wire.CheckDefinition {
