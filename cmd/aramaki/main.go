@@ -46,6 +46,7 @@ func commands() []commandInfo {
 		{"status", "rolled-up status of a system: aramaki status ID", func(o, e io.Writer) command { return &StatusCommand{stdout: o} }},
 		{"check", "a check's history, or run it now: aramaki check history|run SYSTEM CHECK", func(o, e io.Writer) command { return &CheckCommand{stdout: o} }},
 		{"agent", "agents: aramaki agent token|list|show|revoke", func(o, e io.Writer) command { return &AgentCommand{stdout: o} }},
+		{"bench", "load generator: aramaki bench agents --system ID [--agents N] [--rate R]", func(o, e io.Writer) command { return &BenchCommand{stdout: o, stderr: e} }},
 		{"whoami", "show who the client is logged in as", func(o, e io.Writer) command { return &WhoAmICommand{stdout: o} }},
 	}
 }
