@@ -103,7 +103,7 @@ func TestParseSample(t *testing.T) {
 			t.Errorf("%s is used by %v, want %v", id, got, want)
 		}
 	}
-	if got, want := g.Anchors(), []string{"blog", "infrastructure", "webshop"}; !slices.Equal(got, want) {
+	if got, want := g.Anchors(), []string{"aramaki", "blog", "infrastructure", "webshop"}; !slices.Equal(got, want) {
 		t.Errorf("anchors = %v, want %v", got, want)
 	}
 	if s := g.System("infrastructure"); s.Title != "Hosting infrastructure" || s.Category != "infrastructure" {

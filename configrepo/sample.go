@@ -1,12 +1,14 @@
 package configrepo
 
 import (
+	"bytes"
 	"embed"
 	"errors"
 	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/aramaki/aramaki"
@@ -22,15 +24,16 @@ import (
 var sample embed.FS
 
 // sampleFiles returns the files of the sample, keyed by their path in the
-// repository.
-func sampleFiles() map[string][]byte {
+// repository, with the quickstart server's port filled in where the sample
+// checks the server itself.
+func sampleFiles(port int) map[string][]byte {
 	files := map[string][]byte{}
 	err := fs.WalkDir(sample, "sample", func(name string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
 		}
 		data, err := sample.ReadFile(name)
-		files[name[len("sample/"):]] = data
+		files[name[len("sample/"):]] = bytes.ReplaceAll(data, []byte("ARAMAKI_PORT"), []byte(strconv.Itoa(port)))
 		return err
 	})
 	if err != nil {
@@ -40,10 +43,11 @@ func sampleFiles() map[string][]byte {
 }
 
 // WriteSample creates a Git repository at dir holding the sample config, in
-// one commit, with a working tree to edit. When dir holds a repository
-// already it is left alone, so that running the quickstart again keeps what
-// was changed. A directory that holds something else is refused.
-func WriteSample(dir string) error {
+// one commit, with a working tree to edit; port is where the quickstart
+// server listens, for the check of the server itself. When dir holds a
+// repository already it is left alone, so that running the quickstart again
+// keeps what was changed. A directory that holds something else is refused.
+func WriteSample(dir string, port int) error {
 	if _, err := git.PlainOpen(dir); err == nil {
 		return nil
 	} else if !errors.Is(err, git.ErrRepositoryNotExists) {
@@ -63,7 +67,7 @@ func WriteSample(dir string) error {
 	if err != nil {
 		return err
 	}
-	for name, data := range sampleFiles() {
+	for name, data := range sampleFiles(port) {
 		file := filepath.Join(dir, filepath.FromSlash(name))
 		if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
 			return err

@@ -15,7 +15,7 @@ import (
 // commit and a clean working tree, and the server reads it without problems.
 func TestWriteSample(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "config-repo")
-	if err := configrepo.WriteSample(dir); err != nil {
+	if err := configrepo.WriteSample(dir, 8443); err != nil {
 		t.Fatal(err)
 	}
 	log := MustGit(t, dir, "log", "--format=%H %an <%ae>")
@@ -51,7 +51,7 @@ func TestWriteSample(t *testing.T) {
 // was committed since.
 func TestWriteSampleKeepsRepository(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "config-repo")
-	if err := configrepo.WriteSample(dir); err != nil {
+	if err := configrepo.WriteSample(dir, 8443); err != nil {
 		t.Fatal(err)
 	}
 	file := filepath.Join(dir, "systems", "customers", "example-corp", "webshop.yaml")
@@ -64,7 +64,7 @@ func TestWriteSampleKeepsRepository(t *testing.T) {
 	MustGit(t, dir, "commit", "-q", "-a", "-m", "Rename the shop")
 	head := MustGit(t, dir, "rev-parse", "HEAD")
 
-	if err := configrepo.WriteSample(dir); err != nil {
+	if err := configrepo.WriteSample(dir, 8443); err != nil {
 		t.Fatal(err)
 	}
 	if got := MustGit(t, dir, "rev-parse", "HEAD"); got != head {
@@ -84,7 +84,7 @@ func TestWriteSampleKeepsRepository(t *testing.T) {
 func TestWriteSampleRefusesOtherDirectories(t *testing.T) {
 	dir := t.TempDir()
 	MustWriteFile(t, dir, "notes.txt", "mine")
-	err := configrepo.WriteSample(dir)
+	err := configrepo.WriteSample(dir, 8443)
 	if aramaki.ErrorCode(err) != aramaki.ECONFLICT {
 		t.Errorf("WriteSample into a directory with files: %v, want conflict", err)
 	}

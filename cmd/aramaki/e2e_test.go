@@ -45,7 +45,7 @@ type process struct {
 	output strings.Builder // everything it printed on stdout until ready
 }
 
-var urlLine = regexp.MustCompile(`(?:running|serving) at (https?://\S+)`)
+var urlLine = regexp.MustCompile(`(?:running|serving) at (https?://[^\s,]+)`)
 
 // MustQuickstart runs "aramaki quickstart" on a free port and waits until
 // it has printed its banner.
@@ -197,6 +197,14 @@ func TestQuickstartRunsAServerTheCLIcanUse(t *testing.T) {
 	}
 	if len(usedBy["storage"]) < 2 {
 		t.Errorf("storage is used by %v, want several systems", usedBy["storage"])
+	}
+
+	// The quickstart's own agent is connected and checks the shared infrastructure.
+	if out := MustCLI(t, p, data, "agent", "list"); !strings.Contains(out, "connected") || !strings.Contains(out, "compute") {
+		t.Errorf("agent list does not show the local agent connected:\n%s", out)
+	}
+	if out := MustCLI(t, p, data, "status", "compute"); !strings.Contains(out, "keepalive") {
+		t.Errorf("status of compute does not show the local agent's keepalive:\n%s", out)
 	}
 
 	out := MustCLI(t, p, data, "system", "show", "webshop")

@@ -19,6 +19,9 @@ import (
 	"syscall"
 )
 
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
 // command is one subcommand.
 type command interface {
 	Run(ctx context.Context, args []string) error

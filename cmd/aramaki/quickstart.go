@@ -2,14 +2,22 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
+	"net"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
+	"github.com/aramaki/aramaki"
+	"github.com/aramaki/aramaki/agent"
 	"github.com/aramaki/aramaki/configrepo"
+	"github.com/aramaki/aramaki/wire"
 )
 
 // QuickstartCommand runs a complete local server with zero set-up: SQLite,
@@ -27,6 +35,7 @@ func (c *QuickstartCommand) Run(ctx context.Context, args []string) error {
 	fs.SetOutput(c.stderr)
 	fs.StringVar(&cfg.DataDir, "data", "aramaki-data", "data directory")
 	fs.StringVar(&cfg.Listen, "listen", "127.0.0.1:8443", "address to listen on")
+	noAgent := fs.Bool("no-agent", false, "do not run a local agent")
 	serverFlags(fs, &cfg, &logFormat, &logLevel)
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -48,14 +57,35 @@ func (c *QuickstartCommand) Run(ctx context.Context, args []string) error {
 		return err
 	}
 	syscall.Umask(0o077) // the data directory holds keys and tokens
-	if err := configrepo.WriteSample(cfg.ConfigRepo); err != nil {
+	port := 8443
+	if _, p, err := net.SplitHostPort(cfg.Listen); err == nil {
+		if n, err := strconv.Atoi(p); err == nil && n != 0 {
+			port = n
+		}
+	}
+	if err := configrepo.WriteSample(cfg.ConfigRepo, port); err != nil {
 		return fmt.Errorf("write sample config repository: %w", err)
 	}
 	srv := NewServer(cfg, log)
 	if err := srv.Start(ctx); err != nil {
 		return err
 	}
-	fmt.Fprintf(c.stdout, "\nAramaki quickstart is running at %s\n", srv.URL())
+	agentNote := "no local agent (--no-agent)"
+	if !*noAgent {
+		a, err := startLocalAgent(ctx, srv, filepath.Join(dataDir, "agent"), log)
+		if err != nil {
+			srv.Stop(context.Background())
+			return fmt.Errorf("start the local agent: %w", err)
+		}
+		id := a.Identity()
+		agentNote = fmt.Sprintf("a local agent (%s) checks %s", id.AgentID, strings.Join(id.Systems, ", "))
+		go func() {
+			if err := a.Run(ctx); err != nil && ctx.Err() == nil {
+				log.Error("local agent stopped", "err", err)
+			}
+		}()
+	}
+	fmt.Fprintf(c.stdout, "\nAramaki quickstart is running at %s, with %s.\n", srv.URL(), agentNote)
 	printFirstStart(c.stdout, srv)
 	fmt.Fprintf(c.stdout, "The config repository is a Git repository at %s: commit there and the server picks it up.\n", cfg.ConfigRepo)
 	fmt.Fprintf(c.stdout, "\nTry the CLI from another shell:\n")
@@ -68,4 +98,33 @@ func (c *QuickstartCommand) Run(ctx context.Context, args []string) error {
 	stopCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	return srv.Stop(stopCtx)
+}
+
+// localAgentSystems are the sample's systems the quickstart's own agent
+// checks: the host it runs on stands in for the shared infrastructure.
+var localAgentSystems = []string{"aramaki", "compute", "storage"}
+
+// startLocalAgent enrolls an agent in dir on the first start (reusing it
+// afterwards) and returns it ready to run in this process.
+func startLocalAgent(ctx context.Context, srv *Server, dir string, log *slog.Logger) (*agent.Agent, error) {
+	if _, err := agent.LoadIdentity(dir); errors.Is(err, agent.ErrNotEnrolled) {
+		var systems []string
+		for _, id := range localAgentSystems {
+			if srv.svc.Graph().System(id) != nil {
+				systems = append(systems, id)
+			}
+		}
+		quickstart := aramaki.Principal{User: "quickstart", Bindings: []aramaki.RoleBinding{{User: "quickstart", System: aramaki.GlobalScope, Role: aramaki.RoleAdmin}}}
+		t, err := srv.svc.CreateEnrollmentToken(ctx, quickstart, systems, 10*time.Minute)
+		if err != nil {
+			return nil, err
+		}
+		token := wire.EnrollmentToken{URL: srv.URL(), CASHA256: srv.pin, ID: t.ID, Secret: t.Secret}
+		if _, err := agent.Enroll(ctx, dir, token.String(), agent.EnrollOptions{Version: version}); err != nil {
+			return nil, err
+		}
+	} else if err != nil {
+		return nil, err
+	}
+	return agent.New(agent.Config{Dir: dir, Version: version}, log.With("component", "agent"))
 }

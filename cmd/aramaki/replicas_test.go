@@ -60,7 +60,7 @@ func TestTwoReplicasShareOnePostgreSQLDatabase(t *testing.T) {
 	db := MustPostgresDatabase(t)
 	dataA, dataB := t.TempDir(), t.TempDir()
 	repo := filepath.Join(t.TempDir(), "config")
-	if err := configrepo.WriteSample(repo); err != nil {
+	if err := configrepo.WriteSample(repo, 8443); err != nil {
 		t.Fatal(err)
 	}
 	// The first replica makes the CA; the second serves with its certificate.
