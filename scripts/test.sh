@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh Debian machine with Go: installs what the
-# tests need (git, PostgreSQL) with apt-get when missing, starts a throwaway
-# PostgreSQL on loopback, and runs every Go test against SQLite and
-# PostgreSQL. .ci/run calls this same script.
+# tests need (git, the monitoring plugins, PostgreSQL) with apt-get when
+# missing, starts a throwaway PostgreSQL on loopback, and runs every Go test
+# against SQLite and PostgreSQL. .ci/run calls this same script.
 #
 #   scripts/test.sh              everything
 #   scripts/test.sh ./store/...  just some packages (go test arguments)
@@ -11,6 +11,7 @@ cd "$(dirname "$0")/.."
 
 need_apt=()
 command -v git >/dev/null 2>&1 || need_apt+=(git)
+[ -x /usr/lib/nagios/plugins/check_load ] || need_apt+=(monitoring-plugins-basic)
 if [ ${#need_apt[@]} -gt 0 ]; then
 	echo "test.sh: installing ${need_apt[*]}" >&2
 	export DEBIAN_FRONTEND=noninteractive
