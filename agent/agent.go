@@ -186,7 +186,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 		var refused *ServerError
 		var wait time.Duration
-		if errors.As(err, &refused) && refused.Code == "revoked" {
+		if errors.As(err, &refused) && refused.Code == wire.CodeRevoked {
 			wait = a.cfg.RevokedBackoff
 			a.log.Error("THE SERVER HAS REVOKED THIS AGENT: its results are refused. Enroll it again (aramaki-agent --enroll TOKEN --force) or uninstall it",
 				"server", a.id.ServerURL, "message", refused.Message, "next_attempt_in", wait)

@@ -181,10 +181,10 @@ func (s *Server) sendError(ctx context.Context, ws *websocket.Conn, err error) {
 	code := aramaki.ErrorCode(err)
 	var werr *wire.Error
 	if errors.As(err, &werr) {
-		code = "protocol"
+		code = wire.CodeProtocol
 	}
 	if code == aramaki.EFORBIDDEN {
-		code = "revoked"
+		code = wire.CodeRevoked
 	}
 	msg := aramaki.ErrorMessage(err)
 	if werr != nil {
@@ -401,8 +401,9 @@ func (s *Server) lookup(id string) *conn {
 // Connected reports whether the agent is connected to this server.
 func (s *Server) Connected(id string) bool { return s.lookup(id) != nil }
 
-// Disconnect ends an agent's connection with an error frame.
-func (s *Server) Disconnect(id, code, message string) {
+// Revoked ends a revoked agent's connection with an error frame.
+func (s *Server) Revoked(id, message string) {
+	code := wire.CodeRevoked
 	c := s.lookup(id)
 	if c == nil {
 		return

@@ -216,7 +216,7 @@ func (s *Service) RevokeAgent(ctx context.Context, p aramaki.Principal, id strin
 		return err
 	}
 	if s.hub != nil {
-		s.hub.Disconnect(id, "revoked", "this agent was revoked by "+p.User)
+		s.hub.Revoked(id, "this agent was revoked by "+p.User)
 	}
 	return nil
 }

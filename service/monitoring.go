@@ -17,8 +17,8 @@ import (
 // AgentHub is the live connections to agents, kept by the agent API.
 type AgentHub interface {
 	Connected(agentID string) bool
-	// Disconnect ends an agent's connection with a last error frame.
-	Disconnect(agentID, code, message string)
+	// Revoked ends a revoked agent's connection, telling it why.
+	Revoked(agentID, message string)
 	// Run asks a connected agent to run one of its checks now; ENOTFOUND
 	// when the agent is not connected here.
 	Run(agentID, request, system, check string) error

@@ -5,8 +5,9 @@ import (
 	"time"
 )
 
-// Hello is the server's first frame: its protocol version and a fresh
-// nonce the agent must sign.
+// Hello is the server's first frame: its protocol version, a fresh nonce
+// the agent must sign, and the server's clock, which agents use to correct
+// the times they send when their own clock is off.
 type Hello struct {
 	Version    int       `json:"version"`
 	Nonce      []byte    `json:"nonce"`
@@ -335,6 +336,9 @@ func (m *Facts) Validate(now time.Time) error {
 	if m.CPUs < 0 {
 		return errorf("facts: negative CPU count")
 	}
+	if raw, err := json.Marshal(m); err != nil || len(raw) > MaxFactsSize {
+		return errorf("facts exceed %d bytes", MaxFactsSize)
+	}
 	return nil
 }
 
@@ -354,8 +358,10 @@ func (m *Run) Validate(time.Time) error {
 	return nil
 }
 
-// Gap reports results the agent dropped because its queue was full:
-// sequences From to To (inclusive) will never arrive.
+// Gap reports results that will never arrive: sequences From to To
+// (inclusive) were dropped from a full queue, lost to disk damage, or are
+// ones the server would refuse. A gap may be sent again, and may cover
+// results the server already has; the server ignores what it already has.
 type Gap struct {
 	From    uint64 `json:"from"`
 	To      uint64 `json:"to"`
@@ -370,6 +376,13 @@ func (m *Gap) Validate(time.Time) error {
 	}
 	return nil
 }
+
+// Codes of error frames.
+const (
+	CodeRevoked      = "revoked"      // the agent was revoked: do not retry soon
+	CodeUnauthorized = "unauthorized" // unknown agent or a signature that does not match
+	CodeProtocol     = "protocol"     // the agent sent something this package refuses
+)
 
 // ErrorMessage is the server's last word before it closes the connection.
 type ErrorMessage struct {

@@ -314,11 +314,11 @@ func (s *Server) connect(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Unlock()
 	if a == nil || !ed25519.Verify(pub, wire.AuthPayload(nonce, auth.AgentID, binding), auth.Signature) {
-		s.refuseConn(conn, "unauthorized", "unknown agent or bad signature")
+		s.refuseConn(conn, wire.CodeUnauthorized, "unknown agent or bad signature")
 		return
 	}
 	if revoked {
-		s.refuseConn(conn, "revoked", "this agent was revoked by an administrator")
+		s.refuseConn(conn, wire.CodeRevoked, "this agent was revoked by an administrator")
 		return
 	}
 
