@@ -20,8 +20,9 @@ import (
 	"github.com/aramaki/aramaki/pki"
 )
 
-// binary is the real aramaki binary, built once for these tests.
-var binary string
+// binary and agentBinary are the real aramaki and aramaki-agent binaries,
+// built once for these tests.
+var binary, agentBinary string
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "aramaki-e2e-")
@@ -31,6 +32,11 @@ func TestMain(m *testing.M) {
 	binary = filepath.Join(dir, "aramaki")
 	if out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "build aramaki: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	agentBinary = filepath.Join(dir, "aramaki-agent")
+	if out, err := exec.Command("go", "build", "-o", agentBinary, "../aramaki-agent").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build aramaki-agent: %v\n%s", err, out)
 		os.Exit(1)
 	}
 	code := m.Run()
