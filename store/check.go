@@ -4,10 +4,12 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/aramaki/aramaki"
@@ -58,13 +60,19 @@ func (s *Store) RecordResults(ctx context.Context, batches []service.ResultBatch
 	slices.Sort(ids)
 	ids = slices.Compact(ids)
 
-	var agents map[string]*agentSeq
+	var (
+		agents    map[string]*agentSeq
+		newChecks map[checkName]int64
+	)
 	err = s.write(ctx, func(tx *txn) error {
 		var err error
 		if agents, err = s.lockAgents(ctx, tx, ids); err != nil {
 			return err
 		}
-		var live []string
+		var (
+			live    []string     // the agents that may store results
+			pending []*resultRow // their results
+		)
 		for _, id := range ids {
 			if agents[id] != nil {
 				live = append(live, id)
@@ -73,7 +81,17 @@ func (s *Store) RecordResults(ctx context.Context, batches []service.ResultBatch
 		if len(live) == 0 {
 			return nil
 		}
-		states, err := s.agentStates(ctx, tx, live)
+		for i, b := range batches {
+			if agents[b.Agent] != nil {
+				for j := range rows[i] {
+					pending = append(pending, &rows[i][j])
+				}
+			}
+		}
+		if newChecks, err = s.numberChecks(ctx, tx, pending); err != nil {
+			return err
+		}
+		states, err := s.agentStates(ctx, tx, live, agents)
 		if err != nil {
 			return err
 		}
@@ -82,7 +100,7 @@ func (s *Store) RecordResults(ctx context.Context, batches []service.ResultBatch
 		var (
 			stored  []any // the arguments of the rows of results to insert
 			changes []aramaki.StatusChange
-			dirty   []checkKey // states to write, each once
+			dirty   []stateKey      // states to write, each once
 			events  []aramaki.Event // of gaps, then of changes
 		)
 		for i, b := range batches {
@@ -90,23 +108,24 @@ func (s *Store) RecordResults(ctx context.Context, batches []service.ResultBatch
 			if a == nil {
 				continue
 			}
-			for _, r := range rows[i] {
+			for j := range rows[i] {
+				r := &rows[i][j]
 				if r.seq != 0 {
 					if r.seq <= a.lastSeq {
 						continue
 					}
 					a.lastSeq = r.seq
 				}
-				stored = append(stored, b.Agent, r.seq, r.system, r.check, r.status, r.output, r.metrics, r.startedUS, r.durationNS, r.receivedUS)
+				stored = append(stored, r.checkID, a.id, r.seq, r.status, r.output, r.metrics, r.startedUS, r.durationNS, r.receivedUS)
 
-				key := checkKey{r.system, r.check, b.Agent}
+				key := stateKey{a.id, r.checkID}
 				st := states[key]
 				if st == nil {
 					st = &checkState{status: r.status, sinceUS: r.atUS}
 					states[key] = st
-					changes = append(changes, change(key, r, r.status, true))
+					changes = append(changes, change(a.id, r, r.status, true))
 				} else if st.status != r.status {
-					changes = append(changes, change(key, r, st.status, false))
+					changes = append(changes, change(a.id, r, st.status, false))
 					st.status, st.sinceUS = r.status, r.atUS
 				}
 				st.output, st.metrics, st.lastResultUS = r.output, r.metrics, r.receivedUS
@@ -124,18 +143,18 @@ func (s *Store) RecordResults(ctx context.Context, batches []service.ResultBatch
 		}
 
 		// Write it all, many rows to a statement.
-		if err := insertRows(ctx, tx, `INSERT INTO results (agent_id, seq, system_id, check_name, status, output, metrics, started_us, duration_ns, received_us) VALUES `, ``, 10, stored); err != nil {
+		if err := insertRows(ctx, tx, `INSERT INTO results (check_id, agent_id, seq, status, output, metrics, started_us, duration_ns, received_us) VALUES `, ``, 9, stored); err != nil {
 			return fmt.Errorf("insert results: %w", err)
 		}
-		stateArgs := make([]any, 0, len(dirty)*8)
+		stateArgs := make([]any, 0, len(dirty)*7)
 		for _, k := range dirty {
 			st := states[k]
-			stateArgs = append(stateArgs, k.system, k.check, k.agent, st.status, st.output, st.metrics, st.sinceUS, st.lastResultUS)
+			stateArgs = append(stateArgs, k.agent, k.check, st.status, st.output, st.metrics, st.sinceUS, st.lastResultUS)
 		}
-		if err := insertRows(ctx, tx, `INSERT INTO check_states (system_id, check_name, agent_id, status, output, metrics, since_us, last_result_us) VALUES `, `
-			ON CONFLICT (system_id, check_name, agent_id) DO UPDATE SET
+		if err := insertRows(ctx, tx, `INSERT INTO check_states (agent_id, check_id, status, output, metrics, since_us, last_result_us) VALUES `, `
+			ON CONFLICT (agent_id, check_id) DO UPDATE SET
 				status = excluded.status, output = excluded.output, metrics = excluded.metrics,
-				since_us = excluded.since_us, last_result_us = excluded.last_result_us`, 8, stateArgs); err != nil {
+				since_us = excluded.since_us, last_result_us = excluded.last_result_us`, 7, stateArgs); err != nil {
 			return fmt.Errorf("update check states: %w", err)
 		}
 		changeArgs := make([]any, 0, len(changes)*8)
@@ -165,6 +184,7 @@ func (s *Store) RecordResults(ctx context.Context, batches []service.ResultBatch
 	if err != nil {
 		return nil, err
 	}
+	s.checks.add(newChecks)
 	last := make([]uint64, len(batches))
 	for i, b := range batches {
 		if a := agents[b.Agent]; a != nil {
@@ -178,6 +198,7 @@ func (s *Store) RecordResults(ctx context.Context, batches []service.ResultBatch
 type resultRow struct {
 	seq                               int64
 	system, check                     string
+	checkID                           int64 // set in the transaction
 	status                            int
 	output                            string
 	metrics                           sql.NullString
@@ -238,8 +259,96 @@ func encodeResults(batches []service.ResultBatch, now time.Time) ([][]resultRow,
 	return rows, nil
 }
 
-// checkKey names a check state.
-type checkKey struct{ system, check, agent string }
+func change(agent string, r *resultRow, from int, first bool) aramaki.StatusChange {
+	return aramaki.StatusChange{
+		System: r.system, Check: r.check, Agent: agent,
+		From: aramaki.Status(from), To: aramaki.Status(r.status),
+		At: fromMicros(r.atUS), Output: r.output, First: first,
+	}
+}
+
+// checkName names a check of a system.
+type checkName struct{ system, check string }
+
+// checkNumbers caches the numbers of checks (the checks table). A number
+// never changes once given, so a cached one is right for good; a number
+// given in a transaction is only cached once it is committed.
+type checkNumbers struct {
+	mu sync.Mutex
+	m  map[checkName]int64
+}
+
+func (c *checkNumbers) add(ids map[checkName]int64) {
+	if len(ids) == 0 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for k, id := range ids {
+		c.m[k] = id
+	}
+}
+
+// numberChecks sets the check number of each result, giving new checks
+// one, and returns the numbers that were not cached.
+func (s *Store) numberChecks(ctx context.Context, tx *txn, rows []*resultRow) (map[checkName]int64, error) {
+	var missing map[checkName]int64
+	s.checks.mu.Lock()
+	for _, r := range rows {
+		k := checkName{r.system, r.check}
+		if id, ok := s.checks.m[k]; ok {
+			r.checkID = id
+		} else {
+			if missing == nil {
+				missing = map[checkName]int64{}
+			}
+			missing[k] = 0
+		}
+	}
+	s.checks.mu.Unlock()
+	if len(missing) == 0 {
+		return nil, nil
+	}
+	for k := range missing {
+		id, err := checkID(ctx, tx, k)
+		if err != nil {
+			return nil, err
+		}
+		missing[k] = id
+	}
+	for _, r := range rows {
+		if r.checkID == 0 {
+			r.checkID = missing[checkName{r.system, r.check}]
+		}
+	}
+	return missing, nil
+}
+
+// checkID returns the number of a check, giving it one when it has none.
+func checkID(ctx context.Context, tx *txn, k checkName) (int64, error) {
+	var id int64
+	err := tx.QueryRow(ctx, `SELECT id FROM checks WHERE system_id = ? AND check_name = ?`, k.system, k.check).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		// On PostgreSQL a replica numbering the same check at the same time
+		// makes this insert wait for its commit and then do nothing; the
+		// number is then read again.
+		err = tx.QueryRow(ctx, `INSERT INTO checks (system_id, check_name) VALUES (?, ?)
+			ON CONFLICT (system_id, check_name) DO NOTHING RETURNING id`, k.system, k.check).Scan(&id)
+		if errors.Is(err, sql.ErrNoRows) {
+			err = tx.QueryRow(ctx, `SELECT id FROM checks WHERE system_id = ? AND check_name = ?`, k.system, k.check).Scan(&id)
+		}
+	}
+	if err != nil {
+		return 0, fmt.Errorf("number check %s of %s: %w", k.check, k.system, err)
+	}
+	return id, nil
+}
+
+// stateKey names a check state: an agent's view of a check.
+type stateKey struct {
+	agent string
+	check int64
+}
 
 // checkState is what RecordResults knows and changes of a check state.
 type checkState struct {
@@ -250,16 +359,9 @@ type checkState struct {
 	dirty                 bool // to be written
 }
 
-func change(k checkKey, r resultRow, from int, first bool) aramaki.StatusChange {
-	return aramaki.StatusChange{
-		System: k.system, Check: k.check, Agent: k.agent,
-		From: aramaki.Status(from), To: aramaki.Status(r.status),
-		At: fromMicros(r.atUS), Output: r.output, First: first,
-	}
-}
-
 // agentSeq is the sequence of an agent that may store results.
 type agentSeq struct {
+	id                 string
 	lastSeq, storedSeq int64
 }
 
@@ -283,7 +385,7 @@ func (s *Store) lockAgents(ctx context.Context, tx *txn, ids []string) (map[stri
 			return nil, fmt.Errorf("scan agent: %w", err)
 		}
 		if !revoked.Valid {
-			agents[id] = &agentSeq{lastSeq: seq, storedSeq: seq}
+			agents[id] = &agentSeq{id: id, lastSeq: seq, storedSeq: seq}
 		}
 	}
 	if err := rows.Err(); err != nil {
@@ -294,23 +396,26 @@ func (s *Store) lockAgents(ctx context.Context, tx *txn, ids []string) (map[stri
 
 // agentStates returns the check states of the agents, with what a result
 // needs to know of them: status and since.
-func (s *Store) agentStates(ctx context.Context, tx *txn, agents []string) (map[checkKey]*checkState, error) {
-	in, arg := s.inStrings("agent_id", agents)
-	rows, err := tx.Query(ctx, `SELECT system_id, check_name, agent_id, status, since_us FROM check_states WHERE `+in, arg)
+func (s *Store) agentStates(ctx context.Context, tx *txn, ids []string, agents map[string]*agentSeq) (map[stateKey]*checkState, error) {
+	in, arg := s.inStrings("agent_id", ids)
+	rows, err := tx.Query(ctx, `SELECT agent_id, check_id, status, since_us FROM check_states WHERE `+in, arg)
 	if err != nil {
 		return nil, fmt.Errorf("query check states: %w", err)
 	}
 	defer rows.Close()
-	states := make(map[checkKey]*checkState, len(agents)*16)
+	states := make(map[stateKey]*checkState, len(ids)*16)
+	var agent sql.RawBytes // one of ids: read into a reused buffer, not a new string
 	for rows.Next() {
 		var (
-			k  checkKey
-			st checkState
+			checkID int64
+			st      checkState
 		)
-		if err := rows.Scan(&k.system, &k.check, &k.agent, &st.status, &st.sinceUS); err != nil {
+		if err := rows.Scan(&agent, &checkID, &st.status, &st.sinceUS); err != nil {
 			return nil, fmt.Errorf("scan check state: %w", err)
 		}
-		states[k] = &st
+		if a := agents[string(agent)]; a != nil {
+			states[stateKey{a.id, checkID}] = &st
+		}
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("read check states: %w", err)
@@ -320,18 +425,14 @@ func (s *Store) agentStates(ctx context.Context, tx *txn, agents []string) (map[
 
 // updateLastSeqs writes the sequences of the agents that moved.
 func updateLastSeqs(ctx context.Context, tx *txn, ids []string, agents map[string]*agentSeq) error {
-	var stmt *sql.Stmt
 	for _, id := range ids {
 		a := agents[id]
 		if a.lastSeq == a.storedSeq {
 			continue
 		}
-		if stmt == nil {
-			var err error
-			if stmt, err = tx.Prepare(ctx, `UPDATE agents SET last_seq = ? WHERE id = ?`); err != nil {
-				return fmt.Errorf("prepare last seq update: %w", err)
-			}
-			defer stmt.Close()
+		stmt, err := tx.Stmt(ctx, `UPDATE agents SET last_seq = ? WHERE id = ?`)
+		if err != nil {
+			return fmt.Errorf("prepare last seq update: %w", err)
 		}
 		if _, err := stmt.ExecContext(ctx, a.lastSeq, id); err != nil {
 			return fmt.Errorf("update last seq of agent %s: %w", id, err)
@@ -340,38 +441,32 @@ func updateLastSeqs(ctx context.Context, tx *txn, ids []string, agents map[strin
 	return nil
 }
 
-// paramsPerInsert bounds the arguments of one multi-row statement: SQLite
-// allows 32766, PostgreSQL 65535.
-const paramsPerInsert = 4000
+// maxRowsPerInsert bounds the rows of one multi-row statement: 256 rows
+// of 10 columns stay far below the limits on parameters (SQLite 32766,
+// PostgreSQL 65535), and the statement is still cheap to prepare.
+const maxRowsPerInsert = 256
 
 // insertRows runs insert + "(?, …), (?, …), …" + suffix for the rows of
 // args, cols arguments to a row, many rows to a statement: in a hot path
-// the cost is in the statements, not in the rows.
+// the cost is in the statements, not in the rows. The rows go in chunks
+// of 256, 128, 64, … rows, so that a handful of statements, each prepared
+// once for the store, insert any number of rows.
 func insertRows(ctx context.Context, tx *txn, insert, suffix string, cols int, args []any) error {
 	n := len(args) / cols
-	per := paramsPerInsert / cols
 	row := "(?" + strings.Repeat(", ?", cols-1) + ")"
-	values := func(k int) string { return row + strings.Repeat(", "+row, k-1) }
-	var full *sql.Stmt
-	for i := 0; i < n; i += per {
-		k := min(per, n-i)
-		chunk := args[i*cols : (i+k)*cols]
-		var err error
-		switch {
-		case k < per || n < 2*per:
-			_, err = tx.Exec(ctx, insert+values(k)+suffix, chunk...)
-		case full == nil:
-			if full, err = tx.Prepare(ctx, insert+values(per)+suffix); err != nil {
-				return err
-			}
-			defer full.Close()
-			fallthrough
-		default:
-			_, err = full.ExecContext(ctx, chunk...)
+	for done := 0; done < n; {
+		k := maxRowsPerInsert
+		for k > n-done {
+			k /= 2
 		}
+		st, err := tx.Stmt(ctx, insert+row+strings.Repeat(", "+row, k-1)+suffix)
 		if err != nil {
 			return err
 		}
+		if _, err := st.ExecContext(ctx, args[done*cols:(done+k)*cols]...); err != nil {
+			return err
+		}
+		done += k
 	}
 	return nil
 }
@@ -391,19 +486,20 @@ func (s *Store) inStrings(column string, values []string) (string, any) {
 	return column + ` IN (SELECT value FROM json_each(?))`, string(b)
 }
 
-const checkStateColumns = `system_id, check_name, agent_id, status, output, metrics, since_us, last_result_us`
-
 // CheckStates returns the current states of the checks on the systems (of
 // all systems when systems is nil), ordered by system, check and agent.
 func (s *Store) CheckStates(ctx context.Context, systems []string) ([]aramaki.CheckState, error) {
-	query, args := `SELECT `+checkStateColumns+` FROM check_states`, []any(nil)
+	query := `
+		SELECT c.system_id, c.check_name, s.agent_id, s.status, s.output, s.metrics, s.since_us, s.last_result_us
+		FROM check_states s JOIN checks c ON c.id = s.check_id`
+	var args []any
 	if systems != nil {
-		in, arg := s.inStrings("system_id", systems)
+		in, arg := s.inStrings("c.system_id", systems)
 		query, args = query+` WHERE `+in, []any{arg}
 	}
 	var states []aramaki.CheckState
 	err := s.read(ctx, func(tx *txn) error {
-		rows, err := tx.Query(ctx, query+` ORDER BY system_id, check_name, agent_id`, args...)
+		rows, err := tx.Query(ctx, query+` ORDER BY c.system_id, c.check_name, s.agent_id`, args...)
 		if err != nil {
 			return fmt.Errorf("query check states: %w", err)
 		}
@@ -505,7 +601,7 @@ func (s *Store) Results(ctx context.Context, system, check string, limit int) ([
 	err := s.read(ctx, func(tx *txn) error {
 		rows, err := tx.Query(ctx, `
 			SELECT agent_id, seq, status, output, metrics, started_us, duration_ns, received_us
-			FROM results WHERE system_id = ? AND check_name = ?
+			FROM results WHERE check_id = (SELECT id FROM checks WHERE system_id = ? AND check_name = ?)
 			ORDER BY started_us DESC, id DESC LIMIT ?`, system, check, limit)
 		if err != nil {
 			return fmt.Errorf("query results: %w", err)
@@ -544,36 +640,33 @@ func (s *Store) Results(ctx context.Context, system, check string, limit int) ([
 // history stays, until pruned.
 func (s *Store) DeleteCheckStates(ctx context.Context, keep map[string][]string) error {
 	return s.write(ctx, func(tx *txn) error {
-		rows, err := tx.Query(ctx, `SELECT DISTINCT system_id, check_name FROM check_states WHERE check_name <> ?`, aramaki.KeepaliveCheck)
+		rows, err := tx.Query(ctx, `
+			SELECT id, system_id, check_name FROM checks
+			WHERE check_name <> ? AND id IN (SELECT check_id FROM check_states)`, aramaki.KeepaliveCheck)
 		if err != nil {
 			return fmt.Errorf("query checks: %w", err)
 		}
-		var gone [][2]string
+		var gone []int64
 		for rows.Next() {
-			var system, check string
-			if err := rows.Scan(&system, &check); err != nil {
+			var (
+				id            int64
+				system, check string
+			)
+			if err := rows.Scan(&id, &system, &check); err != nil {
 				rows.Close()
 				return fmt.Errorf("scan check: %w", err)
 			}
 			if !slices.Contains(keep[system], check) {
-				gone = append(gone, [2]string{system, check})
+				gone = append(gone, id)
 			}
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
 			return fmt.Errorf("read checks: %w", err)
 		}
-		if len(gone) == 0 {
-			return nil
-		}
-		stmt, err := tx.Prepare(ctx, `DELETE FROM check_states WHERE system_id = ? AND check_name = ?`)
-		if err != nil {
-			return fmt.Errorf("prepare delete check states: %w", err)
-		}
-		defer stmt.Close()
-		for _, c := range gone {
-			if _, err := stmt.ExecContext(ctx, c[0], c[1]); err != nil {
-				return fmt.Errorf("delete states of check %s on %s: %w", c[1], c[0], err)
+		for _, id := range gone {
+			if _, err := tx.Exec(ctx, `DELETE FROM check_states WHERE check_id = ?`, id); err != nil {
+				return fmt.Errorf("delete check states: %w", err)
 			}
 		}
 		return nil

@@ -52,12 +52,21 @@ func appendEvent(ctx context.Context, tx *txn, ev aramaki.Event) (bool, error) {
 	}
 	timeUS := micros(ev.Time)
 
-	var seq int64
-	err = tx.QueryRow(ctx, `
+	// Prepared once: status changes append events in the hot path.
+	insert, err := tx.Stmt(ctx, `
 		INSERT INTO events (id, time_us, kind, actor, systems, summary, data)
 		VALUES (?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (id) DO NOTHING
-		RETURNING seq`,
+		RETURNING seq`)
+	if err != nil {
+		return false, fmt.Errorf("prepare event insert: %w", err)
+	}
+	insertSystem, err := tx.Stmt(ctx, `INSERT INTO event_systems (system_id, time_us, seq, kind) VALUES (?, ?, ?, ?)`)
+	if err != nil {
+		return false, fmt.Errorf("prepare event system insert: %w", err)
+	}
+	var seq int64
+	err = insert.QueryRowContext(ctx,
 		ev.ID, timeUS, string(ev.Kind), ev.Actor, string(systemsJSON), ev.Summary, data,
 	).Scan(&seq)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -66,8 +75,7 @@ func appendEvent(ctx context.Context, tx *txn, ev aramaki.Event) (bool, error) {
 		return false, fmt.Errorf("insert event: %w", err)
 	}
 	for _, id := range systems {
-		if _, err := tx.Exec(ctx, `INSERT INTO event_systems (system_id, time_us, seq, kind) VALUES (?, ?, ?, ?)`,
-			id, timeUS, seq, string(ev.Kind)); err != nil {
+		if _, err := insertSystem.ExecContext(ctx, id, timeUS, seq, string(ev.Kind)); err != nil {
 			return false, fmt.Errorf("insert event system: %w", err)
 		}
 	}

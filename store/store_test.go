@@ -46,7 +46,7 @@ func forEachDSN(t *testing.T, fn func(t *testing.T, dsn string)) {
 }
 
 // MustSQLiteDSN returns the path of a new SQLite database file.
-func MustSQLiteDSN(t *testing.T) string {
+func MustSQLiteDSN(t testing.TB) string {
 	t.Helper()
 	return filepath.Join(t.TempDir(), "aramaki.db")
 }

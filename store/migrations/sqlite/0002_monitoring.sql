@@ -35,15 +35,25 @@ CREATE TABLE facts (
 	facts        TEXT NOT NULL
 );
 
+-- Every check of a system that ever had a result, numbered: results and
+-- check states name their check by this small integer, which keeps the
+-- structures the hot path writes to small. Never deleted, so that a
+-- number, once read, stays right.
+CREATE TABLE checks (
+	id         INTEGER PRIMARY KEY,
+	system_id  TEXT NOT NULL,
+	check_name TEXT NOT NULL,
+	UNIQUE (system_id, check_name)
+);
+
 -- Raw check results, pruned by age. No foreign keys and no more indexes
 -- than the two queries need: this is the table every result lands in.
 -- metrics is the JSON array of aramaki.Metric, NULL when there are none.
 CREATE TABLE results (
 	id          INTEGER PRIMARY KEY,
+	check_id    INTEGER NOT NULL,
 	agent_id    TEXT NOT NULL,
 	seq         INTEGER NOT NULL,
-	system_id   TEXT NOT NULL,
-	check_name  TEXT NOT NULL,
 	status      INTEGER NOT NULL,
 	output      TEXT NOT NULL,
 	metrics     TEXT,
@@ -53,24 +63,25 @@ CREATE TABLE results (
 );
 -- The newest results of a check: the rowid ends every index entry, so
 -- ORDER BY started_us DESC, id DESC is a backward range scan.
-CREATE INDEX results_check ON results (system_id, check_name, started_us);
+CREATE INDEX results_check ON results (check_id, started_us);
 CREATE INDEX results_received ON results (received_us);
 
 -- The current status of each check on each system, as each agent reports
--- it. Updated by every result, hence clustered on its key.
+-- it. Every result updates its row: clustered by agent, so that the states
+-- of one agent's batch are next to each other, read in one range scan and
+-- written back to few pages.
 CREATE TABLE check_states (
-	system_id      TEXT NOT NULL,
-	check_name     TEXT NOT NULL,
 	agent_id       TEXT NOT NULL,
+	check_id       INTEGER NOT NULL,
 	status         INTEGER NOT NULL,
 	output         TEXT NOT NULL,
 	metrics        TEXT,
 	since_us       INTEGER NOT NULL,
 	last_result_us INTEGER NOT NULL,
-	PRIMARY KEY (system_id, check_name, agent_id)
+	PRIMARY KEY (agent_id, check_id)
 ) WITHOUT ROWID;
--- RecordResults reads the states of the agents whose results it stores.
-CREATE INDEX check_states_agent ON check_states (agent_id);
+-- The states of some checks, for CheckStates and DeleteCheckStates.
+CREATE INDEX check_states_check ON check_states (check_id, agent_id);
 
 -- The history of check statuses: one row per transition, and one for the
 -- first result of a check (is_first, from_status = to_status).
