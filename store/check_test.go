@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"reflect"
+	"sync"
 	"testing"
 	"time"
 
@@ -391,6 +392,93 @@ func TestRecordResults(t *testing.T) {
 			}
 			if n := len(MustResults(t, s, "web", "http")); n != 0 {
 				t.Errorf("%d results after a failed call", n)
+			}
+			// The check numbered in the failed call is numbered again.
+			MustRecord(t, s, batch("a1", result("a1", 1, "web", "http", ok, at(1))))
+			if n := len(MustResults(t, s, "web", "http")); n != 1 {
+				t.Errorf("%d results after storing one", n)
+			}
+			if states := MustStates(t, s, "web"); len(states) != 1 || states[0].Check != "http" {
+				t.Errorf("states = %+v", states)
+			}
+		})
+	})
+
+	t.Run("two replicas storing the same results store them once", func(t *testing.T) {
+		forEachDSN(t, func(t *testing.T, dsn string) {
+			replicas := []*store.Store{MustOpen(t, dsn), MustOpen(t, dsn)}
+			agents := []string{"a1", "a2", "a3"}
+			for _, id := range agents {
+				MustEnroll(t, replicas[0], id, "web")
+			}
+			// Each replica receives every agent's results, in overlapping
+			// batches of new checks, at the same time.
+			const n = 60
+			var wg sync.WaitGroup
+			errs := make(chan error, len(replicas))
+			for _, s := range replicas {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for seq := 1; seq <= n; seq += 5 {
+						var batches []service.ResultBatch
+						for _, id := range agents {
+							var rs []aramaki.CheckResult
+							for k := seq; k < seq+10 && k <= n; k++ {
+								rs = append(rs, result(id, uint64(k), "web", fmt.Sprintf("check%d", k%7), aramaki.Status(k%3), at(k)))
+							}
+							batches = append(batches, batch(id, rs...))
+						}
+						if _, err := s.RecordResults(ctx, batches, changeEvent); err != nil {
+							errs <- err
+							return
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				t.Fatal(err)
+			}
+			stored := map[string]int{}
+			for c := range 7 {
+				for _, r := range MustResults(t, replicas[1], "web", fmt.Sprintf("check%d", c)) {
+					stored[fmt.Sprintf("%s/%d", r.Agent, r.Seq)]++
+				}
+			}
+			if len(stored) != n*len(agents) {
+				t.Errorf("%d distinct results stored, want %d", len(stored), n*len(agents))
+			}
+			for k, times := range stored {
+				if times != 1 {
+					t.Errorf("result %s stored %d times", k, times)
+				}
+			}
+			for _, id := range agents {
+				if a, _ := replicas[1].Agent(ctx, id); a.LastSeq != n {
+					t.Errorf("last seq of %s = %d, want %d", id, a.LastSeq, n)
+				}
+			}
+			if states := MustStates(t, replicas[1]); len(states) != 7*len(agents) {
+				t.Errorf("%d states, want %d", len(states), 7*len(agents))
+			}
+			// Each transition is in the history once.
+			for c := range 7 {
+				want := 0
+				prev := -1
+				for k := 1; k <= n; k++ {
+					if k%7 == c {
+						if k%3 != prev {
+							want++
+						}
+						prev = k % 3
+					}
+				}
+				want *= len(agents)
+				if got := len(MustChanges(t, replicas[0], "web", fmt.Sprintf("check%d", c), time.Time{})); got != want {
+					t.Errorf("check%d has %d changes, want %d", c, got, want)
+				}
 			}
 		})
 	})
