@@ -321,6 +321,7 @@ func (s *Server) acker(ctx context.Context, c *conn, pending <-chan (<-chan serv
 }
 
 func (s *Server) reader(ctx context.Context, c *conn, pending chan<- (<-chan service.IngestResult)) error {
+	stream := service.NewStream()
 	for {
 		_, raw, err := c.ws.Read(ctx)
 		if err != nil {
@@ -336,9 +337,9 @@ func (s *Server) reader(ctx context.Context, c *conn, pending chan<- (<-chan ser
 		var ch <-chan service.IngestResult
 		switch m := msg.(type) {
 		case *wire.Results:
-			ch, err = s.svc.SubmitResults(ctx, c.agent, results(m.Results), nil)
+			ch, err = s.svc.SubmitResults(ctx, stream, c.agent, results(m.Results), nil)
 		case *wire.Gap:
-			ch, err = s.svc.SubmitResults(ctx, c.agent, nil, &service.GapReport{From: m.From, To: m.To})
+			ch, err = s.svc.SubmitResults(ctx, stream, c.agent, nil, &service.GapReport{From: m.From, To: m.To})
 		case *wire.Keepalive:
 			continue
 		case *wire.Facts:

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/aramaki/aramaki"
@@ -18,9 +19,22 @@ import (
 const maxGroup = 5000
 
 type submission struct {
-	batch ResultBatch
-	done  chan IngestResult
+	batch  ResultBatch
+	stream *Stream
+	done   chan IngestResult
 }
+
+// Stream is one connection's sequence of submissions. Once one of its
+// batches failed to commit, none after it may be written: the store would
+// take the later sequence numbers as the agent's last, and the failed
+// results would be skipped for good. The agent reconnects and resends from
+// what is really stored.
+type Stream struct {
+	failed atomic.Bool
+}
+
+// NewStream starts the submissions of one agent connection.
+func NewStream() *Stream { return &Stream{} }
 
 // IngestResult is the outcome of a submitted batch.
 type IngestResult struct {
@@ -32,7 +46,7 @@ type IngestResult struct {
 // channel that yields the outcome once they are committed. Results for
 // checks the agent does not run are dropped (and logged): they are never
 // stored. gap, when not nil, reports results the agent lost.
-func (s *Service) SubmitResults(ctx context.Context, a aramaki.Agent, results []aramaki.CheckResult, gap *GapReport) (<-chan IngestResult, error) {
+func (s *Service) SubmitResults(ctx context.Context, stream *Stream, a aramaki.Agent, results []aramaki.CheckResult, gap *GapReport) (<-chan IngestResult, error) {
 	allowed := map[string]bool{}
 	for _, c := range s.ChecksFor(a) {
 		allowed[c.System+"/"+c.Name] = true
@@ -64,7 +78,7 @@ func (s *Service) SubmitResults(ctx context.Context, a aramaki.Agent, results []
 		gap.Event = ev
 		b.Gap = gap
 	}
-	sub := &submission{batch: b, done: make(chan IngestResult, 1)}
+	sub := &submission{batch: b, stream: stream, done: make(chan IngestResult, 1)}
 	select {
 	case s.ingest <- sub:
 		return sub.done, nil
@@ -112,6 +126,19 @@ func (s *Service) RunIngest(ctx context.Context) {
 }
 
 func (s *Service) write(ctx context.Context, group []*submission) {
+	errFailedBefore := aramaki.Errorf(aramaki.EUNAVAILABLE, "an earlier batch of this connection was not stored")
+	live := group[:0:0]
+	for _, sub := range group {
+		if sub.stream != nil && sub.stream.failed.Load() {
+			sub.done <- IngestResult{Err: errFailedBefore}
+			continue
+		}
+		live = append(live, sub)
+	}
+	group = live
+	if len(group) == 0 {
+		return
+	}
 	batches := make([]ResultBatch, len(group))
 	for i, sub := range group {
 		batches[i] = sub.batch
@@ -122,6 +149,9 @@ func (s *Service) write(ctx context.Context, group []*submission) {
 	}
 	for i, sub := range group {
 		if err != nil {
+			if sub.stream != nil {
+				sub.stream.failed.Store(true)
+			}
 			sub.done <- IngestResult{Err: err}
 			continue
 		}
