@@ -143,7 +143,7 @@ func (s *Store) RecordResults(ctx context.Context, batches []service.ResultBatch
 		}
 
 		// Write it all, many rows to a statement.
-		if err := insertRows(ctx, tx, `INSERT INTO results (check_id, agent_id, seq, status, output, metrics, started_us, duration_ns, received_us) VALUES `, ``, 9, stored); err != nil {
+		if err := insertRows(ctx, tx, "results", resultColumns, ``, stored); err != nil {
 			return fmt.Errorf("insert results: %w", err)
 		}
 		stateArgs := make([]any, 0, len(dirty)*7)
@@ -151,17 +151,17 @@ func (s *Store) RecordResults(ctx context.Context, batches []service.ResultBatch
 			st := states[k]
 			stateArgs = append(stateArgs, k.agent, k.check, st.status, st.output, st.metrics, st.sinceUS, st.lastResultUS)
 		}
-		if err := insertRows(ctx, tx, `INSERT INTO check_states (agent_id, check_id, status, output, metrics, since_us, last_result_us) VALUES `, `
+		if err := insertRows(ctx, tx, "check_states", stateColumns, `
 			ON CONFLICT (agent_id, check_id) DO UPDATE SET
 				status = excluded.status, output = excluded.output, metrics = excluded.metrics,
-				since_us = excluded.since_us, last_result_us = excluded.last_result_us`, 7, stateArgs); err != nil {
+				since_us = excluded.since_us, last_result_us = excluded.last_result_us`, stateArgs); err != nil {
 			return fmt.Errorf("update check states: %w", err)
 		}
 		changeArgs := make([]any, 0, len(changes)*8)
 		for _, c := range changes {
 			changeArgs = append(changeArgs, c.System, c.Check, c.Agent, int(c.From), int(c.To), micros(c.At), c.Output, c.First)
 		}
-		if err := insertRows(ctx, tx, `INSERT INTO status_changes (system_id, check_name, agent_id, from_status, to_status, at_us, output, is_first) VALUES `, ``, 8, changeArgs); err != nil {
+		if err := insertRows(ctx, tx, "status_changes", changeColumns, ``, changeArgs); err != nil {
 			return fmt.Errorf("insert status changes: %w", err)
 		}
 		for _, c := range changes {
@@ -425,41 +425,99 @@ func (s *Store) agentStates(ctx context.Context, tx *txn, ids []string, agents m
 
 // updateLastSeqs writes the sequences of the agents that moved.
 func updateLastSeqs(ctx context.Context, tx *txn, ids []string, agents map[string]*agentSeq) error {
+	var moved []string
+	var seqs []int64
 	for _, id := range ids {
-		a := agents[id]
-		if a.lastSeq == a.storedSeq {
-			continue
+		if a := agents[id]; a.lastSeq != a.storedSeq {
+			moved = append(moved, id)
+			seqs = append(seqs, a.lastSeq)
 		}
-		stmt, err := tx.Stmt(ctx, `UPDATE agents SET last_seq = ? WHERE id = ?`)
-		if err != nil {
-			return fmt.Errorf("prepare last seq update: %w", err)
+	}
+	if len(moved) == 0 {
+		return nil
+	}
+	if tx.dialect == Postgres {
+		// One statement, not a round trip per agent.
+		if _, err := tx.Exec(ctx, `
+			UPDATE agents SET last_seq = v.seq FROM unnest(?::text[], ?::bigint[]) AS v (id, seq)
+			WHERE agents.id = v.id`, moved, seqs); err != nil {
+			return fmt.Errorf("update last seqs: %w", err)
 		}
-		if _, err := stmt.ExecContext(ctx, a.lastSeq, id); err != nil {
+		return nil
+	}
+	stmt, err := tx.Stmt(ctx, `UPDATE agents SET last_seq = ? WHERE id = ?`)
+	if err != nil {
+		return fmt.Errorf("prepare last seq update: %w", err)
+	}
+	for i, id := range moved {
+		if _, err := stmt.ExecContext(ctx, seqs[i], id); err != nil {
 			return fmt.Errorf("update last seq of agent %s: %w", id, err)
 		}
 	}
 	return nil
 }
 
-// maxRowsPerInsert bounds the rows of one multi-row statement: 256 rows
-// of 10 columns stay far below the limits on parameters (SQLite 32766,
-// PostgreSQL 65535), and the statement is still cheap to prepare.
+// The columns RecordResults writes, each with its type in PostgreSQL.
+var (
+	resultColumns = []string{"check_id bigint", "agent_id text", "seq bigint", "status smallint", "output text",
+		"metrics text", "started_us bigint", "duration_ns bigint", "received_us bigint"}
+	stateColumns = []string{"agent_id text", "check_id bigint", "status smallint", "output text", "metrics text",
+		"since_us bigint", "last_result_us bigint"}
+	changeColumns = []string{"system_id text", "check_name text", "agent_id text", "from_status smallint",
+		"to_status smallint", "at_us bigint", "output text", "is_first boolean"}
+)
+
+// maxRowsPerInsert bounds the rows of one multi-row statement on SQLite:
+// 256 rows of 10 columns stay far below its limit of 32766 parameters, and
+// the statement is still cheap to prepare.
 const maxRowsPerInsert = 256
 
-// insertRows runs insert + "(?, …), (?, …), …" + suffix for the rows of
-// args, cols arguments to a row, many rows to a statement: in a hot path
-// the cost is in the statements, not in the rows. The rows go in chunks
-// of 256, 128, 64, … rows, so that a handful of statements, each prepared
-// once for the store, insert any number of rows.
-func insertRows(ctx context.Context, tx *txn, insert, suffix string, cols int, args []any) error {
+// insertRows inserts rows into table, args holding their values row after
+// row in the order of columns ("name type"), and suffix (ON CONFLICT …)
+// following the rows. In a hot path the cost is in the statements, not in
+// the rows, so there are few: on PostgreSQL one, whose parameters are the
+// columns, as arrays (unnest); on SQLite, which has no arrays, statements
+// of 256, 128, 64, … rows of parameters, a handful of statements that are
+// prepared once for the store and insert any number of rows.
+func insertRows(ctx context.Context, tx *txn, table string, columns []string, suffix string, args []any) error {
+	cols := len(columns)
 	n := len(args) / cols
+	if n == 0 {
+		return nil
+	}
+	names := make([]string, cols)
+	for i, c := range columns {
+		names[i], _, _ = strings.Cut(c, " ")
+	}
+	insert := `INSERT INTO ` + table + ` (` + strings.Join(names, ", ") + `) `
+
+	if tx.dialect == Postgres {
+		arrays := make([]any, cols)
+		unnest := make([]string, cols)
+		for i, c := range columns {
+			_, typ, _ := strings.Cut(c, " ")
+			unnest[i] = "?::" + typ + "[]"
+			column := make([]any, n)
+			for r := range n {
+				column[r] = args[r*cols+i]
+			}
+			arrays[i] = column
+		}
+		st, err := tx.Stmt(ctx, insert+`SELECT * FROM unnest(`+strings.Join(unnest, ", ")+`)`+suffix)
+		if err != nil {
+			return err
+		}
+		_, err = st.ExecContext(ctx, arrays...)
+		return err
+	}
+
 	row := "(?" + strings.Repeat(", ?", cols-1) + ")"
 	for done := 0; done < n; {
 		k := maxRowsPerInsert
 		for k > n-done {
 			k /= 2
 		}
-		st, err := tx.Stmt(ctx, insert+row+strings.Repeat(", "+row, k-1)+suffix)
+		st, err := tx.Stmt(ctx, insert+`VALUES `+row+strings.Repeat(", "+row, k-1)+suffix)
 		if err != nil {
 			return err
 		}

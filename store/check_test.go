@@ -111,13 +111,18 @@ func TestRecordResults(t *testing.T) {
 			r := result("a1", 1, "web", "http", warn, at(1))
 			r.Metrics = []aramaki.Metric{{Name: "time", Value: 0.5, Unit: "s", Labels: map[string]string{"url": "/"}}, {Name: "size", Value: 1234}}
 			r.Duration = 1234567 * time.Nanosecond
-			MustRecord(t, s, batch("a1", r))
+			bare := result("a1", 2, "web", "ping", ok, at(1))
+			bare.Metrics, bare.Output = nil, ""
+			MustRecord(t, s, batch("a1", r, bare))
 			if got := MustResults(t, s, "web", "http"); len(got) != 1 || !reflect.DeepEqual(got[0], r) {
 				t.Errorf("results = %+v\nwant %+v", got, r)
 			}
+			if got := MustResults(t, s, "web", "ping"); len(got) != 1 || !reflect.DeepEqual(got[0], bare) {
+				t.Errorf("results = %+v\nwant %+v", got, bare)
+			}
 			want := aramaki.CheckState{System: "web", Check: "http", Agent: "a1", Status: warn, Output: r.Output, Metrics: r.Metrics, Since: at(1), LastResult: r.Received}
-			if got := MustStates(t, s); len(got) != 1 || !reflect.DeepEqual(got[0], want) {
-				t.Errorf("states = %+v\nwant %+v", got, want)
+			if got := MustStates(t, s); len(got) != 2 || !reflect.DeepEqual(got[0], want) || got[1].Metrics != nil {
+				t.Errorf("states = %+v\nwant %+v and ping without metrics", got, want)
 			}
 		})
 	})
