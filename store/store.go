@@ -1,8 +1,10 @@
 // Package store keeps Aramaki's state in SQL: the systems of the config in
-// force, the timeline, users, tokens and role bindings. It is the only place
-// in the project where SQL lives. One Store speaks either SQLite (embedded,
-// the default: one server, zero setup) or PostgreSQL (several server replicas
-// sharing one database); the same conformance tests run against both.
+// force, the timeline, users, tokens and role bindings, agents with their
+// enrollment tokens and facts, and check results with the states and status
+// history they make. It is the only place in the project where SQL lives.
+// One Store speaks either SQLite (embedded, the default: one server, zero
+// setup) or PostgreSQL (several server replicas sharing one database); the
+// same conformance tests run against both.
 //
 // Every method is one transaction. Queries are written once with ?
 // placeholders and rebound for PostgreSQL; where the dialects differ the
