@@ -25,9 +25,11 @@ import (
 // Per agent, a result whose Seq is not above the agent's LastSeq (nor
 // above the Seq of an earlier result of the call) is a duplicate and
 // ignored; LastSeq becomes the highest Seq stored. Results with Seq 0, the
-// server's own, are always stored. A Gap moves LastSeq to at least Gap.To
-// (after the batch's results, so that results below the gap are stored)
-// and appends Gap.Event, unless it is the zero Event.
+// server's own, are always stored. Through moves LastSeq to at least
+// Through. A Gap moves LastSeq to at least Gap.To (after the batch's
+// results, so that results below the gap are stored) and appends
+// Gap.Event, unless it is the zero Event or the gap moves nothing (it was
+// reported before).
 //
 // A batch of an unknown or revoked agent is skipped, results and gap, and
 // its LastSeq returned as 0: one agent revoked while its results were on
@@ -117,6 +119,7 @@ func (s *Store) RecordResults(ctx context.Context, batches []service.ResultBatch
 			if a == nil {
 				continue
 			}
+			before := a.lastSeq
 			for j := range rows[i] {
 				r := &rows[i][j]
 				if r.seq != 0 {
@@ -143,10 +146,15 @@ func (s *Store) RecordResults(ctx context.Context, batches []service.ResultBatch
 					dirty = append(dirty, key)
 				}
 			}
-			if g := b.Gap; g != nil {
-				if int64(g.To) > a.lastSeq {
-					a.lastSeq = int64(g.To)
-				}
+			// Results the service dropped (checks the agent does not run)
+			// are done with too.
+			if b.Through <= math.MaxInt64 && int64(b.Through) > a.lastSeq {
+				a.lastSeq = int64(b.Through)
+			}
+			// A gap is news only for what is not stored already: it may
+			// be reported again after a lost ack.
+			if g := b.Gap; g != nil && int64(g.To) > before {
+				a.lastSeq = max(a.lastSeq, int64(g.To))
 				events = append(events, g.Event)
 			}
 		}
