@@ -85,7 +85,7 @@ func (a *Agent) session(ctx context.Context, q *queue.Queue, sched *check.Schedu
 	if err != nil {
 		return false, err
 	}
-	if skew := hello.ServerTime.Sub(time.Now()); !hello.ServerTime.IsZero() && (skew > maxSkew || skew < -maxSkew) {
+	if skew := time.Until(hello.ServerTime); !hello.ServerTime.IsZero() && (skew > maxSkew || skew < -maxSkew) {
 		s.skew = skew
 		a.log.Error("this host's clock is off: fix it (NTP); meanwhile the agent corrects its timestamps by the server's clock",
 			"server_minus_host", skew.Round(time.Second))

@@ -20,6 +20,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/aramaki/aramaki"
+	"github.com/aramaki/aramaki/api"
 	"github.com/aramaki/aramaki/service"
 	"github.com/aramaki/aramaki/wire"
 )
@@ -70,21 +71,26 @@ func (s *Server) Handler() http.Handler {
 	return mux
 }
 
-func writeError(w http.ResponseWriter, status int, code, msg string) {
+// writeError answers like the JSON API does: the same body, the same
+// mapping of codes to statuses.
+func writeError(w http.ResponseWriter, code, msg string) {
+	status := api.Status(code)
+	var body api.ErrorBody
+	body.Error.Code, body.Error.Message = code, msg
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(map[string]any{"error": map[string]string{"code": code, "message": msg}})
+	json.NewEncoder(w).Encode(body)
 }
 
 func (s *Server) enroll(w http.ResponseWriter, r *http.Request) {
 	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 16<<10))
 	if err != nil {
-		writeError(w, http.StatusRequestEntityTooLarge, aramaki.ETOOLARGE, "enrollment request exceeds 16 KiB")
+		writeError(w, aramaki.ETOOLARGE, "enrollment request exceeds 16 KiB")
 		return
 	}
 	req, tok, err := wire.DecodeEnrollRequest(raw)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, aramaki.EINVALID, err.Error())
+		writeError(w, aramaki.EINVALID, err.Error())
 		return
 	}
 	a, err := s.svc.Enroll(r.Context(), tok.ID, tok.Secret, ed25519.PublicKey(req.PublicKey), req.Hostname, req.AgentVersion)
@@ -95,27 +101,13 @@ func (s *Server) enroll(w http.ResponseWriter, r *http.Request) {
 		} else {
 			s.log.Warn("enrollment refused", "host", req.Hostname, "remote", r.RemoteAddr, "reason", aramaki.ErrorMessage(err))
 		}
-		writeError(w, statusOf(code), code, aramaki.ErrorMessage(err))
+		writeError(w, code, aramaki.ErrorMessage(err))
 		return
 	}
 	s.log.Info("agent enrolled", "agent", a.ID, "host", a.Name, "systems", a.Systems)
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusCreated)
 	json.NewEncoder(w).Encode(wire.EnrollResponse{AgentID: a.ID, Name: a.Name, Systems: a.Systems})
-}
-
-func statusOf(code string) int {
-	switch code {
-	case aramaki.EINVALID:
-		return http.StatusBadRequest
-	case aramaki.EUNAUTHORIZED:
-		return http.StatusUnauthorized
-	case aramaki.EFORBIDDEN:
-		return http.StatusForbidden
-	case aramaki.ETOOLARGE:
-		return http.StatusRequestEntityTooLarge
-	}
-	return http.StatusInternalServerError
 }
 
 // conn is one authenticated agent connection.
