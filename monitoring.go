@@ -382,3 +382,30 @@ func (c *Check) Schedule() (interval, timeout time.Duration, err error) {
 	}
 	return interval, timeout, nil
 }
+
+// ResultBatch is results from one agent, in ascending Seq order.
+type ResultBatch struct {
+	Agent   string
+	Results []CheckResult
+	// Through, when above the highest Seq of Results, moves the agent's
+	// LastSeq there too: the service dropped those results (checks the
+	// agent does not run) and the agent must not send them again.
+	Through uint64
+	// Gap, when set, reports results the agent dropped; the store moves
+	// LastSeq past it and appends the event.
+	Gap *GapReport
+}
+
+// GapReport says results of an agent will never arrive: sequences From..To
+// were lost (a full queue, a damaged disk) or would be refused.
+type GapReport struct {
+	From, To uint64
+	Event    Event
+}
+
+// AgentSeen is when an agent was last heard from.
+type AgentSeen struct {
+	Agent   string
+	At      time.Time
+	Version string
+}

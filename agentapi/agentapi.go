@@ -331,7 +331,7 @@ func (s *Server) reader(ctx context.Context, c *conn, pending chan<- (<-chan ser
 		case *wire.Results:
 			ch, err = s.svc.SubmitResults(ctx, stream, c.agent, results(m.Results), nil)
 		case *wire.Gap:
-			ch, err = s.svc.SubmitResults(ctx, stream, c.agent, nil, &service.GapReport{From: m.From, To: m.To})
+			ch, err = s.svc.SubmitResults(ctx, stream, c.agent, nil, &aramaki.GapReport{From: m.From, To: m.To})
 		case *wire.Keepalive:
 			continue
 		case *wire.Facts:

@@ -19,7 +19,7 @@ import (
 const maxGroup = 5000
 
 type submission struct {
-	batch  ResultBatch
+	batch  aramaki.ResultBatch
 	stream *Stream
 	done   chan IngestResult
 }
@@ -46,7 +46,7 @@ type IngestResult struct {
 // channel that yields the outcome once they are committed. Results for
 // checks the agent does not run are dropped (and logged): they are never
 // stored. gap, when not nil, reports results the agent lost.
-func (s *Service) SubmitResults(ctx context.Context, stream *Stream, a aramaki.Agent, results []aramaki.CheckResult, gap *GapReport) (<-chan IngestResult, error) {
+func (s *Service) SubmitResults(ctx context.Context, stream *Stream, a aramaki.Agent, results []aramaki.CheckResult, gap *aramaki.GapReport) (<-chan IngestResult, error) {
 	allowed := map[string]bool{}
 	for _, c := range s.ChecksFor(a) {
 		allowed[c.System+"/"+c.Name] = true
@@ -67,7 +67,7 @@ func (s *Service) SubmitResults(ctx context.Context, stream *Stream, a aramaki.A
 	if dropped > 0 {
 		s.log.Warn("dropped results for checks the agent does not run", "agent", a.ID, "name", a.Name, "dropped", dropped)
 	}
-	b := ResultBatch{Agent: a.ID, Results: kept, Through: through}
+	b := aramaki.ResultBatch{Agent: a.ID, Results: kept, Through: through}
 	if gap != nil {
 		ev, err := s.event(aramaki.KindResultsLost, "agent:"+a.ID, a.Systems,
 			fmt.Sprintf("Agent %s lost %d results (sequence %d to %d): its queue was full while the server was unreachable", a.Name, gap.To-gap.From+1, gap.From, gap.To),
@@ -90,7 +90,7 @@ func (s *Service) SubmitResults(ctx context.Context, stream *Stream, a aramaki.A
 // Seen records that an agent was heard from; written in bulk.
 func (s *Service) Seen(agentID, version string) {
 	s.seenMu.Lock()
-	s.seen[agentID] = AgentSeen{Agent: agentID, At: s.now().UTC(), Version: version}
+	s.seen[agentID] = aramaki.AgentSeen{Agent: agentID, At: s.now().UTC(), Version: version}
 	s.seenMu.Unlock()
 }
 
@@ -139,7 +139,7 @@ func (s *Service) write(ctx context.Context, group []*submission) {
 	if len(group) == 0 {
 		return
 	}
-	batches := make([]ResultBatch, len(group))
+	batches := make([]aramaki.ResultBatch, len(group))
 	for i, sub := range group {
 		batches[i] = sub.batch
 	}
@@ -164,7 +164,7 @@ func (s *Service) write(ctx context.Context, group []*submission) {
 
 func (s *Service) flushSeen(ctx context.Context) {
 	s.seenMu.Lock()
-	seen := make([]AgentSeen, 0, len(s.seen))
+	seen := make([]aramaki.AgentSeen, 0, len(s.seen))
 	for _, v := range s.seen {
 		seen = append(seen, v)
 	}
@@ -227,7 +227,7 @@ func (s *Service) keepalive(ctx context.Context, a aramaki.Agent, st aramaki.Sta
 	if len(results) == 0 {
 		return
 	}
-	sub := &submission{batch: ResultBatch{Agent: a.ID, Results: results}, done: make(chan IngestResult, 1)}
+	sub := &submission{batch: aramaki.ResultBatch{Agent: a.ID, Results: results}, done: make(chan IngestResult, 1)}
 	select {
 	case s.ingest <- sub:
 	case <-ctx.Done():

@@ -77,7 +77,7 @@ type MonitoringStore interface {
 	RevokeAgent(ctx context.Context, id string, audit aramaki.Event) error
 	// TouchAgents records when agents were last heard from (and the version
 	// they run, when not empty), many at once.
-	TouchAgents(ctx context.Context, seen []AgentSeen) error
+	TouchAgents(ctx context.Context, seen []aramaki.AgentSeen) error
 	SetFacts(ctx context.Context, f aramaki.Facts) error
 	// Facts returns an agent's latest facts; ENOTFOUND when it sent none.
 	Facts(ctx context.Context, agentID string) (aramaki.Facts, error)
@@ -91,7 +91,7 @@ type MonitoringStore interface {
 	// the change is stored in the history and the event that changeEvent
 	// makes of it is appended. It returns the LastSeq of each batch's agent,
 	// in batch order, after the commit.
-	RecordResults(ctx context.Context, batches []ResultBatch, changeEvent func(aramaki.StatusChange) (aramaki.Event, error)) ([]uint64, error)
+	RecordResults(ctx context.Context, batches []aramaki.ResultBatch, changeEvent func(aramaki.StatusChange) (aramaki.Event, error)) ([]uint64, error)
 	// CheckStates returns the current states of the checks on the systems
 	// (all systems when nil), ordered by system, check, agent.
 	CheckStates(ctx context.Context, systems []string) ([]aramaki.CheckState, error)
@@ -108,32 +108,6 @@ type MonitoringStore interface {
 	// Prune deletes results received before resultsBefore and status
 	// changes before historyBefore (keeping the last change of each check).
 	Prune(ctx context.Context, resultsBefore, historyBefore time.Time) error
-}
-
-// ResultBatch is results from one agent, in ascending Seq order.
-type ResultBatch struct {
-	Agent   string
-	Results []aramaki.CheckResult
-	// Through, when above the highest Seq of Results, moves the agent's
-	// LastSeq there too: the service dropped those results (checks the
-	// agent does not run) and the agent must not send them again.
-	Through uint64
-	// Gap, when set, reports results the agent dropped; the store moves
-	// LastSeq past it and appends the event.
-	Gap *GapReport
-}
-
-// GapReport says an agent's queue overflowed: sequences From..To are lost.
-type GapReport struct {
-	From, To uint64
-	Event    aramaki.Event
-}
-
-// AgentSeen is when an agent was last heard from.
-type AgentSeen struct {
-	Agent   string
-	At      time.Time
-	Version string
 }
 
 // ConfigSource reads the config repository.

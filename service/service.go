@@ -28,8 +28,8 @@ type Service struct {
 	waiters runWaiters
 	ingest  chan *submission
 	seenMu  sync.Mutex
-	seen    map[string]AgentSeen // keepalives not yet written
-	names   sync.Map             // agent id -> host name, for summaries
+	seen    map[string]aramaki.AgentSeen // keepalives not yet written
+	names   sync.Map                     // agent id -> host name, for summaries
 
 	changed   chan struct{} // closed and replaced when the config changes
 	changedMu sync.Mutex
@@ -48,7 +48,7 @@ func New(store Store, config ConfigSource, log *slog.Logger, opts Options) *Serv
 	}
 	empty, _ := aramaki.NewGraph(nil)
 	return &Service{store: store, config: config, log: log, now: opts.Now, graph: empty,
-		logins: newLoginGuard(), ingest: make(chan *submission, 1024), seen: map[string]AgentSeen{}, changed: make(chan struct{})}
+		logins: newLoginGuard(), ingest: make(chan *submission, 1024), seen: map[string]aramaki.AgentSeen{}, changed: make(chan struct{})}
 }
 
 // Open loads the system graph in force from the store.

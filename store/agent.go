@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/aramaki/aramaki"
-	"github.com/aramaki/aramaki/service"
 )
 
 // CreateEnrollmentToken stores a new enrollment token with the hash of its
@@ -266,14 +265,14 @@ func (s *Store) RevokeAgent(ctx context.Context, id string, audit aramaki.Event)
 // they run when it is not empty. Last seen only moves forward, so that two
 // replicas touching one agent in either order agree. Unknown agents are
 // ignored.
-func (s *Store) TouchAgents(ctx context.Context, seen []service.AgentSeen) error {
+func (s *Store) TouchAgents(ctx context.Context, seen []aramaki.AgentSeen) error {
 	if len(seen) == 0 {
 		return nil
 	}
 	// In id order, so that two replicas touching the same agents lock their
 	// rows in the same order and never deadlock.
 	seen = slices.Clone(seen)
-	slices.SortStableFunc(seen, func(a, b service.AgentSeen) int { return strings.Compare(a.Agent, b.Agent) })
+	slices.SortStableFunc(seen, func(a, b aramaki.AgentSeen) int { return strings.Compare(a.Agent, b.Agent) })
 	return s.write(ctx, func(tx *txn) error {
 		stmt, err := tx.Prepare(ctx, `
 			UPDATE agents SET

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/aramaki/aramaki"
-	"github.com/aramaki/aramaki/service"
 	"github.com/aramaki/aramaki/store"
 )
 
@@ -223,7 +222,7 @@ func TestAgents(t *testing.T) {
 			MustEnroll(t, s, "a1", "web")
 			MustEnroll(t, s, "a2", "web")
 			t1, t2 := t0.Add(time.Minute), t0.Add(2*time.Minute)
-			if err := s.TouchAgents(ctx, []service.AgentSeen{
+			if err := s.TouchAgents(ctx, []aramaki.AgentSeen{
 				{Agent: "a1", At: t2, Version: "1.1"},
 				{Agent: "a2", At: t1},
 				{Agent: "unknown", At: t1},
@@ -231,7 +230,7 @@ func TestAgents(t *testing.T) {
 				t.Fatal(err)
 			}
 			// Older news do not move last seen back; no version keeps it.
-			if err := s.TouchAgents(ctx, []service.AgentSeen{{Agent: "a1", At: t1}}); err != nil {
+			if err := s.TouchAgents(ctx, []aramaki.AgentSeen{{Agent: "a1", At: t1}}); err != nil {
 				t.Fatal(err)
 			}
 			a1, _ := s.Agent(ctx, "a1")

@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/aramaki/aramaki"
-	"github.com/aramaki/aramaki/service"
 )
 
 // RecordResults stores batches of results, from one or many agents, in one
@@ -57,7 +56,7 @@ import (
 // (a few of 256, 128, … rows on SQLite), and two per event — all prepared
 // once for the store; validation and encoding happen before the write lock
 // is taken.
-func (s *Store) RecordResults(ctx context.Context, batches []service.ResultBatch, changeEvent func(aramaki.StatusChange) (aramaki.Event, error)) ([]uint64, error) {
+func (s *Store) RecordResults(ctx context.Context, batches []aramaki.ResultBatch, changeEvent func(aramaki.StatusChange) (aramaki.Event, error)) ([]uint64, error) {
 	// Everything that needs no database is done before the write lock is
 	// taken: validation and encoding of metrics.
 	rows, err := encodeResults(batches, time.Now())
@@ -225,7 +224,7 @@ type resultRow struct {
 
 // encodeResults validates the batches and encodes their results, now
 // standing in for missing receive times.
-func encodeResults(batches []service.ResultBatch, now time.Time) ([][]resultRow, error) {
+func encodeResults(batches []aramaki.ResultBatch, now time.Time) ([][]resultRow, error) {
 	rows := make([][]resultRow, len(batches))
 	for i, b := range batches {
 		if b.Agent == "" {

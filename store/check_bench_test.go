@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/aramaki/aramaki"
-	"github.com/aramaki/aramaki/service"
 	"github.com/aramaki/aramaki/store"
 )
 
@@ -48,9 +47,9 @@ func benchRecord(b *testing.B, s *store.Store) {
 		call   = 0
 	)
 	// nextCall makes the results of the next 200 agents, one per check.
-	nextCall := func() []service.ResultBatch {
+	nextCall := func() []aramaki.ResultBatch {
 		now = now.Add(time.Second)
-		batches := make([]service.ResultBatch, 0, benchAgentsInCall)
+		batches := make([]aramaki.ResultBatch, 0, benchAgentsInCall)
 		first := call * benchAgentsInCall % benchAgents
 		call++
 		for a := first; a < first+benchAgentsInCall; a++ {
@@ -72,7 +71,7 @@ func benchRecord(b *testing.B, s *store.Store) {
 					Received: now,
 				}
 			}
-			batches = append(batches, service.ResultBatch{Agent: id, Results: results})
+			batches = append(batches, aramaki.ResultBatch{Agent: id, Results: results})
 		}
 		return batches
 	}

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/aramaki/aramaki"
-	"github.com/aramaki/aramaki/service"
 	"github.com/aramaki/aramaki/store"
 )
 
@@ -26,8 +25,8 @@ func result(agent string, seq uint64, system, check string, status aramaki.Statu
 	}
 }
 
-func batch(agent string, results ...aramaki.CheckResult) service.ResultBatch {
-	return service.ResultBatch{Agent: agent, Results: results}
+func batch(agent string, results ...aramaki.CheckResult) aramaki.ResultBatch {
+	return aramaki.ResultBatch{Agent: agent, Results: results}
 }
 
 // changeEvent makes the event of a status change as the service does.
@@ -40,7 +39,7 @@ func changeEvent(c aramaki.StatusChange) (aramaki.Event, error) {
 }
 
 // MustRecord stores the batches and returns the agents' last sequences.
-func MustRecord(t testing.TB, s *store.Store, batches ...service.ResultBatch) []uint64 {
+func MustRecord(t testing.TB, s *store.Store, batches ...aramaki.ResultBatch) []uint64 {
 	t.Helper()
 	seqs, err := s.RecordResults(context.Background(), batches, changeEvent)
 	if err != nil {
@@ -327,7 +326,7 @@ func TestRecordResults(t *testing.T) {
 		forEachStore(t, func(t *testing.T, s *store.Store) {
 			MustEnroll(t, s, "a1", "web")
 			MustEnroll(t, s, "a2", "web")
-			_, err := s.RecordResults(ctx, []service.ResultBatch{batch("a1", result("a2", 1, "web", "http", ok, at(1)))}, changeEvent)
+			_, err := s.RecordResults(ctx, []aramaki.ResultBatch{batch("a1", result("a2", 1, "web", "http", ok, at(1)))}, changeEvent)
 			wantCode(t, err, aramaki.EINVALID)
 		})
 	})
@@ -336,7 +335,7 @@ func TestRecordResults(t *testing.T) {
 		forEachStore(t, func(t *testing.T, s *store.Store) {
 			MustEnroll(t, s, "a1", "web")
 			MustRecord(t, s, batch("a1", result("a1", 3, "web", "http", ok, at(1))))
-			keepalive := func(st aramaki.Status, minute int) service.ResultBatch {
+			keepalive := func(st aramaki.Status, minute int) aramaki.ResultBatch {
 				return batch("a1", result("a1", 0, "web", aramaki.KeepaliveCheck, st, at(minute)))
 			}
 			if seqs := MustRecord(t, s, keepalive(ok, 2)); seqs[0] != 3 {
@@ -372,7 +371,7 @@ func TestRecordResults(t *testing.T) {
 				}
 				return changeEvent(c)
 			}
-			if _, err := s.RecordResults(ctx, []service.ResultBatch{batch("a1", result("a1", 1, "web", "http", ok, at(1)), result("a1", 2, "web", "http", crit, at(2)))}, quiet); err != nil {
+			if _, err := s.RecordResults(ctx, []aramaki.ResultBatch{batch("a1", result("a1", 1, "web", "http", ok, at(1)), result("a1", 2, "web", "http", crit, at(2)))}, quiet); err != nil {
 				t.Fatal(err)
 			}
 			if n := len(MustChanges(t, s, "web", "http", time.Time{})); n != 2 {
@@ -387,7 +386,7 @@ func TestRecordResults(t *testing.T) {
 	t.Run("a failing change event stores nothing", func(t *testing.T) {
 		forEachStore(t, func(t *testing.T, s *store.Store) {
 			MustEnroll(t, s, "a1", "web")
-			_, err := s.RecordResults(ctx, []service.ResultBatch{batch("a1", result("a1", 1, "web", "http", ok, at(1)))},
+			_, err := s.RecordResults(ctx, []aramaki.ResultBatch{batch("a1", result("a1", 1, "web", "http", ok, at(1)))},
 				func(aramaki.StatusChange) (aramaki.Event, error) {
 					return aramaki.Event{}, aramaki.Errorf(aramaki.EINTERNAL, "no")
 				})
@@ -426,7 +425,7 @@ func TestRecordResults(t *testing.T) {
 				go func() {
 					defer wg.Done()
 					for seq := 1; seq <= n; seq += 5 {
-						var batches []service.ResultBatch
+						var batches []aramaki.ResultBatch
 						for _, id := range agents {
 							var rs []aramaki.CheckResult
 							for k := seq; k < seq+10 && k <= n; k++ {
@@ -494,7 +493,7 @@ func TestRecordResults(t *testing.T) {
 			MustRecord(t, s, batch("a1", result("a1", 1, "web", "http", ok, at(1))))
 			ev := MustEvent(t, at(5), aramaki.KindResultsLost, []string{"web"}, "agent a1 lost results 5 to 100")
 			b := batch("a1", result("a1", 2, "web", "http", ok, at(2)), result("a1", 101, "web", "http", ok, at(6)))
-			b.Gap = &service.GapReport{From: 5, To: 100, Event: ev}
+			b.Gap = &aramaki.GapReport{From: 5, To: 100, Event: ev}
 			if seqs := MustRecord(t, s, b); seqs[0] != 101 {
 				t.Errorf("last seq = %v, want 101", seqs)
 			}
@@ -508,7 +507,7 @@ func TestRecordResults(t *testing.T) {
 			// A gap past everything stored moves last seq to its end.
 			ev2 := MustEvent(t, at(7), aramaki.KindResultsLost, []string{"web"}, "agent a1 lost results 102 to 200")
 			b = batch("a1")
-			b.Gap = &service.GapReport{From: 102, To: 200, Event: ev2}
+			b.Gap = &aramaki.GapReport{From: 102, To: 200, Event: ev2}
 			if seqs := MustRecord(t, s, b); seqs[0] != 200 {
 				t.Errorf("last seq = %v, want 200", seqs)
 			}
@@ -529,7 +528,7 @@ func TestRecordResults(t *testing.T) {
 				"bad status": result("a1", 1, "web", "http", aramaki.Status(7), at(1)),
 				"huge seq":   result("a1", 1<<63, "web", "http", ok, at(1)),
 			} {
-				_, err := s.RecordResults(ctx, []service.ResultBatch{batch("a1", r)}, changeEvent)
+				_, err := s.RecordResults(ctx, []aramaki.ResultBatch{batch("a1", r)}, changeEvent)
 				if aramaki.ErrorCode(err) != aramaki.EINVALID {
 					t.Errorf("%s: error %v, want invalid", name, err)
 				}
