@@ -128,6 +128,7 @@ func (c *BenchCommand) agents(ctx context.Context, s clientSettings, cl *client,
 	connectTime := time.Since(start)
 	fmt.Fprintf(c.stderr, "%d of %d agents connected in %s; streaming for %s\n", st.connected.Load(), len(agents), connectTime.Round(time.Millisecond), cfg.duration)
 	streamStart := time.Now()
+	st.measureFrom.Store(streamStart.UnixNano())
 	ackedAtStart := st.acked.Load()
 	var peakRSS int64
 	timer := time.NewTimer(cfg.duration)
@@ -318,7 +319,7 @@ func benchStream(ctx context.Context, conn *websocket.Conn, w *wire.Welcome, rat
 			}
 			mu.Lock()
 			for len(queue) > 0 && queue[0].last <= ack.Seq {
-				st.ack(time.Since(queue[0].at), cfg.batch)
+				st.ack(queue[0].at, cfg.batch)
 				queue = queue[1:]
 				<-window
 			}
@@ -385,13 +386,20 @@ func benchStream(ctx context.Context, conn *websocket.Conn, w *wire.Welcome, rat
 
 type benchStats struct {
 	connected, errors, acked atomic.Int64
+	// measureFrom is when every agent is connected (unix ns): latencies of
+	// frames sent before are not counted, the connect storm distorts them.
+	measureFrom atomic.Int64
 	mu                       sync.Mutex
 	lat                      []float64 // ms
 	first                    string
 }
 
-func (s *benchStats) ack(d time.Duration, n int) {
+func (s *benchStats) ack(sent time.Time, n int) {
 	s.acked.Add(int64(n))
+	if from := s.measureFrom.Load(); from == 0 || sent.UnixNano() < from {
+		return
+	}
+	d := time.Since(sent)
 	s.mu.Lock()
 	if len(s.lat) < 1_000_000 {
 		s.lat = append(s.lat, float64(d.Microseconds())/1000)
