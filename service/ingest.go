@@ -15,8 +15,12 @@ import (
 // commit) and answers each with the agent's last stored sequence, which the
 // connection acknowledges. Nothing is acknowledged before it is committed.
 
-// maxGroup bounds the results written in one transaction.
-const maxGroup = 5000
+// maxGroup bounds the results written in one transaction. Large groups
+// amortise the commit (one fsync for many agents); under load the writer
+// takes whatever arrived while it committed the last group. Measured with
+// aramaki bench agents at 50,000 results/s: 5,000 left the writer
+// saturated (ack p50 around 1 s), 20,000 did not (p50 12 ms).
+const maxGroup = 20000
 
 type submission struct {
 	batch  aramaki.ResultBatch
