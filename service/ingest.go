@@ -239,9 +239,9 @@ func (s *Service) keepalive(ctx context.Context, a aramaki.Agent, st aramaki.Sta
 }
 
 // WatchKeepalives turns the keepalive check of every agent silent for
-// longer than timeout critical, checking every timeout/4, until ctx ends.
-func (s *Service) WatchKeepalives(ctx context.Context, timeout time.Duration) {
-	t := time.NewTicker(max(timeout/4, time.Second))
+// longer than timeout critical, looking every interval, until ctx ends.
+func (s *Service) WatchKeepalives(ctx context.Context, timeout, interval time.Duration) {
+	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		select {
@@ -302,10 +302,11 @@ type Retention struct {
 	History time.Duration
 }
 
-// Prune deletes results and history past their retention every hour until
+// Prune deletes results and history past their retention every ten minutes
+// (small deletes: each blocks writers while it runs) until
 // ctx ends.
 func (s *Service) Prune(ctx context.Context, r Retention) {
-	t := time.NewTicker(time.Hour)
+	t := time.NewTicker(10 * time.Minute)
 	defer t.Stop()
 	for {
 		now := s.now()

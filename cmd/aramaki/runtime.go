@@ -168,7 +168,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	})
 	s.background(func() { s.svc.WatchConfig(bg, s.cfg.PollInterval) })
 	s.background(func() { s.svc.RunIngest(bg) })
-	s.background(func() { s.svc.WatchKeepalives(bg, s.cfg.KeepaliveTimeout) })
+	s.background(func() { s.svc.WatchKeepalives(bg, s.cfg.KeepaliveTimeout, max(s.cfg.KeepaliveTimeout/4, time.Second)) })
 	s.background(func() {
 		s.svc.Prune(bg, service.Retention{Results: s.cfg.ResultsRetention, History: s.cfg.HistoryRetention})
 	})
