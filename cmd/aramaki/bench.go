@@ -83,6 +83,7 @@ func (c *BenchCommand) agents(ctx context.Context, s clientSettings, cl *client,
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = cfg.agents
+	tr.TLSHandshakeTimeout = 15 * time.Second // as the agent
 	if s.CA != "" {
 		pool, err := pki.CertPool(s.CA)
 		if err != nil {
@@ -108,11 +109,26 @@ func (c *BenchCommand) agents(ctx context.Context, s clientSettings, cl *client,
 	var wg sync.WaitGroup
 	for i, a := range agents {
 		wg.Add(1)
+		rnd := rand.New(rand.NewPCG(uint64(i), 7))
 		go func() {
 			defer wg.Done()
-			sem <- struct{}{}
-			conn, welcome, err := benchConnect(ctx, httpc, wsURL, a)
-			<-sem
+			// Like a real agent: retry with doubling, jittered backoff.
+			var conn *websocket.Conn
+			var welcome *wire.Welcome
+			var err error
+			backoff := time.Second
+			for {
+				sem <- struct{}{}
+				conn, welcome, err = benchConnect(ctx, httpc, wsURL, a)
+				<-sem
+				if err == nil || ctx.Err() != nil || time.Since(start) > time.Minute {
+					break
+				}
+				st.retries.Add(1)
+				st.note(err)
+				time.Sleep(backoff/2 + time.Duration(rnd.Int64N(int64(backoff))))
+				backoff = min(2*backoff, 60*time.Second)
+			}
 			connected.Done()
 			if err != nil {
 				st.errors.Add(1)
@@ -121,7 +137,7 @@ func (c *BenchCommand) agents(ctx context.Context, s clientSettings, cl *client,
 			}
 			st.connected.Add(1)
 			defer conn.CloseNow()
-			benchStream(ctx, conn, welcome, perAgent, cfg, &st, rand.New(rand.NewPCG(uint64(i), 7)))
+			benchStream(ctx, conn, welcome, perAgent, cfg, &st, rnd)
 		}()
 	}
 	connected.Wait()
@@ -159,6 +175,7 @@ wait:
 		"connected":           st.connected.Load(),
 		"connect_all_seconds": connectTime.Seconds(),
 		"errors":              st.errors.Load(),
+		"connect_retries":     st.retries.Load(),
 		"results_acked":       acked,
 		"results_per_second":  float64(acked) / elapsed.Seconds(),
 		"ack_p50_ms":          pctl(lat, 0.50),
@@ -385,7 +402,7 @@ func benchStream(ctx context.Context, conn *websocket.Conn, w *wire.Welcome, rat
 }
 
 type benchStats struct {
-	connected, errors, acked atomic.Int64
+	connected, errors, acked, retries atomic.Int64
 	// measureFrom is when every agent is connected (unix ns): latencies of
 	// frames sent before are not counted, the connect storm distorts them.
 	measureFrom atomic.Int64
