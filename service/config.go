@@ -135,6 +135,17 @@ func (s *Service) apply(ctx context.Context, actor string, snap aramaki.ConfigSn
 	}
 	res.Applied = true
 	if res.New {
+		// Checks no longer declared are no longer anyone's problem.
+		keep := map[string][]string{}
+		for _, sys := range newGraph.Systems() {
+			keep[sys.ID] = []string{}
+			for _, c := range sys.Checks {
+				keep[sys.ID] = append(keep[sys.ID], c.Name)
+			}
+		}
+		if err := s.store.DeleteCheckStates(ctx, keep); err != nil {
+			return res, err
+		}
 		s.log.Info("config commit applied", "commit", snap.Commit.Hash, "systems", len(snap.Systems),
 			"added", len(data.Added), "changed", len(data.Changed), "removed", len(data.Removed))
 	}

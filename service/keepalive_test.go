@@ -122,3 +122,67 @@ func TestASilentAgentTurnsItsKeepaliveCriticalAndBackWhenItReturns(t *testing.T)
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// changingConfig serves the systems it holds now.
+type changingConfig struct {
+	mu      sync.Mutex
+	hash    string
+	systems []aramaki.System
+}
+
+func (c *changingConfig) set(hash string, systems []aramaki.System) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.hash, c.systems = hash, systems
+}
+
+func (c *changingConfig) Load(context.Context) (aramaki.ConfigSnapshot, []string, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return aramaki.ConfigSnapshot{Commit: aramaki.Commit{Hash: c.hash, Author: "T <t@example.com>", Message: c.hash, Time: time.Now()}, Systems: c.systems}, nil, nil
+}
+
+func TestARemovedCheckIsNoLongerAProblem(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "db"), log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	cfg := &changingConfig{}
+	withCheck := []aramaki.System{{ID: "web", Title: "Web", Checks: []aramaki.Check{{Name: "http", Command: "check_http"}}}}
+	cfg.set("c1", withCheck)
+	svc := service.New(st, cfg, log, service.Options{})
+	if err := svc.Open(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.SyncConfig(ctx, "config"); err != nil {
+		t.Fatal(err)
+	}
+	go svc.RunIngest(ctx)
+	tok, _ := svc.CreateEnrollmentToken(ctx, root, []string{"web"}, time.Hour)
+	pub, _, _ := ed25519.GenerateKey(nil)
+	a, err := svc.Enroll(ctx, tok.ID, tok.Secret, pub, "web1", "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done, err := svc.SubmitResults(ctx, service.NewStream(), a, []aramaki.CheckResult{{Seq: 1, System: "web", Check: "http", Status: aramaki.StatusCritical, Started: time.Now()}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := <-done; r.Err != nil || r.LastSeq != 1 {
+		t.Fatalf("submit: %+v", r)
+	}
+	if v, _ := svc.SystemStatus(ctx, root, "web"); v.Status != aramaki.StatusCritical {
+		t.Fatalf("web is %s, want critical", v.Status)
+	}
+	cfg.set("c2", []aramaki.System{{ID: "web", Title: "Web"}})
+	if _, err := svc.SyncConfig(ctx, "config"); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := svc.SystemStatus(ctx, root, "web"); v.Status != aramaki.StatusOK || len(v.Problems) != 0 {
+		t.Fatalf("after the check was removed web is %s with %v", v.Status, v.Problems)
+	}
+}
