@@ -406,9 +406,9 @@ type benchStats struct {
 	// measureFrom is when every agent is connected (unix ns): latencies of
 	// frames sent before are not counted, the connect storm distorts them.
 	measureFrom atomic.Int64
-	mu                       sync.Mutex
-	lat                      []float64 // ms
-	first                    string
+	mu          sync.Mutex
+	lat         []float64 // ms
+	first       string
 }
 
 func (s *benchStats) ack(sent time.Time, n int) {
