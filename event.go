@@ -24,6 +24,8 @@ const (
 	KindConfigReload   EventKind = "config.reload"   // someone asked to re-read the config repository
 	KindUserCreated    EventKind = "user.created"
 	KindPasswordSet    EventKind = "user.password"
+	KindUserDisabled   EventKind = "user.disabled"
+	KindUserEnabled    EventKind = "user.enabled"
 	KindTokenCreated   EventKind = "token.created"
 	KindTokenDeleted   EventKind = "token.deleted"
 	KindRoleGranted    EventKind = "role.granted"

@@ -104,6 +104,8 @@ func New(svc *service.Service, log *slog.Logger, opts Options) *API {
 
 		{"GET", "/api/v1/users", a.listUsers},
 		{"POST", "/api/v1/users", a.createUser},
+		{"POST", "/api/v1/users/{name}/disable", a.disableUser},
+		{"POST", "/api/v1/users/{name}/enable", a.enableUser},
 		{"GET", "/api/v1/tokens", a.listTokens},
 		{"POST", "/api/v1/tokens", a.createToken},
 		{"DELETE", "/api/v1/tokens/{id}", a.deleteToken},

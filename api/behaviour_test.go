@@ -344,3 +344,14 @@ func TestAProjectAdminCannotHandOutSharedInfrastructure(t *testing.T) {
 		t.Fatalf("carol enrolling an agent for shared storage: %d", status)
 	}
 }
+
+func TestADisabledUserIsLockedOutAtOnce(t *testing.T) {
+	e := MustEnv(t)
+	e.MustDo("GET", "/api/v1/me", "viewer", nil, 200, nil)
+	e.MustDo("POST", "/api/v1/users/vera/disable", "admin", nil, 204, nil)
+	e.MustDo("GET", "/api/v1/me", "viewer", nil, 401, nil) // her token is gone
+	e.MustDo("POST", "/api/v1/login", "", map[string]string{"user": "vera", "password": e.secrets["vera"]}, 401, nil)
+	e.MustDo("POST", "/api/v1/users/admin/disable", "admin", nil, 400, nil) // not yourself
+	e.MustDo("POST", "/api/v1/users/vera/enable", "admin", nil, 204, nil)
+	e.MustDo("POST", "/api/v1/login", "", map[string]string{"user": "vera", "password": e.secrets["vera"]}, 201, nil)
+}

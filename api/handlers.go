@@ -216,6 +216,22 @@ func (a *API) createUser(w http.ResponseWriter, r *http.Request, p aramaki.Princ
 	return writeJSON(w, http.StatusCreated, u)
 }
 
+func (a *API) disableUser(w http.ResponseWriter, r *http.Request, p aramaki.Principal) error {
+	if err := a.svc.SetUserDisabled(r.Context(), p, r.PathValue("name"), true); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (a *API) enableUser(w http.ResponseWriter, r *http.Request, p aramaki.Principal) error {
+	if err := a.svc.SetUserDisabled(r.Context(), p, r.PathValue("name"), false); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
 func (a *API) listTokens(w http.ResponseWriter, r *http.Request, p aramaki.Principal) error {
 	tokens, err := a.svc.Tokens(r.Context(), p)
 	if err != nil {

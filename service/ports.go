@@ -41,6 +41,8 @@ type Store interface {
 	UserByID(ctx context.Context, id int64) (aramaki.User, error)
 	Users(ctx context.Context) ([]aramaki.User, error)
 	SetPassword(ctx context.Context, userID int64, passwordHash string, audit aramaki.Event) error
+	// SetUserDisabled disables (deleting every token) or enables a user.
+	SetUserDisabled(ctx context.Context, name string, disabled bool, audit aramaki.Event) error
 
 	CreateToken(ctx context.Context, t aramaki.Token, secretHash []byte, audit aramaki.Event) error
 	// TokenByID returns the token and the hash of its secret.

@@ -183,6 +183,30 @@ func (s *Service) CreateUser(ctx context.Context, p aramaki.Principal, name, pas
 	return s.store.CreateUser(ctx, name, hash, ev)
 }
 
+// SetUserDisabled locks a user out — their password and every token stop
+// working at once — or lets them in again. Admins of the whole server may,
+// but not on themselves.
+func (s *Service) SetUserDisabled(ctx context.Context, p aramaki.Principal, name string, disabled bool) error {
+	if err := s.require(p, aramaki.GlobalScope, aramaki.RoleAdmin); err != nil {
+		return err
+	}
+	if err := aramaki.ValidateUserName(name); err != nil {
+		return err
+	}
+	if name == p.User {
+		return aramaki.Errorf(aramaki.EINVALID, "you cannot disable or enable yourself")
+	}
+	kind, verb := aramaki.KindUserEnabled, "enabled"
+	if disabled {
+		kind, verb = aramaki.KindUserDisabled, "disabled"
+	}
+	ev, err := s.event(kind, p.Actor(), nil, fmt.Sprintf("%s %s user %s", p.User, verb, name), map[string]string{"user": name})
+	if err != nil {
+		return err
+	}
+	return s.store.SetUserDisabled(ctx, name, disabled, ev)
+}
+
 // Users lists all users. Only admins of the whole server may.
 func (s *Service) Users(ctx context.Context, p aramaki.Principal) ([]aramaki.User, error) {
 	if err := s.require(p, aramaki.GlobalScope, aramaki.RoleAdmin); err != nil {

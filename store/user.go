@@ -184,6 +184,28 @@ func (s *Store) SetPassword(ctx context.Context, userID int64, passwordHash stri
 	})
 }
 
+// SetUserDisabled disables or enables a user and appends the audit event.
+// Disabling also deletes every API token of the user, so that nothing the
+// user holds works any more. ENOTFOUND for unknown users.
+func (s *Store) SetUserDisabled(ctx context.Context, name string, disabled bool, audit aramaki.Event) error {
+	return s.write(ctx, func(tx *txn) error {
+		res, err := tx.Exec(ctx, `UPDATE users SET disabled = ? WHERE name = ?`, disabled, name)
+		if err != nil {
+			return fmt.Errorf("update user: %w", err)
+		}
+		if err := mustAffect(res, "no user %s", name); err != nil {
+			return err
+		}
+		if disabled {
+			if _, err := tx.Exec(ctx, `DELETE FROM tokens WHERE user_id = (SELECT id FROM users WHERE name = ?)`, name); err != nil {
+				return fmt.Errorf("delete tokens: %w", err)
+			}
+		}
+		_, err = appendEvent(ctx, tx, audit)
+		return err
+	})
+}
+
 // CreateToken stores a token with the hash of its secret and appends the
 // audit event. The user must exist; a taken token id is ECONFLICT.
 func (s *Store) CreateToken(ctx context.Context, t aramaki.Token, secretHash []byte, audit aramaki.Event) error {

@@ -113,6 +113,28 @@ func TestUsers(t *testing.T) {
 		})
 	})
 
+	t.Run("a disabled user keeps no token and can be enabled again", func(t *testing.T) {
+		forEachStore(t, func(t *testing.T, s *store.Store) {
+			u := MustCreateUser(t, s, "mallory")
+			tok := MustCreateToken(t, s, u.ID, "0123456789abcdef")
+			if err := s.SetUserDisabled(ctx, "mallory", true, MustAudit(t, "root disabled mallory")); err != nil {
+				t.Fatal(err)
+			}
+			if got, _, _ := s.UserByName(ctx, "mallory"); !got.Disabled {
+				t.Error("not disabled")
+			}
+			_, _, err := s.TokenByID(ctx, tok.ID)
+			wantCode(t, err, aramaki.ENOTFOUND)
+			if err := s.SetUserDisabled(ctx, "mallory", false, MustAudit(t, "root enabled mallory")); err != nil {
+				t.Fatal(err)
+			}
+			if got, _, _ := s.UserByName(ctx, "mallory"); got.Disabled {
+				t.Error("still disabled")
+			}
+			wantCode(t, s.SetUserDisabled(ctx, "nobody", true, MustAudit(t, "x")), aramaki.ENOTFOUND)
+		})
+	})
+
 	t.Run("a new password replaces the old", func(t *testing.T) {
 		forEachStore(t, func(t *testing.T, s *store.Store) {
 			u := MustCreateUser(t, s, "alice")

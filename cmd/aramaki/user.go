@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/url"
 	"text/tabwriter"
 	"time"
 
@@ -12,7 +13,8 @@ import (
 	"github.com/aramaki/aramaki/service"
 )
 
-// UserCommand manages users: aramaki user list | create NAME [--password-stdin].
+// UserCommand manages users:
+// aramaki user list | create NAME [--password-stdin] | disable NAME | enable NAME.
 type UserCommand struct{ stdout io.Writer }
 
 // Run lists or creates users.
@@ -20,7 +22,7 @@ func (c *UserCommand) Run(ctx context.Context, args []string) error {
 	var s clientSettings
 	fs := flag.NewFlagSet("aramaki user", flag.ContinueOnError)
 	fromStdin := fs.Bool("password-stdin", false, "read the new user's password from standard input (default: make a random one and print it)")
-	pos, cl, err := parseClient(fs, args, &s, 1, 2, "aramaki user list | create NAME [--password-stdin]")
+	pos, cl, err := parseClient(fs, args, &s, 1, 2, "aramaki user list | create NAME [--password-stdin] | disable NAME | enable NAME")
 	if err != nil {
 		return err
 	}
@@ -69,6 +71,12 @@ func (c *UserCommand) Run(ctx context.Context, args []string) error {
 			fmt.Fprintf(c.stdout, "Password (shown only now): %s\n", password)
 		}
 		return nil
+	case (pos[0] == "disable" || pos[0] == "enable") && len(pos) == 2:
+		if err := cl.do(ctx, "POST", "/api/v1/users/"+url.PathEscape(pos[1])+"/"+pos[0], nil, nil, nil); err != nil {
+			return err
+		}
+		fmt.Fprintf(c.stdout, "User %s is %sd.\n", clean(pos[1]), pos[0])
+		return nil
 	}
-	return fmt.Errorf("usage: aramaki user list | create NAME [--password-stdin]")
+	return fmt.Errorf("usage: aramaki user list | create NAME [--password-stdin] | disable NAME | enable NAME")
 }
