@@ -315,7 +315,11 @@ func (s *Server) acker(ctx context.Context, c *conn, pending <-chan (<-chan serv
 func (s *Server) reader(ctx context.Context, c *conn, pending chan<- (<-chan service.IngestResult)) error {
 	stream := service.NewStream()
 	for {
-		_, raw, err := c.ws.Read(ctx)
+		// An agent sends a keepalive every Keepalive; one silent for three
+		// of them is gone (a host powered off leaves a half-open socket).
+		rctx, cancel := context.WithTimeout(ctx, 3*s.opts.Keepalive)
+		_, raw, err := c.ws.Read(rctx)
+		cancel()
 		if err != nil {
 			return err
 		}
@@ -428,6 +432,3 @@ func (s *Server) Run(agentID, request, system, check string) error {
 		return aramaki.Errorf(aramaki.EUNAVAILABLE, "agent %s is busy", agentID)
 	}
 }
-
-// ChecksChanged is a no-op: every connection watches the service's config.
-func (s *Server) ChecksChanged() {}

@@ -321,6 +321,13 @@ func TestForgedAndRevokedAgentsAreRefused(t *testing.T) {
 	if em, ok := m.(*wire.ErrorMessage); !ok || em.Code != "revoked" {
 		t.Fatalf("a revoked agent reconnecting got %+v", m)
 	}
+	// What it reported no longer counts on its systems.
+	states, _ := e.st.CheckStates(e.ctx, []string{"webshop-app"})
+	for _, st := range states {
+		if st.Agent == a.id {
+			t.Errorf("a revoked agent's state is still counted: %+v", st)
+		}
+	}
 }
 
 func TestEnrollmentTokensWorkOnce(t *testing.T) {

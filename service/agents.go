@@ -147,6 +147,14 @@ func (s *Service) Agents(ctx context.Context, p aramaki.Principal) ([]AgentView,
 }
 
 func (s *Service) agentView(a aramaki.Agent) AgentView {
+	// Keepalives reach the store in bulk every few seconds; the newest is
+	// still here.
+	s.seenMu.Lock()
+	if seen, ok := s.seen[a.ID]; ok && (a.LastSeen == nil || seen.At.After(*a.LastSeen)) {
+		at := seen.At
+		a.LastSeen = &at
+	}
+	s.seenMu.Unlock()
 	return AgentView{Agent: a, Connected: s.hub != nil && s.hub.Connected(a.ID)}
 }
 

@@ -279,6 +279,13 @@ func (s *Service) checkKeepalives(ctx context.Context, timeout time.Duration) er
 		s.names.Store(a.ID, a.Name)
 		silent := a.LastSeen == nil || now.Sub(*a.LastSeen) > timeout
 		if !silent {
+			// Heard from again without reconnecting (a host that was frozen).
+			for _, sys := range a.Systems {
+				if st, ok := current[a.ID+"/"+sys]; ok && st == aramaki.StatusCritical {
+					s.keepalive(ctx, aramaki.Agent{ID: a.ID, Name: a.Name, Systems: []string{sys}}, aramaki.StatusOK,
+						fmt.Sprintf("Agent %s is heard from again", a.Name))
+				}
+			}
 			continue
 		}
 		for _, sys := range a.Systems {

@@ -22,8 +22,6 @@ type AgentHub interface {
 	// Run asks a connected agent to run one of its checks now; ENOTFOUND
 	// when the agent is not connected here.
 	Run(agentID, request, system, check string) error
-	// ChecksChanged tells every connection to push its agent's checks again.
-	ChecksChanged()
 }
 
 // SetHub connects the service to the agent connections.
@@ -261,18 +259,28 @@ func (s *Service) CheckHistory(ctx context.Context, p aramaki.Principal, system,
 // runWaiters deliver ad hoc results to whoever asked for them.
 type runWaiters struct {
 	mu      sync.Mutex
-	waiting map[string]chan aramaki.CheckResult
+	waiting map[string]*runWaiter
 }
 
-func (w *runWaiters) add(request string, n int) chan aramaki.CheckResult {
+// runWaiter waits for the results of one ad hoc run.
+type runWaiter struct {
+	system, check string
+	agents        map[string]bool
+	results       chan aramaki.CheckResult
+}
+
+func (w *runWaiters) add(request, system, check string, agents []aramaki.Agent) chan aramaki.CheckResult {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.waiting == nil {
-		w.waiting = map[string]chan aramaki.CheckResult{}
+		w.waiting = map[string]*runWaiter{}
 	}
-	ch := make(chan aramaki.CheckResult, n)
-	w.waiting[request] = ch
-	return ch
+	rw := &runWaiter{system: system, check: check, agents: map[string]bool{}, results: make(chan aramaki.CheckResult, len(agents))}
+	for _, a := range agents {
+		rw.agents[a.ID] = true
+	}
+	w.waiting[request] = rw
+	return rw.results
 }
 
 func (w *runWaiters) remove(request string) {
@@ -287,11 +295,10 @@ func (w *runWaiters) deliver(r aramaki.CheckResult) {
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if ch, ok := w.waiting[r.Request]; ok {
-		select {
-		case ch <- r:
-		default:
-		}
+	// Only the asked agents' results of the asked check answer a request.
+	if rw, ok := w.waiting[r.Request]; ok && rw.agents[r.Agent] && r.System == rw.system && r.Check == rw.check {
+		delete(rw.agents, r.Agent)
+		rw.results <- r
 	}
 }
 
@@ -331,7 +338,7 @@ func (s *Service) RunCheck(ctx context.Context, p aramaki.Principal, system, che
 	b := make([]byte, 8)
 	rand.Read(b)
 	request := "run_" + hex.EncodeToString(b)
-	ch := s.waiters.add(request, len(targets))
+	ch := s.waiters.add(request, system, check, targets)
 	defer s.waiters.remove(request)
 	var asked []string
 	for _, a := range targets {

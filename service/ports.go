@@ -74,8 +74,9 @@ type MonitoringStore interface {
 	EnrollmentTokens(ctx context.Context) ([]aramaki.EnrollmentToken, error)
 	Agent(ctx context.Context, id string) (aramaki.Agent, error)
 	Agents(ctx context.Context) ([]aramaki.Agent, error)
-	// RevokeAgent marks an agent revoked at the audit event's time; ENOTFOUND
-	// for unknown agents, ECONFLICT when it is revoked already.
+	// RevokeAgent marks an agent revoked at the audit event's time and
+	// deletes its check states; ENOTFOUND for unknown agents, ECONFLICT when
+	// it is revoked already.
 	RevokeAgent(ctx context.Context, id string, audit aramaki.Event) error
 	// TouchAgents records when agents were last heard from (and the version
 	// they run, when not empty), many at once.

@@ -76,7 +76,9 @@ func (s *Service) refreshGraph(ctx context.Context) error {
 	old := s.graph
 	s.graph = g
 	s.mu.Unlock()
-	if old.Len() > 0 || g.Len() > 0 {
+	// Tell the agent connections only when something changed: they push
+	// every agent its checks again.
+	if !sameJSON(old.Systems(), g.Systems()) {
 		s.changedMu.Lock()
 		close(s.changed)
 		s.changed = make(chan struct{})

@@ -237,7 +237,8 @@ func (s *Store) Agents(ctx context.Context) ([]aramaki.Agent, error) {
 
 // RevokeAgent marks an agent revoked at the time of the audit event and
 // appends the event. An unknown agent is ENOTFOUND, one revoked already
-// ECONFLICT.
+// ECONFLICT. The states of its checks are deleted with it: a revoked
+// agent's results no longer count towards any status.
 func (s *Store) RevokeAgent(ctx context.Context, id string, audit aramaki.Event) error {
 	return s.write(ctx, func(tx *txn) error {
 		res, err := tx.Exec(ctx, `UPDATE agents SET revoked_us = ? WHERE id = ? AND revoked_us IS NULL`, micros(audit.Time), id)
@@ -255,6 +256,11 @@ func (s *Store) RevokeAgent(ctx context.Context, id string, audit aramaki.Event)
 				return aramaki.Errorf(aramaki.ENOTFOUND, "agent %s not found", id)
 			}
 			return aramaki.Errorf(aramaki.ECONFLICT, "agent %s is revoked already", id)
+		}
+		// What a revoked agent said no longer counts: its checks' states go
+		// (their history stays).
+		if _, err := tx.Exec(ctx, `DELETE FROM check_states WHERE agent_id = ?`, id); err != nil {
+			return fmt.Errorf("delete check states: %w", err)
 		}
 		_, err = appendEvent(ctx, tx, audit)
 		return err
