@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"net/url"
+	"regexp"
 	"strings"
 )
 
@@ -62,6 +63,13 @@ func ParseEnrollmentToken(s string) (EnrollmentToken, error) {
 	return t, nil
 }
 
+// Host names and versions end up on pages and in terminals: plain
+// characters only.
+var (
+	hostnamePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$`)
+	versionPattern  = regexp.MustCompile(`^[A-Za-z0-9.+_~-]{0,100}$`)
+)
+
 // EnrollRequest is what a new agent posts to /api/v1/agent/enroll.
 type EnrollRequest struct {
 	Token        string `json:"token"` // the whole enrollment token string
@@ -86,14 +94,11 @@ func DecodeEnrollRequest(raw []byte) (*EnrollRequest, EnrollmentToken, error) {
 	if len(r.PublicKey) != PublicKeySize {
 		return nil, tok, errorf("public_key must be a %d-byte Ed25519 key", PublicKeySize)
 	}
-	if r.Hostname == "" {
-		return nil, tok, errorf("hostname is missing")
+	if !hostnamePattern.MatchString(r.Hostname) {
+		return nil, tok, errorf("hostname %s is not a host name (letters, digits, '.', '-', '_', at most 253)", clip(r.Hostname))
 	}
-	if err := validText("hostname", r.Hostname, 255); err != nil {
-		return nil, tok, err
-	}
-	if err := validText("agent_version", r.AgentVersion, 100); err != nil {
-		return nil, tok, err
+	if !versionPattern.MatchString(r.AgentVersion) {
+		return nil, tok, errorf("agent_version %s is not a version (letters, digits and .+-_~, at most 100)", clip(r.AgentVersion))
 	}
 	return &r, tok, nil
 }

@@ -1,8 +1,8 @@
 package wire_test
 
 import (
+	"strings"
 	"testing"
-	"time"
 
 	"github.com/aramaki/aramaki/wire"
 )
@@ -68,7 +68,7 @@ func FuzzDecodeAuth(f *testing.F) {
 }
 
 func FuzzEnrollment(f *testing.F) {
-	tok := wire.EnrollmentToken{URL: "https://127.0.0.1:8443", CASHA256: "ab" + string(make([]byte, 0)) + "cdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcd", ID: "0123456789abcdef", Secret: "0123456789012345678901234567890123456789"}
+	tok := wire.EnrollmentToken{URL: "https://127.0.0.1:8443", CASHA256: strings.Repeat("cd", 32), ID: "0123456789abcdef", Secret: "0123456789012345678901234567890123456789"}
 	f.Add([]byte(`{"token":"` + tok.String() + `","public_key":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=","hostname":"web1","agent_version":"1"}`))
 	f.Add([]byte(`{"token":"arke1.e30","public_key":null}`))
 	f.Fuzz(func(t *testing.T, raw []byte) {
@@ -82,7 +82,15 @@ func FuzzEnrollment(f *testing.F) {
 		if again, err := wire.ParseEnrollmentToken(tok.String()); err != nil || again != tok {
 			t.Fatalf("accepted token does not round-trip: %v", err)
 		}
-		wire.DecodeEnrollResponse(raw)
-		_ = time.Second
+	})
+}
+
+func FuzzDecodeEnrollResponse(f *testing.F) {
+	f.Add([]byte(`{"agent_id":"ag_0123456789abcdef","name":"web1","systems":["webshop"]}`))
+	f.Add([]byte(`{"agent_id":"x"}`))
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		if r, err := wire.DecodeEnrollResponse(raw); err == nil && !wire.ValidAgentID(r.AgentID) {
+			t.Fatalf("accepted %+v", r)
+		}
 	})
 }

@@ -48,8 +48,8 @@ func (m *Auth) Validate(now time.Time) error {
 	if !ValidAgentID(m.AgentID) {
 		return errorf("auth: invalid agent id")
 	}
-	if err := validText("auth: agent_version", m.AgentVersion, 100); err != nil {
-		return err
+	if !versionPattern.MatchString(m.AgentVersion) {
+		return errorf("auth: agent_version %s is not a version", clip(m.AgentVersion))
 	}
 	if len(m.Signature) != SignatureSize {
 		return errorf("auth: signature must have %d bytes", SignatureSize)

@@ -32,6 +32,7 @@ import (
 	"io"
 	"math"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -238,15 +239,15 @@ func DecodeFromServer(raw []byte, now time.Time) (Message, error) {
 }
 
 var (
-	namePattern   = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`)
-	agentIDPattrn = regexp.MustCompile(`^ag_[0-9a-f]{16}$`)
+	namePattern    = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`)
+	agentIDPattern = regexp.MustCompile(`^ag_[0-9a-f]{16}$`)
 )
 
 // ValidName reports whether s is a well-formed check name or system id.
 func ValidName(s string) bool { return namePattern.MatchString(s) }
 
 // ValidAgentID reports whether s is a well-formed agent id.
-func ValidAgentID(s string) bool { return agentIDPattrn.MatchString(s) }
+func ValidAgentID(s string) bool { return agentIDPattern.MatchString(s) }
 
 func validText(field, s string, max int) error {
 	if len(s) > max {
@@ -273,9 +274,12 @@ func validTime(field string, t, now time.Time) error {
 
 func finite(f float64) bool { return !math.IsNaN(f) && !math.IsInf(f, 0) }
 
+// clip quotes peer-supplied text for an error message, shortened and with
+// control characters escaped.
 func clip(s string) string {
 	if len(s) > 64 {
 		s = s[:64] + "…"
 	}
-	return fmt.Sprintf("%q", s)[1 : len(fmt.Sprintf("%q", s))-1]
+	q := strconv.Quote(s)
+	return q[1 : len(q)-1]
 }

@@ -1,6 +1,7 @@
 package wire_test
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -107,6 +108,16 @@ func TestEnrollmentTokensRoundTripAndRefuseForgeries(t *testing.T) {
 	for _, s := range []string{"", "arke1.", "arke1.!!!", "ark_123", "arke1." + strings.Repeat("A", 4000)} {
 		if _, err := wire.ParseEnrollmentToken(s); err == nil {
 			t.Errorf("accepted %q", s)
+		}
+	}
+}
+
+func TestEnrollmentRefusesHostNamesThatAreNotHostNames(t *testing.T) {
+	tok := wire.EnrollmentToken{URL: "https://x", CASHA256: strings.Repeat("ab", 32), ID: "0123456789abcdef", Secret: strings.Repeat("s", 43)}
+	for _, host := range []string{"\u001b[2J\u001b[31mEVIL", "web1\nFAKE LINE", "", "-web", strings.Repeat("a", 300)} {
+		raw := []byte(`{"token":"` + tok.String() + `","public_key":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=","hostname":` + strconv.Quote(host) + `,"agent_version":"1"}`)
+		if _, _, err := wire.DecodeEnrollRequest(raw); err == nil {
+			t.Errorf("hostname %q accepted", host)
 		}
 	}
 }

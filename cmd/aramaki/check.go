@@ -75,7 +75,11 @@ func printHistory(w io.Writer, h service.CheckHistory) {
 	if len(h.Changes) > 0 {
 		fmt.Fprintln(w, "\nChanges, newest first:")
 		for _, ch := range h.Changes {
-			fmt.Fprintf(w, "  %s  %s → %s on %s: %s\n", ch.At.Local().Format("2006-01-02 15:04:05"), upper(ch.From), upper(ch.To), ch.Agent, clip(clean(ch.Output), 80))
+			change := upper(ch.From) + " → " + upper(ch.To)
+			if ch.First {
+				change = "first result " + upper(ch.To)
+			}
+			fmt.Fprintf(w, "  %s  %s on %s: %s\n", ch.At.Local().Format("2006-01-02 15:04:05"), change, ch.Agent, clip(clean(ch.Output), 80))
 		}
 	}
 }

@@ -57,11 +57,18 @@ func (c *QuickstartCommand) Run(ctx context.Context, args []string) error {
 		return err
 	}
 	syscall.Umask(0o077) // the data directory holds keys and tokens
-	port := 8443
-	if _, p, err := net.SplitHostPort(cfg.Listen); err == nil {
-		if n, err := strconv.Atoi(p); err == nil && n != 0 {
-			port = n
+	// The sample checks the server itself, so it needs the port: with port
+	// 0 ("any"), pick a free one now.
+	host, p, _ := net.SplitHostPort(cfg.Listen)
+	port, _ := strconv.Atoi(p)
+	if port == 0 {
+		ln, err := net.Listen("tcp", cfg.Listen)
+		if err != nil {
+			return fmt.Errorf("listen: %w", err)
 		}
+		port = ln.Addr().(*net.TCPAddr).Port
+		ln.Close()
+		cfg.Listen = net.JoinHostPort(host, strconv.Itoa(port))
 	}
 	if err := configrepo.WriteSample(cfg.ConfigRepo, port); err != nil {
 		return fmt.Errorf("write sample config repository: %w", err)
