@@ -309,9 +309,8 @@ type Retention struct {
 	History time.Duration
 }
 
-// Prune deletes results and history past their retention every ten minutes
-// (small deletes: each blocks writers while it runs) until
-// ctx ends.
+// Prune deletes results and history past their retention every ten minutes,
+// until ctx ends.
 func (s *Service) Prune(ctx context.Context, r Retention) {
 	t := time.NewTicker(10 * time.Minute)
 	defer t.Stop()

@@ -752,16 +752,36 @@ func (s *Store) DeleteCheckStates(ctx context.Context, keep map[string][]string)
 	})
 }
 
+// pruneChunk is how many results one pruning transaction deletes.
+const pruneChunk = 10000
+
 // Prune deletes the results received before resultsBefore, and the status
 // changes before historyBefore but the last of each check and agent
-// before it, which tells the status in force at historyBefore. It is one
-// transaction: on SQLite it holds up every writer while it deletes, so it
-// is best called often, each call deleting little.
+// before it, which tells the status in force at historyBefore. Results go
+// in transactions of pruneChunk rows, so that on SQLite the writers of new
+// results never wait for more than one chunk.
 func (s *Store) Prune(ctx context.Context, resultsBefore, historyBefore time.Time) error {
-	return s.write(ctx, func(tx *txn) error {
-		if _, err := tx.Exec(ctx, `DELETE FROM results WHERE received_us < ?`, micros(resultsBefore)); err != nil {
-			return fmt.Errorf("prune results: %w", err)
+	// Results go in small transactions, so that the writers of new results
+	// wait for one chunk at most, never for the whole prune.
+	for {
+		var n int64
+		err := s.write(ctx, func(tx *txn) error {
+			res, err := tx.Exec(ctx, `DELETE FROM results WHERE id IN (
+				SELECT id FROM results WHERE received_us < ? ORDER BY received_us LIMIT ?)`, micros(resultsBefore), pruneChunk)
+			if err != nil {
+				return fmt.Errorf("prune results: %w", err)
+			}
+			n, err = res.RowsAffected()
+			return err
+		})
+		if err != nil {
+			return err
 		}
+		if n < pruneChunk {
+			break
+		}
+	}
+	return s.write(ctx, func(tx *txn) error {
 		if _, err := tx.Exec(ctx, `
 			DELETE FROM status_changes WHERE id IN (
 				SELECT id FROM (
