@@ -245,29 +245,58 @@ func definitions(specs []service.CheckSpec) []wire.CheckDefinition {
 	return out
 }
 
-// serve runs the connection: a reader that submits results, a writer that
-// sends frames, and acks in commit order.
+// serve runs the connection: the reader, in this goroutine, submits
+// results; the writer sends frames and acknowledges batches in the order
+// they were submitted, each once its commit is done. Two goroutines a
+// connection keep ten thousand agents within memory.
 func (s *Server) serve(ctx context.Context, c *conn) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	pending := make(chan (<-chan service.IngestResult), s.opts.InFlight)
-	errc := make(chan error, 3)
-	go func() { errc <- s.writer(ctx, c) }()
-	go func() { errc <- s.acker(ctx, c, pending) }()
-	go func() { errc <- s.reader(ctx, c, pending) }()
-	err := <-errc
+	werr := make(chan error, 1)
+	go func() {
+		werr <- s.writer(ctx, c, pending)
+		cancel() // stops the reader too
+	}()
+	err := s.reader(ctx, c, pending)
 	cancel()
+	if w := <-werr; err == nil || errors.Is(err, context.Canceled) {
+		err = w
+	}
 	return err
 }
 
-func (s *Server) writer(ctx context.Context, c *conn) error {
+func (s *Server) writer(ctx context.Context, c *conn, pending <-chan (<-chan service.IngestResult)) error {
 	changed := s.svc.ConfigChanged()
+	var waiting []<-chan service.IngestResult // submitted, oldest first, commit not yet known
 	for {
+		var head <-chan service.IngestResult
+		if len(waiting) > 0 {
+			head = waiting[0]
+		}
+		in := pending
+		if len(waiting) >= s.opts.InFlight {
+			in = nil // the reader waits: back-pressure
+		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-c.done:
 			return errors.New("closed")
+		case ch := <-in:
+			waiting = append(waiting, ch)
+		case res := <-head:
+			waiting = waiting[1:]
+			if res.Err != nil {
+				return res.Err // the agent reconnects and resends
+			}
+			frame, err := wire.Encode(&wire.Ack{Seq: res.LastSeq}, time.Now())
+			if err != nil {
+				return err
+			}
+			if err := c.ws.Write(ctx, websocket.MessageText, frame); err != nil {
+				return err
+			}
 		case frame := <-c.out:
 			if err := c.ws.Write(ctx, websocket.MessageText, frame); err != nil {
 				return err
@@ -281,33 +310,6 @@ func (s *Server) writer(ctx context.Context, c *conn) error {
 			if err := c.ws.Write(ctx, websocket.MessageText, frame); err != nil {
 				return err
 			}
-		}
-	}
-}
-
-// acker waits for each submitted batch's commit, in order, and acks it.
-func (s *Server) acker(ctx context.Context, c *conn, pending <-chan (<-chan service.IngestResult)) error {
-	for {
-		var res service.IngestResult
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case ch := <-pending:
-			select {
-			case res = <-ch:
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-		}
-		if res.Err != nil {
-			return res.Err // the agent reconnects and resends
-		}
-		frame, err := wire.Encode(&wire.Ack{Seq: res.LastSeq}, time.Now())
-		if err != nil {
-			return err
-		}
-		if !c.send(frame) {
-			return errors.New("closed")
 		}
 	}
 }
