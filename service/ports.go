@@ -47,6 +47,9 @@ type Store interface {
 	CreateToken(ctx context.Context, t aramaki.Token, secretHash []byte, audit aramaki.Event) error
 	// TokenByID returns the token and the hash of its secret.
 	TokenByID(ctx context.Context, id string) (aramaki.Token, []byte, error)
+	// TokenPrincipal returns the token with the hash of its secret, its user
+	// and the user's role bindings, in one read.
+	TokenPrincipal(ctx context.Context, id string) (aramaki.Token, []byte, aramaki.User, []aramaki.RoleBinding, error)
 	Tokens(ctx context.Context, userID int64) ([]aramaki.Token, error)
 	DeleteToken(ctx context.Context, userID int64, id string, audit aramaki.Event) error
 

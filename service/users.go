@@ -74,7 +74,7 @@ func (s *Service) AuthenticateToken(ctx context.Context, raw string) (aramaki.Pr
 	if !ok {
 		return aramaki.Principal{}, bad
 	}
-	tok, want, err := s.store.TokenByID(ctx, id)
+	tok, want, u, bindings, err := s.store.TokenPrincipal(ctx, id)
 	if aramaki.ErrorCode(err) == aramaki.ENOTFOUND {
 		return aramaki.Principal{}, bad
 	} else if err != nil {
@@ -83,11 +83,10 @@ func (s *Service) AuthenticateToken(ctx context.Context, raw string) (aramaki.Pr
 	if subtle.ConstantTimeCompare(hash, want) != 1 || (tok.Expires != nil && !s.now().Before(*tok.Expires)) {
 		return aramaki.Principal{}, bad
 	}
-	u, err := s.store.UserByID(ctx, tok.UserID)
-	if err != nil {
-		return aramaki.Principal{}, err
+	if u.Disabled {
+		return aramaki.Principal{}, aramaki.Errorf(aramaki.EUNAUTHORIZED, "user %s is disabled", u.Name)
 	}
-	return s.principal(ctx, u)
+	return aramaki.Principal{User: u.Name, UserID: u.ID, Bindings: bindings}, nil
 }
 
 // dummyHash is checked against when a user does not exist, so that a

@@ -381,36 +381,70 @@ func (s *Store) RevokeRole(ctx context.Context, user, system string, audit arama
 func (s *Store) RoleBindings(ctx context.Context, user string) ([]aramaki.RoleBinding, error) {
 	var bindings []aramaki.RoleBinding
 	err := s.read(ctx, func(tx *txn) error {
-		query := `SELECT user_name, system_id, role, created_by, created_us FROM role_bindings`
-		var args []any
-		if user != "" {
-			query += ` WHERE user_name = ?`
-			args = append(args, user)
-		}
-		rows, err := tx.Query(ctx, query+` ORDER BY user_name, system_id`, args...)
-		if err != nil {
-			return fmt.Errorf("query role bindings: %w", err)
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var (
-				b         aramaki.RoleBinding
-				role      string
-				createdUS int64
-			)
-			if err := rows.Scan(&b.User, &b.System, &role, &b.CreatedBy, &createdUS); err != nil {
-				return fmt.Errorf("scan role binding: %w", err)
-			}
-			b.Role = aramaki.Role(role)
-			b.Created = fromMicros(createdUS)
-			bindings = append(bindings, b)
-		}
-		if err := rows.Err(); err != nil {
-			return fmt.Errorf("read role bindings: %w", err)
-		}
-		return nil
+		var err error
+		bindings, err = roleBindings(ctx, tx, user)
+		return err
 	})
 	return bindings, err
+}
+
+func roleBindings(ctx context.Context, tx *txn, user string) ([]aramaki.RoleBinding, error) {
+	query := `SELECT user_name, system_id, role, created_by, created_us FROM role_bindings`
+	var args []any
+	if user != "" {
+		query += ` WHERE user_name = ?`
+		args = append(args, user)
+	}
+	rows, err := tx.Query(ctx, query+` ORDER BY user_name, system_id`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("query role bindings: %w", err)
+	}
+	defer rows.Close()
+	var bindings []aramaki.RoleBinding
+	for rows.Next() {
+		var (
+			b         aramaki.RoleBinding
+			role      string
+			createdUS int64
+		)
+		if err := rows.Scan(&b.User, &b.System, &role, &b.CreatedBy, &createdUS); err != nil {
+			return nil, fmt.Errorf("scan role binding: %w", err)
+		}
+		b.Role = aramaki.Role(role)
+		b.Created = fromMicros(createdUS)
+		bindings = append(bindings, b)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read role bindings: %w", err)
+	}
+	return bindings, nil
+}
+
+// TokenPrincipal returns, in one read, what authenticating a request with
+// a token needs: the token with the hash of its secret, its user and the
+// user's role bindings. ENOTFOUND when there is no such token.
+func (s *Store) TokenPrincipal(ctx context.Context, id string) (aramaki.Token, []byte, aramaki.User, []aramaki.RoleBinding, error) {
+	var (
+		t        aramaki.Token
+		hash     []byte
+		u        aramaki.User
+		bindings []aramaki.RoleBinding
+	)
+	err := s.read(ctx, func(tx *txn) error {
+		var err error
+		t, err = scanToken(tx.QueryRow(ctx, `SELECT `+tokenColumns+`, secret_hash FROM tokens WHERE id = ?`, id), &hash)
+		if errors.Is(err, sql.ErrNoRows) {
+			return aramaki.Errorf(aramaki.ENOTFOUND, "token %s not found", id)
+		} else if err != nil {
+			return fmt.Errorf("query token: %w", err)
+		}
+		if u, err = scanUser(tx.QueryRow(ctx, `SELECT `+userColumns+` FROM users WHERE id = ?`, t.UserID)); err != nil {
+			return fmt.Errorf("query token's user: %w", err)
+		}
+		bindings, err = roleBindings(ctx, tx, u.Name)
+		return err
+	})
+	return t, hash, u, bindings, err
 }
 
 // mustAffect returns ENOTFOUND with the message when res touched no row.

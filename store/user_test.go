@@ -254,6 +254,23 @@ func TestTokens(t *testing.T) {
 		})
 	})
 
+	t.Run("a token's principal comes in one read", func(t *testing.T) {
+		forEachStore(t, func(t *testing.T, s *store.Store) {
+			u := MustCreateUser(t, s, "otto")
+			tok := MustCreateToken(t, s, u.ID, "0123456789abcdef")
+			b := aramaki.RoleBinding{User: "otto", System: "webshop", Role: aramaki.RoleOperator, CreatedBy: "root", Created: time.Now()}
+			if err := s.GrantRole(ctx, b, MustAudit(t, "root granted otto operator")); err != nil {
+				t.Fatal(err)
+			}
+			got, hash, user, bindings, err := s.TokenPrincipal(ctx, tok.ID)
+			if err != nil || got.ID != tok.ID || len(hash) == 0 || user.Name != "otto" || len(bindings) != 1 || bindings[0].Role != aramaki.RoleOperator {
+				t.Fatalf("TokenPrincipal = %+v %x %+v %+v %v", got, hash, user, bindings, err)
+			}
+			_, _, _, _, err = s.TokenPrincipal(ctx, "ffffffffffffffff")
+			wantCode(t, err, aramaki.ENOTFOUND)
+		})
+	})
+
 	t.Run("a deleted token is gone", func(t *testing.T) {
 		forEachStore(t, func(t *testing.T, s *store.Store) {
 			alice, bob := MustCreateUser(t, s, "alice"), MustCreateUser(t, s, "bob")
