@@ -126,7 +126,7 @@ func (s *Store) Enroll(ctx context.Context, tokenID string, secretHash []byte, a
 
 const enrollmentTokenColumns = `id, systems, created_by, created_us, expires_us, used_us, agent_id`
 
-func scanEnrollmentToken(row interface{ Scan(...any) error }, extra ...any) (aramaki.EnrollmentToken, error) {
+func scanEnrollmentToken(row rowScanner, extra ...any) (aramaki.EnrollmentToken, error) {
 	var (
 		t                    aramaki.EnrollmentToken
 		systems              string
@@ -150,31 +150,13 @@ func scanEnrollmentToken(row interface{ Scan(...any) error }, extra ...any) (ara
 // EnrollmentTokens returns every enrollment token, spent or not, oldest
 // first.
 func (s *Store) EnrollmentTokens(ctx context.Context) ([]aramaki.EnrollmentToken, error) {
-	var tokens []aramaki.EnrollmentToken
-	err := s.read(ctx, func(tx *txn) error {
-		rows, err := tx.Query(ctx, `SELECT `+enrollmentTokenColumns+` FROM enrollment_tokens ORDER BY created_us, id`)
-		if err != nil {
-			return fmt.Errorf("query enrollment tokens: %w", err)
-		}
-		defer rows.Close()
-		for rows.Next() {
-			t, err := scanEnrollmentToken(rows)
-			if err != nil {
-				return fmt.Errorf("scan enrollment token: %w", err)
-			}
-			tokens = append(tokens, t)
-		}
-		if err := rows.Err(); err != nil {
-			return fmt.Errorf("read enrollment tokens: %w", err)
-		}
-		return nil
-	})
-	return tokens, err
+	return readAll(ctx, s, "enrollment tokens", func(r rowScanner) (aramaki.EnrollmentToken, error) { return scanEnrollmentToken(r) },
+		`SELECT `+enrollmentTokenColumns+` FROM enrollment_tokens ORDER BY created_us, id`)
 }
 
 const agentColumns = `id, name, systems, public_key, version, enrolled_us, last_seen_us, revoked_us, last_seq`
 
-func scanAgent(row interface{ Scan(...any) error }) (aramaki.Agent, error) {
+func scanAgent(row rowScanner) (aramaki.Agent, error) {
 	var (
 		a                 aramaki.Agent
 		systems           string
@@ -213,26 +195,8 @@ func (s *Store) Agent(ctx context.Context, id string) (aramaki.Agent, error) {
 
 // Agents returns every agent, revoked ones too, ordered by name and id.
 func (s *Store) Agents(ctx context.Context) ([]aramaki.Agent, error) {
-	var agents []aramaki.Agent
-	err := s.read(ctx, func(tx *txn) error {
-		rows, err := tx.Query(ctx, `SELECT `+agentColumns+` FROM agents ORDER BY name, id`)
-		if err != nil {
-			return fmt.Errorf("query agents: %w", err)
-		}
-		defer rows.Close()
-		for rows.Next() {
-			a, err := scanAgent(rows)
-			if err != nil {
-				return fmt.Errorf("scan agent: %w", err)
-			}
-			agents = append(agents, a)
-		}
-		if err := rows.Err(); err != nil {
-			return fmt.Errorf("read agents: %w", err)
-		}
-		return nil
-	})
-	return agents, err
+	return readAll(ctx, s, "agents", func(r rowScanner) (aramaki.Agent, error) { return scanAgent(r) },
+		`SELECT `+agentColumns+` FROM agents ORDER BY name, id`)
 }
 
 // RevokeAgent marks an agent revoked at the time of the audit event and

@@ -380,3 +380,31 @@ func fromNullMicros(v sql.NullInt64) *time.Time {
 	t := fromMicros(v.Int64)
 	return &t
 }
+
+// rowScanner is a row or rows: what the scan functions read from.
+type rowScanner interface{ Scan(...any) error }
+
+// readAll runs a query in a read transaction and scans every row: the
+// plain "list of things" read.
+func readAll[T any](ctx context.Context, s *Store, what string, scan func(rowScanner) (T, error), query string, args ...any) ([]T, error) {
+	var out []T
+	err := s.read(ctx, func(tx *txn) error {
+		rows, err := tx.Query(ctx, query, args...)
+		if err != nil {
+			return fmt.Errorf("query %s: %w", what, err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			v, err := scan(rows)
+			if err != nil {
+				return fmt.Errorf("scan %s: %w", what, err)
+			}
+			out = append(out, v)
+		}
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("read %s: %w", what, err)
+		}
+		return nil
+	})
+	return out, err
+}

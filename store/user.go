@@ -94,7 +94,7 @@ func createUser(ctx context.Context, tx *txn, name, passwordHash string, created
 
 const userColumns = `id, name, created_us, disabled`
 
-func scanUser(row interface{ Scan(...any) error }, extra ...any) (aramaki.User, error) {
+func scanUser(row rowScanner, extra ...any) (aramaki.User, error) {
 	var (
 		u         aramaki.User
 		createdUS int64
@@ -146,26 +146,8 @@ func (s *Store) UserByID(ctx context.Context, id int64) (aramaki.User, error) {
 
 // Users returns all users, ordered by name.
 func (s *Store) Users(ctx context.Context) ([]aramaki.User, error) {
-	var users []aramaki.User
-	err := s.read(ctx, func(tx *txn) error {
-		rows, err := tx.Query(ctx, `SELECT `+userColumns+` FROM users ORDER BY name`)
-		if err != nil {
-			return fmt.Errorf("query users: %w", err)
-		}
-		defer rows.Close()
-		for rows.Next() {
-			u, err := scanUser(rows)
-			if err != nil {
-				return fmt.Errorf("scan user: %w", err)
-			}
-			users = append(users, u)
-		}
-		if err := rows.Err(); err != nil {
-			return fmt.Errorf("read users: %w", err)
-		}
-		return nil
-	})
-	return users, err
+	return readAll(ctx, s, "users", func(r rowScanner) (aramaki.User, error) { return scanUser(r) },
+		`SELECT `+userColumns+` FROM users ORDER BY name`)
 }
 
 // SetPassword replaces the password hash of a user and appends the audit
@@ -250,7 +232,7 @@ func createToken(ctx context.Context, tx *txn, t aramaki.Token, secretHash []byt
 
 const tokenColumns = `id, user_id, name, created_us, expires_us, last_used_us`
 
-func scanToken(row interface{ Scan(...any) error }, extra ...any) (aramaki.Token, error) {
+func scanToken(row rowScanner, extra ...any) (aramaki.Token, error) {
 	var (
 		t                 aramaki.Token
 		createdUS         int64
@@ -289,26 +271,8 @@ func (s *Store) TokenByID(ctx context.Context, id string) (aramaki.Token, []byte
 
 // Tokens returns the tokens of a user, oldest first.
 func (s *Store) Tokens(ctx context.Context, userID int64) ([]aramaki.Token, error) {
-	var tokens []aramaki.Token
-	err := s.read(ctx, func(tx *txn) error {
-		rows, err := tx.Query(ctx, `SELECT `+tokenColumns+` FROM tokens WHERE user_id = ? ORDER BY created_us, id`, userID)
-		if err != nil {
-			return fmt.Errorf("query tokens: %w", err)
-		}
-		defer rows.Close()
-		for rows.Next() {
-			t, err := scanToken(rows)
-			if err != nil {
-				return fmt.Errorf("scan token: %w", err)
-			}
-			tokens = append(tokens, t)
-		}
-		if err := rows.Err(); err != nil {
-			return fmt.Errorf("read tokens: %w", err)
-		}
-		return nil
-	})
-	return tokens, err
+	return readAll(ctx, s, "tokens", func(r rowScanner) (aramaki.Token, error) { return scanToken(r) },
+		`SELECT `+tokenColumns+` FROM tokens WHERE user_id = ? ORDER BY created_us, id`, userID)
 }
 
 // DeleteToken deletes a token of the user and appends the audit event. A
