@@ -23,6 +23,7 @@ import (
 	"github.com/aramaki/aramaki/pki"
 	"github.com/aramaki/aramaki/service"
 	"github.com/aramaki/aramaki/store"
+	"github.com/aramaki/aramaki/web"
 )
 
 // Config is the server's configuration, parsed from flags and validated
@@ -191,14 +192,9 @@ func (s *Server) handler() http.Handler {
 	mux.Handle("/api/", a)
 	mux.Handle("/api/v1/agent/", agents.Handler())
 	mux.Handle("/healthz", a)
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/" {
-			http.NotFound(w, r)
-			return
-		}
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		fmt.Fprintln(w, "Aramaki server. The JSON API is described at /api/v1/openapi.json.")
-	})
+	// The web UI: sessions are Secure cookies when the public URL is
+	// https, even behind a TLS-terminating proxy.
+	mux.Handle("/", web.New(s.svc, s.log, web.Options{SecureCookies: s.cfg.PublicURL != "" && strings.HasPrefix(s.cfg.PublicURL, "https:")}))
 	return accessLog(s.log, mux)
 }
 

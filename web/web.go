@@ -1,0 +1,193 @@
+// Package web is Aramaki's web UI: server-rendered pages for people at 3am.
+// It translates HTTP to the service's use cases and back, like the JSON API,
+// and imports no other adapter. Templates and static files are embedded;
+// static files are served under content-hashed URLs so they can be cached
+// forever. htmx is vendored in static/ (see static/README).
+package web
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"time"
+
+	"github.com/aramaki/aramaki"
+	"github.com/aramaki/aramaki/service"
+)
+
+//go:embed templates
+var templateFS embed.FS
+
+// Options tune the UI.
+type Options struct {
+	// SecureCookies marks the session cookie Secure even on plain HTTP
+	// requests, for a server behind a TLS-terminating proxy. Requests that
+	// arrive over TLS always get Secure cookies.
+	SecureCookies bool
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+}
+
+// UI is the web UI's HTTP handler.
+type UI struct {
+	svc    *service.Service
+	log    *slog.Logger
+	opts   Options
+	mux    *http.ServeMux
+	static *staticFiles
+	pages  map[string]*template.Template
+}
+
+// New builds the UI. Every route is listed here.
+func New(svc *service.Service, log *slog.Logger, opts Options) *UI {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	u := &UI{svc: svc, log: log, opts: opts, mux: http.NewServeMux(), static: mustStatic()}
+	u.pages = mustPages(u.funcs())
+
+	u.mux.HandleFunc("GET /static/{hash}/{name}", u.serveStatic)
+	u.mux.HandleFunc("GET /login", u.wrap(u.loginPage))
+	u.mux.HandleFunc("POST /login", u.wrap(u.login))
+	u.mux.HandleFunc("POST /logout", u.wrap(u.csrf(u.logout)))
+	u.mux.HandleFunc("GET /{$}", u.wrap(u.homePage))
+	u.mux.HandleFunc("GET /systems/{id}", u.wrap(u.systemPage))
+	u.mux.HandleFunc("POST /systems/{id}/notes", u.wrap(u.csrf(u.postNote)))
+	u.mux.HandleFunc("/", u.wrap(func(w http.ResponseWriter, r *http.Request, s *session) error {
+		return aramaki.Errorf(aramaki.ENOTFOUND, "There is no page here.")
+	}))
+	return u
+}
+
+// ServeHTTP sets the security headers every UI response carries and routes.
+func (u *UI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("Content-Security-Policy", "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "same-origin")
+	u.mux.ServeHTTP(w, r)
+}
+
+// handlerFunc is a page handler: it gets the request's session (maybe
+// anonymous) and returns an error to be shown as an error page.
+type handlerFunc func(w http.ResponseWriter, r *http.Request, s *session) error
+
+func (u *UI) wrap(h handlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				u.log.Error("panic in web handler", "method", r.Method, "path", r.URL.Path, "panic", v, "stack", string(debug.Stack()))
+				u.renderError(w, r, nil, fmt.Errorf("panic: %v", v))
+			}
+		}()
+		s := u.session(w, r)
+		if err := h(w, r, s); err != nil {
+			u.renderError(w, r, s, err)
+		}
+	}
+}
+
+// statusOf maps an error code to its HTTP status.
+func statusOf(code string) int {
+	switch code {
+	case aramaki.EINVALID:
+		return http.StatusBadRequest
+	case aramaki.EUNAUTHORIZED:
+		return http.StatusUnauthorized
+	case aramaki.EFORBIDDEN:
+		return http.StatusForbidden
+	case aramaki.ENOTFOUND:
+		return http.StatusNotFound
+	case aramaki.ECONFLICT:
+		return http.StatusConflict
+	case aramaki.ETOOLARGE:
+		return http.StatusRequestEntityTooLarge
+	case aramaki.EUNAVAILABLE:
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusInternalServerError
+}
+
+func (u *UI) renderError(w http.ResponseWriter, r *http.Request, s *session, err error) {
+	code := aramaki.ErrorCode(err)
+	if code == aramaki.EINTERNAL {
+		u.log.Error("web request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	}
+	if s == nil {
+		s = &session{}
+	}
+	// Anonymous people asking for something hidden get the login page.
+	if s.Anonymous() && (code == aramaki.ENOTFOUND || code == aramaki.EUNAUTHORIZED || code == aramaki.EFORBIDDEN) && r.Method == http.MethodGet && r.URL.Path != "/login" {
+		redirectToLogin(w, r)
+		return
+	}
+	u.render(w, r, statusOf(code), "error", s, map[string]any{
+		"Status": statusOf(code), "Message": aramaki.ErrorMessage(err),
+	})
+}
+
+// page is what every template gets: the session and the page's own data.
+type page struct {
+	Session *session
+	CSRF    string
+	Data    any
+}
+
+func (u *UI) render(w http.ResponseWriter, r *http.Request, status int, name string, s *session, data any) {
+	t, ok := u.pages[name]
+	if !ok {
+		panic("web: no template " + name)
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	if err := t.ExecuteTemplate(w, "layout", page{Session: s, CSRF: s.csrfToken(), Data: data}); err != nil && !errors.Is(err, context.Canceled) {
+		u.log.Error("render page", "page", name, "err", err)
+	}
+}
+
+// mustPages parses each page template together with the layout: a page
+// defines "title" and "content", the layout places them.
+func mustPages(funcs template.FuncMap) map[string]*template.Template {
+	base := template.Must(template.New("layout").Funcs(funcs).ParseFS(templateFS, "templates/layout.html"))
+	names, err := fs.Glob(templateFS, "templates/*.html")
+	if err != nil {
+		panic(err)
+	}
+	pages := map[string]*template.Template{}
+	for _, n := range names {
+		if n == "templates/layout.html" {
+			continue
+		}
+		t := template.Must(template.Must(base.Clone()).ParseFS(templateFS, n))
+		pages[n[len("templates/"):len(n)-len(".html")]] = t
+	}
+	return pages
+}
+
+func (u *UI) funcs() template.FuncMap {
+	return template.FuncMap{
+		"static": u.static.url,
+		"time": func(t time.Time) string {
+			return t.UTC().Format("2006-01-02 15:04 UTC")
+		},
+		"ago": func(t time.Time) string {
+			d := u.opts.Now().Sub(t).Round(time.Minute)
+			switch {
+			case d < time.Minute:
+				return "just now"
+			case d < time.Hour:
+				return fmt.Sprintf("%d min ago", int(d.Minutes()))
+			case d < 48*time.Hour:
+				return fmt.Sprintf("%d h ago", int(d.Hours()))
+			}
+			return fmt.Sprintf("%d days ago", int(d.Hours()/24))
+		},
+	}
+}
