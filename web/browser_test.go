@@ -1,0 +1,155 @@
+package web_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+const chromiumPath = "/usr/bin/chromium"
+
+// MustBrowser starts Debian's chromium headless with a fresh profile. It
+// skips the test when chromium is missing, except on CI (CI=true), where
+// scripts/test.sh installs it.
+func MustBrowser(t *testing.T) context.Context {
+	t.Helper()
+	if _, err := os.Stat(chromiumPath); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("%s is missing; scripts/test.sh installs Debian's chromium", chromiumPath)
+		}
+		t.Skipf("%s is missing: apt-get install chromium (scripts/test.sh does) to run the browser tests", chromiumPath)
+	}
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(chromiumPath),
+		chromedp.Flag("headless", true),
+		chromedp.Flag("no-sandbox", true),
+		chromedp.Flag("disable-gpu", true),
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("no-first-run", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1280, 900),
+	}
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancelCtx := chromedp.NewContext(actx)
+	ctx, cancelTimeout := context.WithTimeout(ctx, 60*time.Second)
+	t.Cleanup(func() { cancelTimeout(); cancelCtx(); cancelAlloc() })
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("start chromium: %v", err)
+	}
+	return ctx
+}
+
+// screenshot saves a full-page screenshot into $ARAMAKI_ARTIFACTS, if set.
+func screenshot(t *testing.T, ctx context.Context, name string) {
+	t.Helper()
+	dir := os.Getenv("ARAMAKI_ARTIFACTS")
+	if dir == "" {
+		return
+	}
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(90))
+	if err != nil {
+		t.Fatalf("screenshot %s: %v", name, err)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, name+".png"), png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// noOverflow fails when the page scrolls sideways.
+func noOverflow(t *testing.T, ctx context.Context, where string) {
+	t.Helper()
+	sizes, err := chromedp.Run(ctx, chromedp.Evaluate[[]int](`[document.documentElement.scrollWidth, document.documentElement.clientWidth]`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sizes[0] > sizes[1] {
+		t.Errorf("%s: horizontal overflow: scrollWidth %d > clientWidth %d", where, sizes[0], sizes[1])
+	}
+}
+
+func TestBrowserLoginHomeLogout(t *testing.T) {
+	e := MustEnv(t)
+	ctx := MustBrowser(t)
+
+	err := chromedp.Do(ctx,
+		chromedp.Navigate(e.srv.URL+"/systems/webshop"),
+		// Hidden from anonymous: the login page, coming back afterwards.
+		chromedp.WaitVisible(chromedp.CSS(`input[name=user]`)),
+		chromedp.SendKeys(chromedp.CSS(`input[name=user]`), "vera"),
+		chromedp.SendKeys(chromedp.CSS(`input[name=password]`), e.pw["vera"]),
+		chromedp.Click(chromedp.CSS(`form.stack button[type=submit]`)),
+		chromedp.WaitVisible(chromedp.CSS(`h1 .status`)),
+		chromedp.Click(chromedp.CSS(`header .brand`)),
+		chromedp.WaitVisible(chromedp.CSS(`ul.systems`)),
+	)
+	if err != nil {
+		t.Fatalf("log in and open home: %v", err)
+	}
+	home, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`main`)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"Webshop", "Blog", "Webshop app", "Webshop database", "OK"} {
+		if !strings.Contains(strings.ToUpper(home), strings.ToUpper(want)) {
+			t.Errorf("home lacks %q:\n%s", want, home)
+		}
+	}
+	if strings.Contains(home, "Hosting infrastructure") {
+		t.Errorf("vera sees infrastructure:\n%s", home)
+	}
+	if scripts, err := chromedp.Run(ctx, chromedp.Evaluate[int](`typeof htmx === "object" ? 1 : 0`)); err != nil || scripts != 1 {
+		t.Errorf("htmx not loaded under the CSP: %v %d", err, scripts)
+	}
+	screenshot(t, ctx, "home-desktop")
+
+	for _, path := range []string{"/", "/systems/webshop", "/systems/hostile"} {
+		err := chromedp.Do(ctx,
+			chromedp.EmulateViewport(375, 812, chromedp.EmulateMobile),
+			chromedp.Navigate(e.srv.URL+path),
+			chromedp.WaitVisible(chromedp.CSS(`main`)),
+		)
+		if err != nil {
+			t.Fatalf("open %s at 375 px: %v", path, err)
+		}
+		noOverflow(t, ctx, path+" at 375 px")
+		if path == "/" {
+			screenshot(t, ctx, "home-phone")
+		}
+		if path == "/systems/webshop" {
+			screenshot(t, ctx, "system-phone")
+		}
+	}
+
+	err = chromedp.Do(ctx,
+		chromedp.Navigate(e.srv.URL+"/"),
+		chromedp.Click(chromedp.CSS(`form[action="/logout"] button`)),
+		chromedp.WaitVisible(chromedp.CSS(`input[name=password]`)),
+		chromedp.Navigate(e.srv.URL+"/"),
+		chromedp.WaitVisible(chromedp.CSS(`main`)),
+	)
+	if err != nil {
+		t.Fatalf("log out: %v", err)
+	}
+	home, err = chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`main`)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	loginVisible, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`!!document.querySelector('a[href="/login"]')`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(home, "Webshop") || !loginVisible {
+		t.Errorf("after logout home still shows private systems or no login link:\n%s", home)
+	}
+}
