@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/aramaki/aramaki"
+	"github.com/aramaki/aramaki/api"
 	"github.com/aramaki/aramaki/service"
 )
 
@@ -93,27 +94,6 @@ func (u *UI) wrap(h handlerFunc) http.HandlerFunc {
 	}
 }
 
-// statusOf maps an error code to its HTTP status.
-func statusOf(code string) int {
-	switch code {
-	case aramaki.EINVALID:
-		return http.StatusBadRequest
-	case aramaki.EUNAUTHORIZED:
-		return http.StatusUnauthorized
-	case aramaki.EFORBIDDEN:
-		return http.StatusForbidden
-	case aramaki.ENOTFOUND:
-		return http.StatusNotFound
-	case aramaki.ECONFLICT:
-		return http.StatusConflict
-	case aramaki.ETOOLARGE:
-		return http.StatusRequestEntityTooLarge
-	case aramaki.EUNAVAILABLE:
-		return http.StatusServiceUnavailable
-	}
-	return http.StatusInternalServerError
-}
-
 func (u *UI) renderError(w http.ResponseWriter, r *http.Request, s *session, err error) {
 	code := aramaki.ErrorCode(err)
 	if code == aramaki.EINTERNAL {
@@ -127,8 +107,8 @@ func (u *UI) renderError(w http.ResponseWriter, r *http.Request, s *session, err
 		redirectToLogin(w, r)
 		return
 	}
-	u.render(w, r, statusOf(code), "error", s, map[string]any{
-		"Status": statusOf(code), "Message": aramaki.ErrorMessage(err),
+	u.render(w, r, api.Status(code), "error", s, map[string]any{
+		"Status": api.Status(code), "Message": aramaki.ErrorMessage(err),
 	})
 }
 
