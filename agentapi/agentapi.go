@@ -119,16 +119,6 @@ type conn struct {
 	once  sync.Once
 }
 
-// send queues a frame; false when the connection is gone or hopelessly behind.
-func (c *conn) send(frame []byte) bool {
-	select {
-	case c.out <- frame:
-		return true
-	case <-c.done:
-		return false
-	}
-}
-
 func (c *conn) close(code websocket.StatusCode, reason string) {
 	c.once.Do(func() {
 		close(c.done)
