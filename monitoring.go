@@ -2,6 +2,7 @@ package aramaki
 
 import (
 	"encoding/json"
+	"regexp"
 
 	"strings"
 	"time"
@@ -257,6 +258,18 @@ type Agent struct {
 	Revoked   *time.Time `json:"revoked,omitempty"`
 	// LastSeq is the highest result sequence stored from this agent.
 	LastSeq uint64 `json:"last_seq"`
+}
+
+var agentNamePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$`)
+
+// ValidateAgentName checks the host name an agent enrolls with: it is shown
+// on pages and in terminals and picks hosts for checks, so it is a plain
+// host name.
+func ValidateAgentName(name string) error {
+	if !agentNamePattern.MatchString(name) {
+		return Errorf(EINVALID, "invalid agent name %q: use a host name (letters, digits, '.', '-', '_')", name)
+	}
+	return nil
 }
 
 // EnrollmentToken lets one new agent enroll for some systems, once, before

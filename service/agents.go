@@ -90,6 +90,9 @@ func (s *Service) Enroll(ctx context.Context, tokenID, secret string, publicKey 
 	if len(publicKey) != ed25519.PublicKeySize {
 		return aramaki.Agent{}, aramaki.Errorf(aramaki.EINVALID, "the public key must be an Ed25519 key")
 	}
+	if err := aramaki.ValidateAgentName(hostname); err != nil {
+		return aramaki.Agent{}, err
+	}
 	b := make([]byte, 8)
 	if _, err := rand.Read(b); err != nil {
 		return aramaki.Agent{}, err
