@@ -113,7 +113,7 @@ func TestBrowserLoginHomeLogout(t *testing.T) {
 	}
 	screenshot(t, ctx, "home-desktop")
 
-	for _, path := range []string{"/", "/systems/webshop", "/systems/hostile"} {
+	for _, path := range []string{"/", "/systems/webshop", "/systems/hostile", "/timeline", "/agents"} {
 		err := chromedp.Do(ctx,
 			chromedp.EmulateViewport(375, 812, chromedp.EmulateMobile),
 			chromedp.Navigate(e.srv.URL+path),
@@ -128,6 +128,9 @@ func TestBrowserLoginHomeLogout(t *testing.T) {
 		}
 		if path == "/systems/webshop" {
 			screenshot(t, ctx, "system-phone")
+		}
+		if path == "/timeline" {
+			screenshot(t, ctx, "timeline-phone")
 		}
 	}
 
