@@ -134,6 +134,32 @@ func TestBrowserLoginHomeLogout(t *testing.T) {
 		}
 	}
 
+	// The timeline is live: an event shows up without reloading.
+	if err := chromedp.Do(ctx, chromedp.Navigate(e.srv.URL+"/timeline"), chromedp.WaitVisible(chromedp.CSS(`ol.events`))); err != nil {
+		t.Fatalf("open the timeline: %v", err)
+	}
+	time.Sleep(500 * time.Millisecond) // the stream connects
+	if _, err := e.svc.PostNote(context.Background(), e.admin, "webshop-db", "Live from the <b>database</b>"); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		arrived, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.querySelector("ol.events").innerText.includes("Live from the <b>database</b>")`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if arrived {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("a new note did not arrive on the open timeline")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if bold, _ := chromedp.Run(ctx, chromedp.Evaluate[bool](`!!document.querySelector("ol.events b")`)); bold {
+		t.Error("markup in a live event was rendered, not escaped")
+	}
+
 	err = chromedp.Do(ctx,
 		chromedp.Navigate(e.srv.URL+"/"),
 		chromedp.Click(chromedp.CSS(`form[action="/logout"] button`)),

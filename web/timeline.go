@@ -3,6 +3,7 @@ package web
 import (
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -68,9 +69,25 @@ func (u *UI) timelinePage(w http.ResponseWriter, r *http.Request, s *session) er
 	if page.Next != nil {
 		older = "/timeline?" + f.query(page.Next.String())
 	}
+	// The first page stays live: new events come in on top.
+	live := ""
+	if f.Cursor == "" {
+		after := u.opts.Now()
+		if len(page.Events) > 0 {
+			after = page.Events[0].Time
+		}
+		lq := url.Values{"after": {strconv.FormatInt(after.UnixMicro(), 10)}}
+		if f.System != "" {
+			lq.Set("system", f.System)
+		}
+		if f.Kind != "" {
+			lq.Set("kind", f.Kind)
+		}
+		live = "/timeline/stream?" + lq.Encode()
+	}
 	u.render(w, r, http.StatusOK, "timeline", s, map[string]any{
 		"Events": page.Events, "Filter": f, "Systems": systems, "Windows": timeWindows, "Older": older,
-		"Newest": "/timeline?" + f.query(""),
+		"Newest": "/timeline?" + f.query(""), "Live": live,
 	})
 	return nil
 }

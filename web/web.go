@@ -61,6 +61,7 @@ func New(svc *service.Service, log *slog.Logger, opts Options) *UI {
 	u.mux.HandleFunc("GET /systems/{id}", u.wrap(u.systemPage))
 	u.mux.HandleFunc("POST /systems/{id}/notes", u.wrap(u.csrf(u.postNote)))
 	u.mux.HandleFunc("GET /timeline", u.wrap(u.timelinePage))
+	u.mux.HandleFunc("GET /timeline/stream", u.wrap(u.timelineStream))
 	u.mux.HandleFunc("GET /agents", u.wrap(u.agentsPage))
 	u.mux.HandleFunc("GET /agents/{id}", u.wrap(u.agentPage))
 	u.mux.HandleFunc("POST /agents/{id}/revoke", u.wrap(u.csrf(u.revokeAgent)))
