@@ -422,3 +422,46 @@ type AgentSeen struct {
 	At      time.Time
 	Version string
 }
+
+// DayStatus is how a check fared on one day: the worst status in force at
+// any time that day; Known is false for days before its first result.
+type DayStatus struct {
+	Day    time.Time `json:"day"`
+	Status Status    `json:"status"`
+	Known  bool      `json:"known"`
+}
+
+// DailyStatuses draws a check's last days (UTC days, oldest first, today
+// last) from its status changes (any order) and its current state: the
+// 30-day strip that shows at a glance whether it is always broken.
+func DailyStatuses(changes []StatusChange, current CheckState, days int, now time.Time) []DayStatus {
+	sorted := make([]StatusChange, len(changes))
+	copy(sorted, changes)
+	sortChanges(sorted)
+	if len(sorted) == 0 && !current.Since.IsZero() {
+		sorted = []StatusChange{{To: current.Status, At: current.Since, First: true}}
+	}
+	today := now.UTC().Truncate(24 * time.Hour)
+	out := make([]DayStatus, days)
+	for i := range out {
+		out[i].Day = today.AddDate(0, 0, i-days+1)
+	}
+	// Walk each interval a status was in force and mark the days it touches.
+	for i, c := range sorted {
+		end := now
+		if i+1 < len(sorted) {
+			end = sorted[i+1].At
+		}
+		for d := range out {
+			dayStart, dayEnd := out[d].Day, out[d].Day.Add(24*time.Hour)
+			if c.At.Before(dayEnd) && end.After(dayStart) || (c.At.Equal(end) && !c.At.Before(dayStart) && c.At.Before(dayEnd)) {
+				if !out[d].Known {
+					out[d].Status, out[d].Known = c.To, true
+				} else {
+					out[d].Status = out[d].Status.Worse(c.To)
+				}
+			}
+		}
+	}
+	return out
+}

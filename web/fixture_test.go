@@ -35,7 +35,7 @@ subsystems: [webshop-app, webshop-db]
 rules:
   - text: Flushing the Varnish cache is always fine.
 `,
-	"systems/webshop-app.yaml":    "id: webshop-app\ntitle: Webshop app\nsubsystems: [compute]\n",
+	"systems/webshop-app.yaml":    "id: webshop-app\ntitle: Webshop app\nsubsystems: [compute]\nchecks:\n  - {name: http, command: check_http -H shop}\n",
 	"systems/webshop-db.yaml":     "id: webshop-db\ntitle: Webshop database\nsubsystems: [storage]\n",
 	"systems/blog.yaml":           "id: blog\ntitle: Blog\ncategory: customer project\nsubsystems: [blog-db]\npublic: true\n",
 	"systems/blog-db.yaml":        "id: blog-db\ntitle: Blog database\nsubsystems: [storage]\n",

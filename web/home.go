@@ -40,6 +40,15 @@ func (u *UI) homePage(w http.ResponseWriter, r *http.Request, s *session) error 
 	return nil
 }
 
+// stripDays is how many days the strip of each check shows.
+const stripDays = 30
+
+// checkStrip is a check's state with its last days, for the strip.
+type checkStrip struct {
+	State aramaki.CheckState
+	Days  []aramaki.DayStatus
+}
+
 // systemPage shows one system: what it is, its rules and people, its status
 // with the problems first, and the systems above and below it.
 func (u *UI) systemPage(w http.ResponseWriter, r *http.Request, s *session) error {
@@ -57,8 +66,27 @@ func (u *UI) systemPage(w http.ResponseWriter, r *http.Request, s *session) erro
 	if err != nil {
 		return err
 	}
+	// Each own check with its 30-day strip: always broken, or just broke?
+	var checks []checkStrip
+	histories := map[string]service.CheckHistory{}
+	for _, c := range st.Checks {
+		h, ok := histories[c.Check]
+		if !ok {
+			if h, err = u.svc.CheckHistory(ctx, s.Principal, id, c.Check); err != nil {
+				return err
+			}
+			histories[c.Check] = h
+		}
+		var mine []aramaki.StatusChange
+		for _, ch := range h.Changes {
+			if ch.Agent == c.Agent {
+				mine = append(mine, ch)
+			}
+		}
+		checks = append(checks, checkStrip{State: c, Days: aramaki.DailyStatuses(mine, c, stripDays, u.opts.Now())})
+	}
 	u.render(w, r, http.StatusOK, "system", s, map[string]any{
-		"System": sys, "Status": st, "Events": tl.Events,
+		"System": sys, "Status": st, "Events": tl.Events, "Checks": checks,
 		"CanPost": !s.Anonymous() && (sys.Role == aramaki.RoleOperator || sys.Role == aramaki.RoleAdmin || s.GlobalRole() == aramaki.RoleAdmin),
 	})
 	return nil

@@ -159,6 +159,7 @@ func mustPages(funcs template.FuncMap) map[string]*template.Template {
 func (u *UI) funcs() template.FuncMap {
 	return template.FuncMap{
 		"static": u.static.url,
+		"mul":    func(a, b int) int { return a * b },
 		"time": func(t time.Time) string {
 			return t.UTC().Format("2006-01-02 15:04 UTC")
 		},
