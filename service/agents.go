@@ -98,6 +98,7 @@ func (s *Service) Enroll(ctx context.Context, tokenID, secret string, publicKey 
 		return aramaki.Agent{}, err
 	}
 	a := aramaki.Agent{ID: "ag_" + hex.EncodeToString(b), Name: hostname, PublicKey: publicKey, Version: version, Enrolled: s.now().UTC()}
+	s.names.Store(a.ID, hostname)
 	return s.store.Enroll(ctx, tokenID, hashSecret(secret), a, func(t aramaki.EnrollmentToken) (aramaki.Event, error) {
 		return s.event(aramaki.KindAgentEnrolled, "agent:"+a.ID, t.Systems,
 			fmt.Sprintf("Agent %s on %s enrolled for %s (token by %s)", a.ID, hostname, strings.Join(t.Systems, ", "), t.CreatedBy),

@@ -51,8 +51,16 @@ func New(store Store, config ConfigSource, log *slog.Logger, opts Options) *Serv
 		logins: newLoginGuard(), ingest: make(chan *submission, 1024), seen: map[string]aramaki.AgentSeen{}, changed: make(chan struct{})}
 }
 
-// Open loads the system graph in force from the store.
+// Open loads the system graph in force, and the agents' names for the
+// timeline, from the store.
 func (s *Service) Open(ctx context.Context) error {
+	agents, err := s.store.Agents(ctx)
+	if err != nil {
+		return fmt.Errorf("load agents: %w", err)
+	}
+	for _, a := range agents {
+		s.names.Store(a.ID, a.Name)
+	}
 	return s.refreshGraph(ctx)
 }
 

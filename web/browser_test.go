@@ -2,13 +2,18 @@ package web_test
 
 import (
 	"context"
+	"crypto/ed25519"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/aramaki/aramaki"
+	"github.com/aramaki/aramaki/service"
 )
 
 const chromiumPath = "/usr/bin/chromium"
@@ -134,6 +139,29 @@ func TestBrowserLoginHomeLogout(t *testing.T) {
 		}
 	}
 
+	// Posting a note from a phone (vera may operate the shop's database).
+	if _, err := e.svc.GrantRole(context.Background(), e.admin, "vera", "webshop-db", aramaki.RoleOperator); err != nil {
+		t.Fatal(err)
+	}
+	err = chromedp.Do(ctx,
+		chromedp.Navigate(e.srv.URL+"/systems/webshop-db"),
+		chromedp.WaitVisible(chromedp.CSS(`textarea[name=text]`)),
+		chromedp.SendKeys(chromedp.CSS(`textarea[name=text]`), "Vacuumed the shop database at 3am"),
+		chromedp.Click(chromedp.CSS(`form[action$="/notes"] button`)),
+	)
+	if err != nil {
+		t.Fatalf("post a note: %v", err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		page, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`main`)))
+		if strings.Contains(page, "Vacuumed the shop database at 3am") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the posted note is not on the system page:\n%s", page)
+		}
+	}
+
 	// The timeline is live: an event shows up without reloading.
 	if err := chromedp.Do(ctx, chromedp.Navigate(e.srv.URL+"/timeline"), chromedp.WaitVisible(chromedp.CSS(`ol.events`))); err != nil {
 		t.Fatalf("open the timeline: %v", err)
@@ -142,20 +170,48 @@ func TestBrowserLoginHomeLogout(t *testing.T) {
 	if _, err := e.svc.PostNote(context.Background(), e.admin, "webshop-db", "Live from the <b>database</b>"); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		arrived, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.querySelector("ol.events").innerText.includes("Live from the <b>database</b>")`))
-		if err != nil {
-			t.Fatal(err)
+	waitForText := func(text, what string) {
+		t.Helper()
+		deadline := time.Now().Add(15 * time.Second)
+		for {
+			arrived, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.querySelector("ol.events").innerText.includes(`+strconv.Quote(text)+`)`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if arrived {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s did not arrive on the open timeline", what)
+			}
+			time.Sleep(200 * time.Millisecond)
 		}
-		if arrived {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("a new note did not arrive on the open timeline")
-		}
-		time.Sleep(200 * time.Millisecond)
 	}
+	waitForText("Live from the <b>database</b>", "a new note")
+
+	// A check breaking on a host shows up the same way.
+	ictx, stopIngest := context.WithCancel(context.Background())
+	defer stopIngest()
+	go e.svc.RunIngest(ictx)
+	tok, err := e.svc.CreateEnrollmentToken(ictx, e.admin, []string{"webshop-app"}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, _, _ := ed25519.GenerateKey(nil)
+	agent, err := e.svc.Enroll(ictx, tok.ID, tok.Secret, pub, "web1", "1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done, err := e.svc.SubmitResults(ictx, service.NewStream(), agent, []aramaki.CheckResult{
+		{Seq: 1, System: "webshop-app", Check: "http", Status: aramaki.StatusCritical, Output: "HTTP CRITICAL - 503", Started: time.Now()},
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := <-done; r.Err != nil {
+		t.Fatal(r.Err)
+	}
+	waitForText("webshop-app/http is CRITICAL on web1", "a status change")
 	if bold, _ := chromedp.Run(ctx, chromedp.Evaluate[bool](`!!document.querySelector("ol.events b")`)); bold {
 		t.Error("markup in a live event was rendered, not escaped")
 	}
