@@ -189,12 +189,12 @@ func (s *Server) handler() http.Handler {
 	a := api.New(s.svc, s.log, api.Options{PublicURL: s.URL(), CAFingerprint: s.pin})
 	agents := agentapi.New(s.svc, s.log, agentapi.Options{})
 	mux := http.NewServeMux()
-	mux.Handle("/api/", a)
+	mux.Handle("/api/", compress(a))
 	mux.Handle("/api/v1/agent/", agents.Handler())
 	mux.Handle("/healthz", a)
 	// The web UI: sessions are Secure cookies when the public URL is
 	// https, even behind a TLS-terminating proxy.
-	mux.Handle("/", web.New(s.svc, s.log, web.Options{SecureCookies: s.cfg.PublicURL != "" && strings.HasPrefix(s.cfg.PublicURL, "https:")}))
+	mux.Handle("/", compress(web.New(s.svc, s.log, web.Options{SecureCookies: s.cfg.PublicURL != "" && strings.HasPrefix(s.cfg.PublicURL, "https:")})))
 	return accessLog(s.log, mux)
 }
 
