@@ -7,12 +7,8 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -21,8 +17,8 @@ import (
 
 	"github.com/aramaki/aramaki"
 	"github.com/aramaki/aramaki/agentapi"
-	"github.com/aramaki/aramaki/configrepo"
 	"github.com/aramaki/aramaki/service"
+	"github.com/aramaki/aramaki/servicetest"
 	"github.com/aramaki/aramaki/store"
 	"github.com/aramaki/aramaki/wire"
 )
@@ -53,38 +49,8 @@ func MustEnv(t *testing.T) *env {
 	t.Helper()
 	ctx, stop := context.WithCancel(context.Background())
 	t.Cleanup(stop)
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	repo := filepath.Join(t.TempDir(), "config")
-	for _, args := range [][]string{{"init", "-q", repo}} {
-		if out, err := exec.Command("git", args...).CombinedOutput(); err != nil {
-			t.Skipf("git: %v %s", err, out)
-		}
-	}
-	os.MkdirAll(filepath.Join(repo, "systems"), 0o755)
-	os.WriteFile(filepath.Join(repo, "systems", "shop.yaml"), []byte(systems), 0o644)
-	for _, args := range [][]string{{"add", "-A"}, {"-c", "user.name=T", "-c", "user.email=t@example.com", "commit", "-qm", "systems"}} {
-		cmd := exec.Command("git", args...)
-		cmd.Dir = repo
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("git %v: %v %s", args, err, out)
-		}
-	}
-	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "db"), log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	src, err := configrepo.Open(ctx, repo, configrepo.Options{CacheDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc := service.New(st, src, log, service.Options{})
-	if err := svc.Open(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := svc.SyncConfig(ctx, "config"); err != nil {
-		t.Fatal(err)
-	}
+	se := servicetest.MustService(t, map[string]string{"systems/shop.yaml": systems})
+	svc, st, log := se.Service, se.Store, se.Log
 	go svc.RunIngest(ctx)
 	a := agentapi.New(svc, log, agentapi.Options{Keepalive: time.Second})
 	srv := httptest.NewTLSServer(a.Handler())

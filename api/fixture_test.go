@@ -6,20 +6,15 @@ import (
 	"crypto/ed25519"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/aramaki/aramaki"
 	"github.com/aramaki/aramaki/api"
-	"github.com/aramaki/aramaki/configrepo"
 	"github.com/aramaki/aramaki/service"
-	"github.com/aramaki/aramaki/store"
+	"github.com/aramaki/aramaki/servicetest"
 	"github.com/aramaki/aramaki/wire"
 )
 
@@ -62,32 +57,8 @@ type env struct {
 // (operator on webshop) and the first admin.
 func MustEnv(t testing.TB) *env {
 	t.Helper()
-	ctx := context.Background()
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	repoDir := filepath.Join(t.TempDir(), "config")
-	MustGit(t, "", "init", "-q", "-b", "main", repoDir)
-	MustCommit(t, repoDir, fixtureFiles, "Initial systems")
-
-	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "aramaki.db"), log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	repo, err := configrepo.Open(ctx, repoDir, configrepo.Options{CacheDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc := service.New(st, repo, log, service.Options{})
-	if err := svc.Open(ctx); err != nil {
-		t.Fatal(err)
-	}
-	creds, err := svc.Bootstrap(ctx, func(service.Credentials) (func(), error) { return func() {}, nil })
-	if err != nil || creds == nil {
-		t.Fatalf("bootstrap: %v", err)
-	}
-	if res, err := svc.SyncConfig(ctx, "config"); err != nil || !res.Applied {
-		t.Fatalf("first config sync: %+v %v", res, err)
-	}
+	se := servicetest.MustService(t, fixtureFiles)
+	svc, repoDir, log, creds := se.Service, se.Repo, se.Log, se.Admin
 	e := &env{t: t, svc: svc, repo: repoDir, tokens: map[string]string{"admin": creds.Token},
 		secrets: map[string]string{"admin": creds.Password}}
 	e.srv = httptest.NewServer(api.New(svc, log, api.Options{PublicURL: "https://aramaki.test:8443", CAFingerprint: strings.Repeat("ab", 32)}))
@@ -171,38 +142,5 @@ func (e *env) MustDo(method, path, role string, body any, want int, out any) {
 	}
 }
 
-// MustGit runs the real git CLI.
-func MustGit(t testing.TB, dir string, args ...string) string {
-	t.Helper()
-	if _, err := exec.LookPath("git"); err != nil {
-		t.Skip("git is not installed")
-	}
-	cmd := exec.Command("git", append([]string{"-c", "user.name=Alice Admin", "-c", "user.email=alice@example.com", "-c", "commit.gpgsign=false"}, args...)...)
-	cmd.Dir = dir
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("git %v: %v\n%s", args, err, out)
-	}
-	return strings.TrimSpace(string(out))
-}
-
-// MustCommit writes files into a repository (an empty content removes the
-// file) and commits them with the real git CLI.
-func MustCommit(t testing.TB, repo string, files map[string]string, message string) {
-	t.Helper()
-	for name, content := range files {
-		path := filepath.Join(repo, name)
-		if content == "" {
-			MustGit(t, repo, "rm", "-q", name)
-			continue
-		}
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	MustGit(t, repo, "add", "-A")
-	MustGit(t, repo, "commit", "-q", "-m", message)
-}
+// MustCommit commits files to the config repository with the real git CLI.
+var MustCommit = servicetest.MustCommit

@@ -3,22 +3,16 @@ package web_test
 import (
 	"context"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"regexp"
-	"strings"
 	"testing"
 
 	"github.com/aramaki/aramaki"
-	"github.com/aramaki/aramaki/configrepo"
 	"github.com/aramaki/aramaki/service"
-	"github.com/aramaki/aramaki/store"
+	"github.com/aramaki/aramaki/servicetest"
 	"github.com/aramaki/aramaki/web"
 )
 
@@ -64,30 +58,8 @@ func MustEnv(t testing.TB) *env {
 func MustEnvWith(t testing.TB, files map[string]string) *env {
 	t.Helper()
 	ctx := context.Background()
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	repoDir := filepath.Join(t.TempDir(), "config")
-	MustGit(t, "", "init", "-q", "-b", "main", repoDir)
-	MustCommit(t, repoDir, files, "Initial systems")
-	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "aramaki.db"), log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	repo, err := configrepo.Open(ctx, repoDir, configrepo.Options{CacheDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc := service.New(st, repo, log, service.Options{})
-	if err := svc.Open(ctx); err != nil {
-		t.Fatal(err)
-	}
-	creds, err := svc.Bootstrap(ctx, func(service.Credentials) (func(), error) { return func() {}, nil })
-	if err != nil || creds == nil {
-		t.Fatalf("bootstrap: %v", err)
-	}
-	if res, err := svc.SyncConfig(ctx, "config"); err != nil || !res.Applied {
-		t.Fatalf("first config sync: %+v %v", res, err)
-	}
+	se := servicetest.MustService(t, files)
+	svc, log, creds := se.Service, se.Log, se.Admin
 	admin, err := svc.AuthenticateToken(ctx, creds.Token)
 	if err != nil {
 		t.Fatal(err)
@@ -158,35 +130,4 @@ func CSRF(t testing.TB, body string) string {
 		t.Fatalf("no csrf field in page:\n%s", body)
 	}
 	return m[1]
-}
-
-// MustGit runs the real git CLI.
-func MustGit(t testing.TB, dir string, args ...string) string {
-	t.Helper()
-	if _, err := exec.LookPath("git"); err != nil {
-		t.Skip("git is not installed")
-	}
-	cmd := exec.Command("git", append([]string{"-c", "user.name=Alice Admin", "-c", "user.email=alice@example.com", "-c", "commit.gpgsign=false"}, args...)...)
-	cmd.Dir = dir
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("git %v: %v\n%s", args, err, out)
-	}
-	return strings.TrimSpace(string(out))
-}
-
-// MustCommit writes files into a repository and commits them.
-func MustCommit(t testing.TB, repo string, files map[string]string, message string) {
-	t.Helper()
-	for name, content := range files {
-		path := filepath.Join(repo, name)
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	MustGit(t, repo, "add", "-A")
-	MustGit(t, repo, "commit", "-q", "-m", message)
 }
