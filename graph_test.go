@@ -4,7 +4,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/aramaki/aramaki"
 )
@@ -132,29 +131,5 @@ func TestRolesAreOrdered(t *testing.T) {
 	}
 	if aramaki.RoleViewer.AtLeast(aramaki.RoleOperator) || aramaki.RoleNone.AtLeast(aramaki.RoleNone) || aramaki.Role("god").Valid() {
 		t.Error("viewer < operator; no role allows nothing; unknown roles are invalid")
-	}
-}
-
-func TestTheThirtyDayStripShowsTheWorstOfEachDay(t *testing.T) {
-	now := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
-	day := func(d int, h int) time.Time {
-		return now.Truncate(24*time.Hour).AddDate(0, 0, -d).Add(time.Duration(h) * time.Hour)
-	}
-	changes := []aramaki.StatusChange{
-		{To: aramaki.StatusOK, At: day(5, 8), First: true},
-		{From: aramaki.StatusOK, To: aramaki.StatusCritical, At: day(3, 10)},
-		{From: aramaki.StatusCritical, To: aramaki.StatusOK, At: day(3, 11)},
-		{From: aramaki.StatusOK, To: aramaki.StatusWarning, At: day(1, 23)},
-	}
-	strip := aramaki.DailyStatuses(changes, aramaki.CheckState{Status: aramaki.StatusWarning, Since: day(1, 23)}, 7, now)
-	want := []string{"-", "ok", "ok", "critical", "ok", "warning", "warning"}
-	for i, d := range strip {
-		got := "-"
-		if d.Known {
-			got = d.Status.String()
-		}
-		if got != want[i] {
-			t.Errorf("day %d (%s): %s, want %s", i, d.Day.Format("01-02"), got, want[i])
-		}
 	}
 }

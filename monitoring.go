@@ -3,6 +3,7 @@ package aramaki
 import (
 	"encoding/json"
 	"regexp"
+	"slices"
 
 	"strings"
 	"time"
@@ -431,36 +432,71 @@ type DayStatus struct {
 	Known  bool      `json:"known"`
 }
 
-// DailyStatuses draws a check's last days (UTC days, oldest first, today
-// last) from its status changes (any order) and its current state: the
-// 30-day strip that shows at a glance whether it is always broken.
-func DailyStatuses(changes []StatusChange, current CheckState, days int, now time.Time) []DayStatus {
-	sorted := make([]StatusChange, len(changes))
-	copy(sorted, changes)
-	sortChanges(sorted)
-	if len(sorted) == 0 && !current.Since.IsZero() {
-		sorted = []StatusChange{{To: current.Status, At: current.Since, First: true}}
+// CheckDay sums up one UTC day of a check on one agent: the worst status in
+// force at any time that day (counting the status it started the day in),
+// the status it ended the day in, and how many times it changed. The store
+// keeps one per day with changes, so that the 30-day strip of a check is a
+// read of at most 31 rows however often the check flapped.
+type CheckDay struct {
+	Check   string
+	Agent   string
+	Day     time.Time // midnight UTC
+	Worst   Status
+	Last    Status
+	Changes int // not counting the first result
+}
+
+// DayOf is the UTC day t falls on.
+func DayOf(t time.Time) time.Time { return t.UTC().Truncate(24 * time.Hour) }
+
+// Add counts a status change (of this check and agent, on this day, newer
+// than the ones added before) into the day.
+func (d *CheckDay) Add(c StatusChange) {
+	if d.Day.IsZero() {
+		d.Check, d.Agent, d.Day, d.Worst = c.Check, c.Agent, DayOf(c.At), c.To
 	}
-	today := now.UTC().Truncate(24 * time.Hour)
+	if !c.First {
+		// The status before a change was in force that day too, unless it
+		// ended on the stroke of midnight.
+		if c.At.After(d.Day) {
+			d.Worst = d.Worst.Worse(c.From)
+		}
+		d.Changes++
+	}
+	d.Worst, d.Last = d.Worst.Worse(c.To), c.To
+}
+
+// Merge folds a later part of the same day into d.
+func (d *CheckDay) Merge(later CheckDay) {
+	d.Worst, d.Last, d.Changes = d.Worst.Worse(later.Worst), later.Last, d.Changes+later.Changes
+}
+
+// DayStatuses draws a check's last days (UTC days, oldest first, today
+// last) from the summaries of its days (of one agent, any order, the newest
+// one before the first day included) and its current state: the 30-day
+// strip that shows at a glance whether it is always broken.
+func DayStatuses(summaries []CheckDay, current CheckState, days int, now time.Time) []DayStatus {
+	sorted := slices.Clone(summaries)
+	slices.SortFunc(sorted, func(a, b CheckDay) int { return a.Day.Compare(b.Day) })
+	if len(sorted) == 0 && !current.Since.IsZero() {
+		sorted = []CheckDay{{Day: DayOf(current.Since), Worst: current.Status, Last: current.Status}}
+	}
+	today := DayOf(now)
 	out := make([]DayStatus, days)
+	next := 0 // the first summary not yet behind us
+	var carry *Status
 	for i := range out {
 		out[i].Day = today.AddDate(0, 0, i-days+1)
-	}
-	// Walk each interval a status was in force and mark the days it touches.
-	for i, c := range sorted {
-		end := now
-		if i+1 < len(sorted) {
-			end = sorted[i+1].At
+		for next < len(sorted) && sorted[next].Day.Before(out[i].Day) {
+			last := sorted[next].Last
+			carry = &last
+			next++
 		}
-		for d := range out {
-			dayStart, dayEnd := out[d].Day, out[d].Day.Add(24*time.Hour)
-			if c.At.Before(dayEnd) && end.After(dayStart) || (c.At.Equal(end) && !c.At.Before(dayStart) && c.At.Before(dayEnd)) {
-				if !out[d].Known {
-					out[d].Status, out[d].Known = c.To, true
-				} else {
-					out[d].Status = out[d].Status.Worse(c.To)
-				}
-			}
+		switch {
+		case next < len(sorted) && sorted[next].Day.Equal(out[i].Day):
+			out[i].Status, out[i].Known = sorted[next].Worst, true
+		case carry != nil:
+			out[i].Status, out[i].Known = *carry, true
 		}
 	}
 	return out
