@@ -105,6 +105,10 @@ type MonitoringStore interface {
 	// agent), oldest first, from since on — plus the last change before
 	// since, so that the status at since is known.
 	StatusChanges(ctx context.Context, system, check string, since time.Time) ([]aramaki.StatusChange, error)
+	// CheckDays returns the day summaries of every check of a system from
+	// the day of since on, plus the newest one before it of each check and
+	// agent.
+	CheckDays(ctx context.Context, system string, since time.Time) ([]aramaki.CheckDay, error)
 	// Results returns the newest results of a check on a system, newest first.
 	Results(ctx context.Context, system, check string, limit int) ([]aramaki.CheckResult, error)
 	// DeleteCheckStates forgets the states of checks that are no longer

@@ -180,6 +180,9 @@ func (s *Store) RecordResults(ctx context.Context, batches []aramaki.ResultBatch
 		if err := insertRows(ctx, tx, "status_changes", changeColumns, ``, changeArgs); err != nil {
 			return fmt.Errorf("insert status changes: %w", err)
 		}
+		if err := addCheckDays(ctx, tx, changes); err != nil {
+			return err
+		}
 		for _, c := range changes {
 			ev, err := changeEvent(c)
 			if err != nil {
@@ -488,6 +491,95 @@ var (
 		"to_status smallint", "at_us bigint", "output text", "is_first boolean"}
 )
 
+// dayKey names the summary of a check on an agent on a day.
+type dayKey struct {
+	system, check, agent string
+	day                  int64
+}
+
+// microsPerDay turns at_us into days since 1970-01-01.
+const microsPerDay = int64(24 * time.Hour / time.Microsecond)
+
+// severitySQL ranks a status column the way aramaki.Status.Worse does.
+func severitySQL(col string) string {
+	return `CASE ` + col + ` WHEN 0 THEN 0 WHEN 3 THEN 1 WHEN 1 THEN 2 ELSE 3 END`
+}
+
+// addCheckDays counts status changes (in the order they happened) into the
+// summaries of their days.
+func addCheckDays(ctx context.Context, tx *txn, changes []aramaki.StatusChange) error {
+	days := map[dayKey]*aramaki.CheckDay{}
+	var order []dayKey
+	for _, c := range changes {
+		k := dayKey{c.System, c.Check, c.Agent, micros(c.At) / microsPerDay}
+		d := days[k]
+		if d == nil {
+			d = &aramaki.CheckDay{}
+			days[k] = d
+			order = append(order, k)
+		}
+		d.Add(c)
+	}
+	args := make([]any, 0, len(order)*len(dayColumns))
+	for _, k := range order {
+		d := days[k]
+		args = append(args, k.system, k.check, k.agent, k.day, int(d.Worst), int(d.Last), d.Changes)
+	}
+	err := insertRows(ctx, tx, "check_days", dayColumns, `
+		ON CONFLICT (system_id, check_name, agent_id, day) DO UPDATE SET
+			worst = CASE WHEN `+severitySQL("excluded.worst")+` > `+severitySQL("check_days.worst")+`
+				THEN excluded.worst ELSE check_days.worst END,
+			last = excluded.last, changes = check_days.changes + excluded.changes`, args)
+	if err != nil {
+		return fmt.Errorf("update check days: %w", err)
+	}
+	return nil
+}
+
+var dayColumns = []string{"system_id text", "check_name text", "agent_id text", "day bigint",
+	"worst smallint", "last smallint", "changes integer"}
+
+// CheckDays returns the day summaries of every check of a system from the
+// day of since on, with the newest summary before it of each check and
+// agent: what the 30-day strips of its checks are drawn from.
+func (s *Store) CheckDays(ctx context.Context, system string, since time.Time) ([]aramaki.CheckDay, error) {
+	var days []aramaki.CheckDay
+	first := micros(since) / microsPerDay
+	err := s.read(ctx, func(tx *txn) error {
+		rows, err := tx.Query(ctx, `
+			SELECT check_name, agent_id, day, worst, last, changes FROM (
+				SELECT check_name, agent_id, day, worst, last, changes,
+					ROW_NUMBER() OVER (PARTITION BY check_name, agent_id ORDER BY day DESC) AS n
+				FROM check_days WHERE system_id = ? AND day < ?
+			) AS earlier WHERE n = 1
+			UNION ALL
+			SELECT check_name, agent_id, day, worst, last, changes
+			FROM check_days WHERE system_id = ? AND day >= ?`,
+			system, first, system, first)
+		if err != nil {
+			return fmt.Errorf("query check days: %w", err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var (
+				day         int64
+				worst, last int
+			)
+			d := aramaki.CheckDay{}
+			if err := rows.Scan(&d.Check, &d.Agent, &day, &worst, &last, &d.Changes); err != nil {
+				return fmt.Errorf("scan check day: %w", err)
+			}
+			d.Day, d.Worst, d.Last = fromMicros(day*microsPerDay), aramaki.Status(worst), aramaki.Status(last)
+			days = append(days, d)
+		}
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("read check days: %w", err)
+		}
+		return nil
+	})
+	return days, err
+}
+
 // maxRowsPerInsert bounds the rows of one multi-row statement on SQLite:
 // 256 rows of 10 columns stay far below its limit of 32766 parameters, and
 // the statement is still cheap to prepare.
@@ -790,6 +882,16 @@ func (s *Store) Prune(ctx context.Context, resultsBefore, historyBefore time.Tim
 				) AS old WHERE n > 1
 			)`, micros(historyBefore)); err != nil {
 			return fmt.Errorf("prune status changes: %w", err)
+		}
+		if _, err := tx.Exec(ctx, `
+			DELETE FROM check_days WHERE (system_id, check_name, agent_id, day) IN (
+				SELECT system_id, check_name, agent_id, day FROM (
+					SELECT system_id, check_name, agent_id, day,
+						ROW_NUMBER() OVER (PARTITION BY system_id, check_name, agent_id ORDER BY day DESC) AS n
+					FROM check_days WHERE day < ?
+				) AS old WHERE n > 1
+			)`, micros(historyBefore)/microsPerDay); err != nil {
+			return fmt.Errorf("prune check days: %w", err)
 		}
 		return nil
 	})

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"reflect"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -617,6 +619,83 @@ func TestCheckHistory(t *testing.T) {
 			changes := MustChanges(t, s, "web", "disk", time.Time{})
 			if len(changes) != 2 || !changes[1].First {
 				t.Errorf("changes = %+v; want a new first", changes)
+			}
+		})
+	})
+
+	t.Run("each day of a check is summed up for its strip", func(t *testing.T) {
+		forEachStore(t, func(t *testing.T, s *store.Store) {
+			MustEnroll(t, s, "a1", "web")
+			day := func(d, h int) time.Time { return aramaki.DayOf(t0).AddDate(0, 0, d).Add(time.Duration(h) * time.Hour) }
+			// Day 0: first OK, critical for an hour; day 1 nothing; day 2
+			// warning from midnight (critical ended on the stroke of it
+			// does not count), in two batches; another check on day 2.
+			MustRecord(t, s, batch("a1",
+				result("a1", 1, "web", "http", ok, day(0, 1)),
+				result("a1", 2, "web", "http", crit, day(0, 2)),
+				result("a1", 3, "web", "http", ok, day(0, 3)),
+				result("a1", 4, "web", "http", crit, day(0, 23)),
+				result("a1", 5, "web", "http", warn, day(2, 0)),
+			))
+			MustRecord(t, s, batch("a1",
+				result("a1", 6, "web", "http", ok, day(2, 5)),
+				result("a1", 7, "web", "disk", warn, day(2, 6)),
+			))
+			describe := func(days []aramaki.CheckDay) []string {
+				var got []string
+				for _, d := range days {
+					got = append(got, fmt.Sprintf("%s %s +%d: worst %s, last %s, %d changes",
+						d.Check, d.Agent, int(d.Day.Sub(aramaki.DayOf(t0)).Hours()/24), d.Worst, d.Last, d.Changes))
+				}
+				slices.Sort(got)
+				return got
+			}
+			days, err := s.CheckDays(ctx, "web", day(1, 12))
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := []string{
+				"disk a1 +2: worst warning, last warning, 0 changes",
+				"http a1 +0: worst critical, last critical, 3 changes",
+				"http a1 +2: worst warning, last ok, 2 changes",
+			}
+			if got := describe(days); !reflect.DeepEqual(got, want) {
+				t.Errorf("days since day 1 = %q\nwant %q", got, want)
+			}
+			// The migration that brought the summaries sums up the history
+			// kept before it the same way.
+			sqlText, err := s.Migration("0003_check_days.sql")
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, backfill, _ := strings.Cut(sqlText, ");\n")
+			if _, err := s.DB().ExecContext(ctx, "DELETE FROM check_days"); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.DB().ExecContext(ctx, backfill); err != nil {
+				t.Fatal(err)
+			}
+			again, err := s.CheckDays(ctx, "web", day(1, 12))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := describe(again); !reflect.DeepEqual(got, want) {
+				t.Errorf("days summed up by the migration = %q\nwant %q", got, want)
+			}
+			// Pruning keeps the newest summary before the cut.
+			if err := s.Prune(ctx, day(3, 0), day(2, 1)); err != nil {
+				t.Fatal(err)
+			}
+			days, err = s.CheckDays(ctx, "web", day(5, 0))
+			if err != nil {
+				t.Fatal(err)
+			}
+			want = []string{
+				"disk a1 +2: worst warning, last warning, 0 changes",
+				"http a1 +2: worst warning, last ok, 2 changes",
+			}
+			if got := describe(days); !reflect.DeepEqual(got, want) {
+				t.Errorf("days after pruning = %q\nwant %q", got, want)
 			}
 		})
 	})

@@ -61,3 +61,9 @@ func (s *Store) ExplainTimeline(ctx context.Context, q aramaki.TimelineQuery, se
 	})
 	return strings.Join(plan, "\n"), err
 }
+
+// Migration returns the text of a migration of the store's dialect.
+func (s *Store) Migration(name string) (string, error) {
+	b, err := migrations.ReadFile("migrations/" + s.dialect + "/" + name)
+	return string(b), err
+}
