@@ -256,6 +256,54 @@ func (s *Service) CheckHistory(ctx context.Context, p aramaki.Principal, system,
 	return h, nil
 }
 
+// CheckStrip is a check on one agent with its last days: the picture of
+// whether it is always broken or just broke.
+type CheckStrip struct {
+	State   aramaki.CheckState  `json:"state"`
+	Days    []aramaki.DayStatus `json:"days"`    // oldest first, today last
+	Changes int                 `json:"changes"` // in those days
+}
+
+// CheckStrips returns the strips of a system's own checks over the last
+// days, the worst first, then by check and agent. It reads one summary
+// per check and day, however often the checks changed.
+func (s *Service) CheckStrips(ctx context.Context, p aramaki.Principal, system string, days int) ([]CheckStrip, error) {
+	if err := s.visible(s.Graph(), p, system); err != nil {
+		return nil, err
+	}
+	states, err := s.store.CheckStates(ctx, []string{system})
+	if err != nil {
+		return nil, err
+	}
+	now := s.now()
+	first := aramaki.DayOf(now).AddDate(0, 0, 1-days)
+	summaries, err := s.store.CheckDays(ctx, system, first)
+	if err != nil {
+		return nil, err
+	}
+	type key struct{ check, agent string }
+	byKey := map[key][]aramaki.CheckDay{}
+	for _, d := range summaries {
+		byKey[key{d.Check, d.Agent}] = append(byKey[key{d.Check, d.Agent}], d)
+	}
+	sort.SliceStable(states, func(i, j int) bool {
+		a, b := states[i].Status, states[j].Status
+		return a.Worse(b) != b.Worse(a) && a.Worse(b) == a
+	})
+	out := make([]CheckStrip, 0, len(states))
+	for _, st := range states {
+		mine := byKey[key{st.Check, st.Agent}]
+		strip := CheckStrip{State: st, Days: aramaki.DayStatuses(mine, st, days, now)}
+		for _, d := range mine {
+			if !d.Day.Before(first) {
+				strip.Changes += d.Changes
+			}
+		}
+		out = append(out, strip)
+	}
+	return out, nil
+}
+
 // runWaiters deliver ad hoc results to whoever asked for them.
 type runWaiters struct {
 	mu      sync.Mutex

@@ -216,6 +216,17 @@ func TestBrowserLoginHomeLogout(t *testing.T) {
 		t.Error("markup in a live event was rendered, not escaped")
 	}
 
+	// Its history page fits a phone too.
+	err = chromedp.Do(ctx,
+		chromedp.Navigate(e.srv.URL+"/systems/webshop-app/checks/http"),
+		chromedp.WaitVisible(chromedp.CSS(`table.stats`)),
+	)
+	if err != nil {
+		t.Fatalf("open the check page: %v", err)
+	}
+	noOverflow(t, ctx, "the check page at 375 px")
+	screenshot(t, ctx, "check-phone")
+
 	err = chromedp.Do(ctx,
 		chromedp.Navigate(e.srv.URL+"/"),
 		chromedp.Click(chromedp.CSS(`form[action="/logout"] button`)),

@@ -43,12 +43,6 @@ func (u *UI) homePage(w http.ResponseWriter, r *http.Request, s *session) error 
 // stripDays is how many days the strip of each check shows.
 const stripDays = 30
 
-// checkStrip is a check's state with its last days, for the strip.
-type checkStrip struct {
-	State aramaki.CheckState
-	Days  []aramaki.DayStatus
-}
-
 // systemPage shows one system: what it is, its rules and people, its status
 // with the problems first, and the systems above and below it.
 func (u *UI) systemPage(w http.ResponseWriter, r *http.Request, s *session) error {
@@ -67,28 +61,48 @@ func (u *UI) systemPage(w http.ResponseWriter, r *http.Request, s *session) erro
 		return err
 	}
 	// Each own check with its 30-day strip: always broken, or just broke?
-	var checks []checkStrip
-	histories := map[string]service.CheckHistory{}
-	for _, c := range st.Checks {
-		h, ok := histories[c.Check]
-		if !ok {
-			if h, err = u.svc.CheckHistory(ctx, s.Principal, id, c.Check); err != nil {
-				return err
-			}
-			histories[c.Check] = h
-		}
-		var mine []aramaki.StatusChange
-		for _, ch := range h.Changes {
-			if ch.Agent == c.Agent {
-				mine = append(mine, ch)
-			}
-		}
-		checks = append(checks, checkStrip{State: c, Days: aramaki.DailyStatuses(mine, c, stripDays, u.opts.Now())})
+	checks, err := u.svc.CheckStrips(ctx, s.Principal, id, stripDays)
+	if err != nil {
+		return err
 	}
 	u.render(w, r, http.StatusOK, "system", s, map[string]any{
 		"System": sys, "Status": st, "Events": tl.Events, "Checks": checks,
 		"CanPost": !s.Anonymous() && (sys.Role == aramaki.RoleOperator || sys.Role == aramaki.RoleAdmin || s.GlobalRole() == aramaki.RoleAdmin),
 	})
+	return nil
+}
+
+// agentCheck is a check on one agent: its statistics and its strip.
+type agentCheck struct {
+	service.AgentCheckHistory
+	Days []aramaki.DayStatus
+}
+
+// checkPage answers "is this always broken?" for one check: per agent its
+// strip, time in each status over 24 h, 7 d and 30 d, changes and whether it
+// flaps; then its changes and latest results.
+func (u *UI) checkPage(w http.ResponseWriter, r *http.Request, s *session) error {
+	ctx := r.Context()
+	id, check := r.PathValue("id"), r.PathValue("check")
+	h, err := u.svc.CheckHistory(ctx, s.Principal, id, check)
+	if err != nil {
+		return err
+	}
+	strips, err := u.svc.CheckStrips(ctx, s.Principal, id, stripDays)
+	if err != nil {
+		return err
+	}
+	agents := make([]agentCheck, 0, len(h.Agents))
+	for _, a := range h.Agents {
+		ac := agentCheck{AgentCheckHistory: a}
+		for _, st := range strips {
+			if st.State.Check == check && st.State.Agent == a.Agent {
+				ac.Days = st.Days
+			}
+		}
+		agents = append(agents, ac)
+	}
+	u.render(w, r, http.StatusOK, "check", s, map[string]any{"History": h, "Agents": agents})
 	return nil
 }
 

@@ -59,6 +59,7 @@ func New(svc *service.Service, log *slog.Logger, opts Options) *UI {
 	u.mux.HandleFunc("POST /logout", u.wrap(u.csrf(u.logout)))
 	u.mux.HandleFunc("GET /{$}", u.wrap(u.homePage))
 	u.mux.HandleFunc("GET /systems/{id}", u.wrap(u.systemPage))
+	u.mux.HandleFunc("GET /systems/{id}/checks/{check}", u.wrap(u.checkPage))
 	u.mux.HandleFunc("POST /systems/{id}/notes", u.wrap(u.csrf(u.postNote)))
 	u.mux.HandleFunc("GET /timeline", u.wrap(u.timelinePage))
 	u.mux.HandleFunc("GET /timeline/stream", u.wrap(u.timelineStream))
@@ -160,6 +161,12 @@ func (u *UI) funcs() template.FuncMap {
 	return template.FuncMap{
 		"static": u.static.url,
 		"mul":    func(a, b int) int { return a * b },
+		"pct": func(share float64) string {
+			if share == 0 {
+				return "–"
+			}
+			return fmt.Sprintf("%.0f%%", share*100)
+		},
 		"time": func(t time.Time) string {
 			return t.UTC().Format("2006-01-02 15:04 UTC")
 		},
