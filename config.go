@@ -12,8 +12,9 @@ type Commit struct {
 
 // ConfigSnapshot is the validated content of one config repository commit.
 type ConfigSnapshot struct {
-	Commit  Commit
-	Systems []System
+	Commit    Commit
+	Systems   []System
+	Notifiers []Notifier
 }
 
 // ConfigState is what the server knows about its config repository: the

@@ -27,6 +27,10 @@ type System struct {
 	Roles   map[Role][]string `json:"roles,omitempty"`
 	Checks  []Check           `json:"checks,omitempty"`
 	Actions []ActionRef       `json:"actions,omitempty"`
+	// Routing says who hears about alerts of this system and of everything
+	// under it. Without routes, nobody is notified for this system (the
+	// systems above it may still route its alerts).
+	Routing []Route `json:"routing,omitempty"`
 }
 
 // Contact is a person or team to call about a system. Escalation lists the
@@ -64,7 +68,13 @@ type Check struct {
 	// Agents, when set, names the agents (by host name) that run the check;
 	// otherwise every agent enrolled for the system runs it.
 	Agents []string `json:"agents,omitempty"`
+	// AlertAfter is how many bad results in a row open an alert (default
+	// 1): a check that fails once in a while need not wake anyone.
+	AlertAfter int `json:"alert_after,omitempty"`
 }
+
+// MaxAlertAfter bounds Check.AlertAfter.
+const MaxAlertAfter = 100
 
 // ActionRef exposes an allow-listed action on a system. The actions issue
 // gives it roles, approval and parameters.
