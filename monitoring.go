@@ -130,6 +130,7 @@ type CheckState struct {
 	Output     string    `json:"output"`
 	Metrics    []Metric  `json:"metrics,omitempty"`
 	Since      time.Time `json:"since"`       // when it entered this status
+	Count      int       `json:"count"`       // results in a row with this status
 	LastResult time.Time `json:"last_result"` // when the last result came
 }
 

@@ -147,9 +147,15 @@ func (s *Service) write(ctx context.Context, group []*submission) {
 	for i, sub := range group {
 		batches[i] = sub.batch
 	}
-	seqs, err := s.store.RecordResults(ctx, batches, s.changeEvent)
+	changed := false
+	seqs, err := s.store.RecordResults(ctx, batches, func(c aramaki.StatusChange) (aramaki.Event, error) {
+		changed = true
+		return s.changeEvent(c)
+	})
 	if err != nil {
 		s.log.Error("storing check results failed; agents will resend them", "batches", len(batches), "err", err)
+	} else if changed {
+		s.wakeAlerts()
 	}
 	for i, sub := range group {
 		if err != nil {

@@ -109,6 +109,37 @@ type MonitoringStore interface {
 	// the day of since on, plus the newest one before it of each check and
 	// agent.
 	CheckDays(ctx context.Context, system string, since time.Time) ([]aramaki.CheckDay, error)
+	// ProcessAlerts decides up to limit pending checks' alerts in one
+	// transaction and returns how many it took.
+	ProcessAlerts(ctx context.Context, limit int, now time.Time, groupWait time.Duration, decide func(aramaki.AlertInput) (aramaki.AlertOutput, error)) (int, error)
+	// Alerts returns alerts, newest first.
+	Alerts(ctx context.Context, f aramaki.AlertFilter) ([]aramaki.Alert, error)
+	// Alert returns one alert with its notes; ENOTFOUND if there is none.
+	Alert(ctx context.Context, id string) (aramaki.Alert, []aramaki.AlertNote, error)
+	// ChangeAlert applies a person's change to an alert in one transaction.
+	ChangeAlert(ctx context.Context, id string, change func(aramaki.Alert) (aramaki.Alert, aramaki.AlertNote, aramaki.Event, error)) (aramaki.Alert, error)
+	// PlanNotifications plans the notifications of due alert groups in one
+	// transaction and returns how many groups it took.
+	PlanNotifications(ctx context.Context, now time.Time, limit int, plan func([]aramaki.PlanGroup) (aramaki.PlanOutput, error)) (int, error)
+	// ClaimNotifications leases due notifications for sending.
+	ClaimNotifications(ctx context.Context, now time.Time, limit int, lease time.Duration) ([]aramaki.Notification, error)
+	// FinishAttempt records a delivery attempt and the notification's new
+	// state; failure, when set, is the alert to raise for giving up.
+	FinishAttempt(ctx context.Context, nt aramaki.Notification, at aramaki.DeliveryAttempt, failure *aramaki.Alert, failed func(aramaki.Alert) (aramaki.Event, error)) error
+	// Notifications returns notifications, newest first, of a group or all.
+	Notifications(ctx context.Context, group string, limit int) ([]aramaki.Notification, error)
+	// Silences returns the silences not over at now.
+	Silences(ctx context.Context, now time.Time) ([]aramaki.Silence, error)
+	// CreateSilence stores a silence and the event ev makes of it.
+	CreateSilence(ctx context.Context, sl aramaki.Silence, ev func(aramaki.Silence) (aramaki.Event, error)) (aramaki.Silence, error)
+	// EndSilence changes a silence (ends it, or marks it reminded) in one
+	// transaction with its event.
+	EndSilence(ctx context.Context, id string, change func(aramaki.Silence) (aramaki.Silence, aramaki.Event, error)) (aramaki.Silence, error)
+	// DueSilences returns silences run out but not marked ended, and those
+	// ending before remindBy not yet reminded.
+	DueSilences(ctx context.Context, now, remindBy time.Time) ([]aramaki.Silence, error)
+	// Notifiers returns the notifiers of the config commit in force.
+	Notifiers(ctx context.Context) ([]aramaki.Notifier, error)
 	// Results returns the newest results of a check on a system, newest first.
 	Results(ctx context.Context, system, check string, limit int) ([]aramaki.CheckResult, error)
 	// DeleteCheckStates forgets the states of checks that are no longer

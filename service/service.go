@@ -33,12 +33,28 @@ type Service struct {
 
 	changed   chan struct{} // closed and replaced when the config changes
 	changedMu sync.Mutex
+
+	groupWait   time.Duration
+	alertWake   chan struct{} // a status changed: run the alert engine soon
+	url         string
+	maxAttempts int
+	permanent   func(error) bool
 }
 
 // Options tune a Service; the zero value is usable.
 type Options struct {
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
+	// GroupWait is how long a new alert group waits for related alerts
+	// before people are notified; DefaultGroupWait when zero.
+	GroupWait time.Duration
+	// URL is the server's address people open, for links in notifications.
+	URL string
+	// MaxAttempts is how often a notification is tried before it is given
+	// up; DefaultMaxAttempts when zero.
+	MaxAttempts int
+	// Permanent tells errors of senders that no retry can fix.
+	Permanent func(error) bool
 }
 
 // New returns a Service over a store and a config source. Call Open before use.
@@ -47,8 +63,18 @@ func New(store Store, config ConfigSource, log *slog.Logger, opts Options) *Serv
 		opts.Now = time.Now
 	}
 	empty, _ := aramaki.NewGraph(nil)
+	if opts.MaxAttempts == 0 {
+		opts.MaxAttempts = DefaultMaxAttempts
+	}
+	if opts.Permanent == nil {
+		opts.Permanent = func(error) bool { return false }
+	}
+	if opts.GroupWait == 0 {
+		opts.GroupWait = DefaultGroupWait
+	}
 	return &Service{store: store, config: config, log: log, now: opts.Now, graph: empty,
-		logins: newLoginGuard(), ingest: make(chan *submission, 1024), seen: map[string]aramaki.AgentSeen{}, changed: make(chan struct{})}
+		logins: newLoginGuard(), ingest: make(chan *submission, 1024), seen: map[string]aramaki.AgentSeen{}, changed: make(chan struct{}),
+		groupWait: opts.GroupWait, alertWake: make(chan struct{}, 1), url: opts.URL, maxAttempts: opts.MaxAttempts, permanent: opts.Permanent}
 }
 
 // Open loads the system graph in force, and the agents' names for the

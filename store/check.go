@@ -137,8 +137,9 @@ func (s *Store) RecordResults(ctx context.Context, batches []aramaki.ResultBatch
 					changes = append(changes, change(a.id, r, r.status, true))
 				} else if st.status != r.status {
 					changes = append(changes, change(a.id, r, st.status, false))
-					st.status, st.sinceUS = r.status, r.atUS
+					st.status, st.sinceUS, st.count = r.status, r.atUS, 0
 				}
+				st.count++
 				st.output, st.metrics, st.lastResultUS = r.output, r.metrics, r.receivedUS
 				if !st.dirty {
 					st.dirty = true
@@ -165,11 +166,11 @@ func (s *Store) RecordResults(ctx context.Context, batches []aramaki.ResultBatch
 		stateArgs := make([]any, 0, len(dirty)*7)
 		for _, k := range dirty {
 			st := states[k]
-			stateArgs = append(stateArgs, k.agent, k.check, st.status, st.output, st.metrics, st.sinceUS, st.lastResultUS)
+			stateArgs = append(stateArgs, k.agent, k.check, st.status, st.count, st.output, st.metrics, st.sinceUS, st.lastResultUS)
 		}
 		if err := insertRows(ctx, tx, "check_states", stateColumns, `
 			ON CONFLICT (agent_id, check_id) DO UPDATE SET
-				status = excluded.status, output = excluded.output, metrics = excluded.metrics,
+				status = excluded.status, count = excluded.count, output = excluded.output, metrics = excluded.metrics,
 				since_us = excluded.since_us, last_result_us = excluded.last_result_us`, stateArgs); err != nil {
 			return fmt.Errorf("update check states: %w", err)
 		}
@@ -181,6 +182,9 @@ func (s *Store) RecordResults(ctx context.Context, batches []aramaki.ResultBatch
 			return fmt.Errorf("insert status changes: %w", err)
 		}
 		if err := addCheckDays(ctx, tx, changes); err != nil {
+			return err
+		}
+		if err := markAlertsPending(ctx, tx, changes); err != nil {
 			return err
 		}
 		for _, c := range changes {
@@ -377,6 +381,7 @@ type stateKey struct {
 // checkState is what RecordResults knows and changes of a check state.
 type checkState struct {
 	status                int
+	count                 int // results in a row with this status
 	sinceUS, lastResultUS int64
 	output                string
 	metrics               sql.NullString
@@ -422,7 +427,7 @@ func (s *Store) lockAgents(ctx context.Context, tx *txn, ids []string) (map[stri
 // needs to know of them: status and since.
 func (s *Store) agentStates(ctx context.Context, tx *txn, ids []string, agents map[string]*agentSeq) (map[stateKey]*checkState, error) {
 	in, arg := s.inStrings("agent_id", ids)
-	rows, err := tx.Query(ctx, `SELECT agent_id, check_id, status, since_us FROM check_states WHERE `+in, arg)
+	rows, err := tx.Query(ctx, `SELECT agent_id, check_id, status, count, since_us FROM check_states WHERE `+in, arg)
 	if err != nil {
 		return nil, fmt.Errorf("query check states: %w", err)
 	}
@@ -434,7 +439,7 @@ func (s *Store) agentStates(ctx context.Context, tx *txn, ids []string, agents m
 			checkID int64
 			st      checkState
 		)
-		if err := rows.Scan(&agent, &checkID, &st.status, &st.sinceUS); err != nil {
+		if err := rows.Scan(&agent, &checkID, &st.status, &st.count, &st.sinceUS); err != nil {
 			return nil, fmt.Errorf("scan check state: %w", err)
 		}
 		if a := agents[string(agent)]; a != nil {
@@ -485,7 +490,7 @@ func updateLastSeqs(ctx context.Context, tx *txn, ids []string, agents map[strin
 var (
 	resultColumns = []string{"check_id bigint", "agent_id text", "seq bigint", "status smallint", "output text",
 		"metrics text", "started_us bigint", "duration_ns bigint", "received_us bigint"}
-	stateColumns = []string{"agent_id text", "check_id bigint", "status smallint", "output text", "metrics text",
+	stateColumns = []string{"agent_id text", "check_id bigint", "status smallint", "count integer", "output text", "metrics text",
 		"since_us bigint", "last_result_us bigint"}
 	changeColumns = []string{"system_id text", "check_name text", "agent_id text", "from_status smallint",
 		"to_status smallint", "at_us bigint", "output text", "is_first boolean"}
@@ -661,7 +666,7 @@ func (s *Store) inStrings(column string, values []string) (string, any) {
 // all systems when systems is nil), ordered by system, check and agent.
 func (s *Store) CheckStates(ctx context.Context, systems []string) ([]aramaki.CheckState, error) {
 	query := `
-		SELECT c.system_id, c.check_name, s.agent_id, s.status, s.output, s.metrics, s.since_us, s.last_result_us
+		SELECT c.system_id, c.check_name, s.agent_id, s.status, s.count, s.output, s.metrics, s.since_us, s.last_result_us
 		FROM check_states s JOIN checks c ON c.id = s.check_id`
 	var args []any
 	if systems != nil {
@@ -682,7 +687,7 @@ func (s *Store) CheckStates(ctx context.Context, systems []string) ([]aramaki.Ch
 				metrics               sql.NullString
 				sinceUS, lastResultUS int64
 			)
-			if err := rows.Scan(&st.System, &st.Check, &st.Agent, &status, &st.Output, &metrics, &sinceUS, &lastResultUS); err != nil {
+			if err := rows.Scan(&st.System, &st.Check, &st.Agent, &status, &st.Count, &st.Output, &metrics, &sinceUS, &lastResultUS); err != nil {
 				return fmt.Errorf("scan check state: %w", err)
 			}
 			st.Status = aramaki.Status(status)
@@ -836,6 +841,10 @@ func (s *Store) DeleteCheckStates(ctx context.Context, keep map[string][]string)
 			return fmt.Errorf("read checks: %w", err)
 		}
 		for _, id := range gone {
+			if _, err := tx.Exec(ctx, `INSERT INTO alert_pending (system_id, check_name)
+				SELECT system_id, check_name FROM checks WHERE id = ? ON CONFLICT DO NOTHING`, id); err != nil {
+				return fmt.Errorf("mark alerts pending: %w", err)
+			}
 			if _, err := tx.Exec(ctx, `DELETE FROM check_states WHERE check_id = ?`, id); err != nil {
 				return fmt.Errorf("delete check states: %w", err)
 			}

@@ -121,9 +121,18 @@ func TestRecordResults(t *testing.T) {
 			if got := MustResults(t, s, "web", "ping"); len(got) != 1 || !reflect.DeepEqual(got[0], bare) {
 				t.Errorf("results = %+v\nwant %+v", got, bare)
 			}
-			want := aramaki.CheckState{System: "web", Check: "http", Agent: "a1", Status: warn, Output: r.Output, Metrics: r.Metrics, Since: at(1), LastResult: r.Received}
+			want := aramaki.CheckState{System: "web", Check: "http", Agent: "a1", Status: warn, Output: r.Output, Metrics: r.Metrics, Since: at(1), Count: 1, LastResult: r.Received}
 			if got := MustStates(t, s); len(got) != 2 || !reflect.DeepEqual(got[0], want) || got[1].Metrics != nil {
 				t.Errorf("states = %+v\nwant %+v and ping without metrics", got, want)
+			}
+			// The state counts results in a row with its status.
+			MustRecord(t, s, batch("a1", result("a1", 3, "web", "http", warn, at(2))), batch("a1", result("a1", 4, "web", "http", warn, at(3))))
+			if got := MustStates(t, s, "web"); got[0].Count != 3 {
+				t.Errorf("after 3 warnings in a row the count is %d", got[0].Count)
+			}
+			MustRecord(t, s, batch("a1", result("a1", 5, "web", "http", crit, at(4))))
+			if got := MustStates(t, s, "web"); got[0].Count != 1 || got[0].Status != crit {
+				t.Errorf("after turning critical the count is %d", got[0].Count)
 			}
 		})
 	})

@@ -73,6 +73,22 @@ func commitOf(hash, author, message sql.NullString, t sql.NullInt64) *aramaki.Co
 	return c
 }
 
+// Notifiers returns the notifiers of the config commit in force.
+func (s *Store) Notifiers(ctx context.Context) ([]aramaki.Notifier, error) {
+	var notifiers []aramaki.Notifier
+	err := s.read(ctx, func(tx *txn) error {
+		var doc string
+		if err := tx.QueryRow(ctx, `SELECT notifiers FROM config_state WHERE id = 1`).Scan(&doc); err != nil {
+			return fmt.Errorf("query notifiers: %w", err)
+		}
+		if err := json.Unmarshal([]byte(doc), &notifiers); err != nil {
+			return fmt.Errorf("decode notifiers: %w", err)
+		}
+		return nil
+	})
+	return notifiers, err
+}
+
 // ConfigState returns the commit in force and the last refused one.
 func (s *Store) ConfigState(ctx context.Context) (aramaki.ConfigState, error) {
 	var state aramaki.ConfigState
@@ -124,6 +140,17 @@ func (s *Store) ApplyConfig(ctx context.Context, snap aramaki.ConfigSnapshot, ev
 			if _, err := tx.Exec(ctx, `INSERT INTO systems (id, doc) VALUES (?, ?)`, sys.ID, string(doc)); err != nil {
 				return fmt.Errorf("insert system %s: %w", sys.ID, err)
 			}
+		}
+		notifiers := snap.Notifiers
+		if notifiers == nil {
+			notifiers = []aramaki.Notifier{}
+		}
+		notifiersJSON, err := json.Marshal(notifiers)
+		if err != nil {
+			return fmt.Errorf("marshal notifiers: %w", err)
+		}
+		if _, err := tx.Exec(ctx, `UPDATE config_state SET notifiers = ? WHERE id = 1`, string(notifiersJSON)); err != nil {
+			return fmt.Errorf("update notifiers: %w", err)
 		}
 		if _, err := tx.Exec(ctx, `
 			UPDATE config_state SET

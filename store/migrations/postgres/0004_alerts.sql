@@ -1,0 +1,122 @@
+-- How many results in a row a check has had in its current status: an
+-- alert opens when a bad status has lasted the check's alert_after results.
+ALTER TABLE check_states ADD COLUMN count INTEGER NOT NULL DEFAULT 1;
+
+-- Checks whose alert may have to open, change or resolve: every status
+-- change, revoked agent and forgotten check puts its (system, check) here,
+-- in the transaction that made the change; the alert engine takes them out
+-- once it has decided. A bad check not yet bad long enough stays.
+CREATE TABLE alert_pending (
+	system_id  TEXT NOT NULL,
+	check_name TEXT NOT NULL,
+	PRIMARY KEY (system_id, check_name)
+);
+
+-- Alerts that start together on related systems form a group; people are
+-- notified per group. notify_at_us is when the planner looks at the group
+-- next (NULL: nothing to do until one of its alerts changes).
+CREATE TABLE alert_groups (
+	id           BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	system_id    TEXT NOT NULL,
+	opened_us    BIGINT NOT NULL,
+	resolved_us  BIGINT,
+	notify_at_us BIGINT
+);
+CREATE INDEX alert_groups_notify ON alert_groups (notify_at_us) WHERE notify_at_us IS NOT NULL;
+CREATE INDEX alert_groups_active ON alert_groups (opened_us) WHERE resolved_us IS NULL;
+
+-- One alert per (system, check) problem: at most one that is not resolved.
+CREATE TABLE alerts (
+	id          BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	system_id   TEXT NOT NULL,
+	check_name  TEXT NOT NULL,
+	status      SMALLINT NOT NULL,
+	state       TEXT NOT NULL,
+	output      TEXT NOT NULL,
+	group_id    BIGINT NOT NULL REFERENCES alert_groups (id),
+	opened_us   BIGINT NOT NULL,
+	updated_us  BIGINT NOT NULL,
+	resolved_us BIGINT,
+	acked_us    BIGINT,
+	acked_by    TEXT NOT NULL DEFAULT '',
+	assignee    TEXT NOT NULL DEFAULT '',
+	level       INTEGER NOT NULL DEFAULT 0,
+	silenced    TEXT NOT NULL DEFAULT ''
+);
+CREATE UNIQUE INDEX alerts_active ON alerts (system_id, check_name) WHERE state <> 'resolved';
+CREATE INDEX alerts_group ON alerts (group_id);
+CREATE INDEX alerts_opened ON alerts (opened_us);
+
+-- What happened to an alert, person by person: acknowledgements,
+-- assignments, comments, escalations (also on the timeline).
+CREATE TABLE alert_notes (
+	id       BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	alert_id BIGINT NOT NULL REFERENCES alerts (id),
+	at_us    BIGINT NOT NULL,
+	actor    TEXT NOT NULL,
+	kind     TEXT NOT NULL,
+	text     TEXT NOT NULL
+);
+CREATE INDEX alert_notes_alert ON alert_notes (alert_id, at_us);
+
+-- Which recipient was told what about which alert, so that nobody hears
+-- the same thing twice: kind is opened, escalated or resolved.
+CREATE TABLE alert_told (
+	alert_id  BIGINT NOT NULL,
+	recipient TEXT NOT NULL,
+	kind      TEXT NOT NULL,
+	at_us     BIGINT NOT NULL,
+	PRIMARY KEY (alert_id, recipient, kind)
+);
+
+-- The outbox of notifications: written in the transaction that decided
+-- them, sent by a worker, retried with backoff until sent or given up.
+-- recipient and message are the JSON of aramaki.Recipient and
+-- aramaki.Message. lease_us keeps two replicas from sending one at once.
+CREATE TABLE notifications (
+	id         BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	group_id   BIGINT,
+	recipient  TEXT NOT NULL,
+	message    TEXT NOT NULL,
+	state      TEXT NOT NULL,
+	attempts   INTEGER NOT NULL DEFAULT 0,
+	next_us    BIGINT NOT NULL,
+	lease_us   BIGINT,
+	last_error TEXT NOT NULL DEFAULT '',
+	created_us BIGINT NOT NULL,
+	done_us    BIGINT
+);
+CREATE INDEX notifications_due ON notifications (next_us) WHERE state = 'pending';
+CREATE INDEX notifications_created ON notifications (created_us);
+
+-- Every delivery attempt: error is empty when it went through.
+CREATE TABLE notification_attempts (
+	id              BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	notification_id BIGINT NOT NULL REFERENCES notifications (id),
+	at_us           BIGINT NOT NULL,
+	duration_us     BIGINT NOT NULL,
+	error           TEXT NOT NULL
+);
+CREATE INDEX notification_attempts_notification ON notification_attempts (notification_id);
+
+-- Silences and maintenance windows: they mute the alerts of a system and
+-- everything under it from start to end, or until ended.
+CREATE TABLE silences (
+	id             BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	system_id      TEXT NOT NULL,
+	start_us       BIGINT NOT NULL,
+	end_us         BIGINT NOT NULL,
+	reason         TEXT NOT NULL,
+	created_by     TEXT NOT NULL,
+	created_us     BIGINT NOT NULL,
+	maintenance    BOOLEAN NOT NULL,
+	until_resolved BOOLEAN NOT NULL,
+	ended_us       BIGINT,
+	ended_by       TEXT NOT NULL DEFAULT '',
+	reminded       BOOLEAN NOT NULL DEFAULT FALSE
+);
+CREATE INDEX silences_end ON silences (end_us);
+
+-- The notifiers of the config commit in force: the JSON array of
+-- aramaki.Notifier.
+ALTER TABLE config_state ADD COLUMN notifiers TEXT NOT NULL DEFAULT '[]';
