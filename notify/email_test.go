@@ -15,6 +15,7 @@ import (
 
 	"github.com/aramaki/aramaki"
 	"github.com/aramaki/aramaki/notify"
+	"github.com/aramaki/aramaki/notify/notifytest"
 	"github.com/emersion/go-smtp"
 )
 
@@ -40,7 +41,7 @@ func mailTo(address string) aramaki.Recipient {
 }
 
 // MustMailer returns a Sender using the relay, logging in to it.
-func MustMailer(t *testing.T, r *relay) *notify.Sender {
+func MustMailer(t *testing.T, r *notifytest.Relay) *notify.Sender {
 	t.Helper()
 	if r.Roots == nil {
 		t.Fatal("the relay has no certificate to trust")
@@ -48,14 +49,14 @@ func MustMailer(t *testing.T, r *relay) *notify.Sender {
 	return notify.New(notify.Options{
 		SMTP: notify.SMTPOptions{
 			Addr: r.Addr, From: "Aramaki <aramaki@example.org>",
-			Username: relayUser, Password: relayPassword, RootCAs: r.Roots,
+			Username: notifytest.RelayUser, Password: notifytest.RelayPassword, RootCAs: r.Roots,
 		},
 		Timeout: 5 * time.Second,
 	})
 }
 
 // MustReadMail parses the only mail the relay accepted.
-func MustReadMail(t *testing.T, r *relay) (relayedMail, *mail.Message) {
+func MustReadMail(t *testing.T, r *notifytest.Relay) (notifytest.Mail, *mail.Message) {
 	t.Helper()
 	mails := r.Mails()
 	if len(mails) != 1 {
@@ -69,7 +70,7 @@ func MustReadMail(t *testing.T, r *relay) (relayedMail, *mail.Message) {
 }
 
 func TestAnAlertArrivesByMailWithProperHeaders(t *testing.T) {
-	r := MustStartRelay(t, relayConfig{})
+	r := notifytest.MustStartRelay(t, notifytest.RelayConfig{})
 	m := alertMessage()
 	if err := MustMailer(t, r).Send(t.Context(), mailTo("Alice Ops <alice@example.org>"), m); err != nil {
 		t.Fatal(err)
@@ -121,7 +122,7 @@ func TestAnAlertArrivesByMailWithProperHeaders(t *testing.T) {
 }
 
 func TestTheRelaySeesCredentialsOnlyOverTLS(t *testing.T) {
-	r := MustStartRelay(t, relayConfig{}) // offers AUTH before STARTTLS too
+	r := notifytest.MustStartRelay(t, notifytest.RelayConfig{}) // offers AUTH before STARTTLS too
 	if err := MustMailer(t, r).Send(t.Context(), mailTo("alice@example.org"), alertMessage()); err != nil {
 		t.Fatal(err)
 	}
@@ -131,8 +132,8 @@ func TestTheRelaySeesCredentialsOnlyOverTLS(t *testing.T) {
 }
 
 func TestMailIsNeverSentInClearText(t *testing.T) {
-	r := MustStartRelay(t, relayConfig{NoTLS: true}) // but AUTH, in clear text
-	_, r.Roots = MustCertificate(t)                  // trusted, were it offered
+	r := notifytest.MustStartRelay(t, notifytest.RelayConfig{NoTLS: true}) // but AUTH, in clear text
+	_, r.Roots = notifytest.MustCertificate(t)                             // trusted, were it offered
 	err := MustMailer(t, r).Send(t.Context(), mailTo("alice@example.org"), alertMessage())
 	if err == nil || !notify.IsPermanent(err) || !strings.Contains(err.Error(), "STARTTLS") {
 		t.Fatalf("got %v, want a permanent error about STARTTLS", err)
@@ -143,8 +144,8 @@ func TestMailIsNeverSentInClearText(t *testing.T) {
 }
 
 func TestARelayWithAnUntrustedCertificateGetsNothing(t *testing.T) {
-	r := MustStartRelay(t, relayConfig{})
-	_, r.Roots = MustCertificate(t) // trusts another certificate
+	r := notifytest.MustStartRelay(t, notifytest.RelayConfig{})
+	_, r.Roots = notifytest.MustCertificate(t) // trusts another certificate
 	err := MustMailer(t, r).Send(t.Context(), mailTo("alice@example.org"), alertMessage())
 	if err == nil || !notify.IsPermanent(err) || !strings.Contains(err.Error(), "certificate") {
 		t.Fatalf("got %v, want a permanent error about the certificate", err)
@@ -166,7 +167,7 @@ func TestTheRelaysReplyDecidesWhetherToRetry(t *testing.T) {
 			"RCPT TO: 451 4.7.1 Greylisted, try again later"},
 	} {
 		t.Run(tc.reply.Message, func(t *testing.T) {
-			r := MustStartRelay(t, relayConfig{RcptReply: tc.reply})
+			r := notifytest.MustStartRelay(t, notifytest.RelayConfig{RcptReply: tc.reply})
 			err := MustMailer(t, r).Send(t.Context(), mailTo("nobody@example.org"), alertMessage())
 			if err == nil {
 				t.Fatal("sent")
@@ -186,9 +187,9 @@ func TestTheRelaysReplyDecidesWhetherToRetry(t *testing.T) {
 }
 
 func TestWrongCredentialsArePermanentAndNotRepeated(t *testing.T) {
-	r := MustStartRelay(t, relayConfig{})
+	r := notifytest.MustStartRelay(t, notifytest.RelayConfig{})
 	s := notify.New(notify.Options{SMTP: notify.SMTPOptions{
-		Addr: r.Addr, From: "aramaki@example.org", Username: relayUser, Password: "hunter2", RootCAs: r.Roots,
+		Addr: r.Addr, From: "aramaki@example.org", Username: notifytest.RelayUser, Password: "hunter2", RootCAs: r.Roots,
 	}})
 	err := s.Send(t.Context(), mailTo("alice@example.org"), alertMessage())
 	if err == nil || !notify.IsPermanent(err) || !strings.Contains(err.Error(), "AUTH: 535") {
@@ -200,7 +201,7 @@ func TestWrongCredentialsArePermanentAndNotRepeated(t *testing.T) {
 }
 
 func TestALineBreakInTheSubjectDoesNotAddARecipient(t *testing.T) {
-	r := MustStartRelay(t, relayConfig{})
+	r := notifytest.MustStartRelay(t, notifytest.RelayConfig{})
 	m := alertMessage()
 	m.Subject = "x\r\nBcc: evil@example.com"
 	if err := MustMailer(t, r).Send(t.Context(), mailTo("alice@example.org"), m); err != nil {
@@ -219,7 +220,7 @@ func TestALineBreakInTheSubjectDoesNotAddARecipient(t *testing.T) {
 }
 
 func TestALineBreakInTheAddressIsRefused(t *testing.T) {
-	r := MustStartRelay(t, relayConfig{})
+	r := notifytest.MustStartRelay(t, notifytest.RelayConfig{})
 	err := MustMailer(t, r).Send(t.Context(), mailTo("alice@example.org\r\nBcc: evil@example.com"), alertMessage())
 	if err == nil || !notify.IsPermanent(err) {
 		t.Fatalf("got %v, want a permanent error", err)
@@ -254,7 +255,7 @@ func TestARelayThatNeverGreetsCannotHoldASend(t *testing.T) {
 			t.Cleanup(func() { c.Close() }) // silent until the test ends
 		}
 	}()
-	_, roots := MustCertificate(t)
+	_, roots := notifytest.MustCertificate(t)
 	s := notify.New(notify.Options{
 		SMTP:    notify.SMTPOptions{Addr: l.Addr().String(), From: "aramaki@example.org", RootCAs: roots},
 		Timeout: 200 * time.Millisecond,

@@ -1,4 +1,7 @@
-package notify_test
+// Package notifytest runs a real SMTP relay on loopback for tests: it
+// offers STARTTLS with a certificate of its own and AUTH PLAIN, and records
+// what reaches it.
+package notifytest
 
 import (
 	"crypto/ecdsa"
@@ -7,6 +10,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/pem"
 	"io"
 	"log"
 	"math/big"
@@ -19,43 +23,44 @@ import (
 	"github.com/emersion/go-smtp"
 )
 
-// A relay is a real SMTP server on loopback that records what reaches it.
-type relay struct {
+// A Relay is a real SMTP server on loopback that records what reaches it.
+type Relay struct {
 	Addr  string
 	Roots *x509.CertPool // trusts the relay's certificate
+	CAPEM []byte         // that certificate, for processes that trust it from a file
 
 	rcptReply *smtp.SMTPError
 
 	mu     sync.Mutex
 	events []string // "AUTH over TLS", "AUTH in clear text", "MAIL", "RCPT", "DATA"
-	mails  []relayedMail
+	mails  []Mail
 }
 
-type relayedMail struct {
+type Mail struct {
 	From string
 	To   []string
 	Data []byte
 	TLS  bool
 }
 
-// relayConfig changes the relay's behaviour from a well-configured one.
-type relayConfig struct {
+// RelayConfig changes the relay's behaviour from a well-configured one.
+type RelayConfig struct {
 	NoTLS     bool             // does not offer STARTTLS
 	RcptReply *smtp.SMTPError  // answers RCPT TO with this
 	Cert      *tls.Certificate // instead of a fresh one
 }
 
 const (
-	relayUser     = "aramaki"
-	relayPassword = "correct horse battery staple"
+	RelayUser     = "aramaki"
+	RelayPassword = "correct horse battery staple"
 )
 
 // MustStartRelay starts a relay offering STARTTLS and AUTH PLAIN. AUTH is
 // offered in clear text too, so that the tests see whether the client
 // waits for TLS by itself.
-func MustStartRelay(t *testing.T, cfg relayConfig) *relay {
+func MustStartRelay(t testing.TB, cfg RelayConfig) *Relay {
 	t.Helper()
-	r := &relay{rcptReply: cfg.RcptReply}
+	r := &Relay{rcptReply: cfg.RcptReply}
 	s := smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) {
 		return &relaySession{relay: r, conn: c}, nil
 	}))
@@ -78,35 +83,38 @@ func MustStartRelay(t *testing.T, cfg relayConfig) *relay {
 		t.Fatal(err)
 	}
 	r.Addr = l.Addr().String()
+	if !cfg.NoTLS && cfg.Cert == nil {
+		r.CAPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: s.TLSConfig.Certificates[0].Certificate[0]})
+	}
 	go s.Serve(l)
 	t.Cleanup(func() { s.Close() })
 	return r
 }
 
 // Events returns what the relay saw, in order.
-func (r *relay) Events() []string {
+func (r *Relay) Events() []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return append([]string(nil), r.events...)
 }
 
 // Mails returns the messages the relay accepted.
-func (r *relay) Mails() []relayedMail {
+func (r *Relay) Mails() []Mail {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return append([]relayedMail(nil), r.mails...)
+	return append([]Mail(nil), r.mails...)
 }
 
-func (r *relay) record(event string) {
+func (r *Relay) record(event string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.events = append(r.events, event)
 }
 
 type relaySession struct {
-	relay *relay
+	relay *Relay
 	conn  *smtp.Conn
-	mail  relayedMail
+	mail  Mail
 }
 
 func (s *relaySession) tls() bool {
@@ -123,7 +131,7 @@ func (s *relaySession) Auth(mech string) (sasl.Server, error) {
 		} else {
 			s.relay.record("AUTH in clear text")
 		}
-		if username != relayUser || password != relayPassword {
+		if username != RelayUser || password != RelayPassword {
 			return smtp.ErrAuthFailed
 		}
 		return nil
@@ -132,7 +140,7 @@ func (s *relaySession) Auth(mech string) (sasl.Server, error) {
 
 func (s *relaySession) Mail(from string, _ *smtp.MailOptions) error {
 	s.relay.record("MAIL")
-	s.mail = relayedMail{From: from, TLS: s.tls()}
+	s.mail = Mail{From: from, TLS: s.tls()}
 	return nil
 }
 
@@ -158,12 +166,12 @@ func (s *relaySession) Data(r io.Reader) error {
 	return nil
 }
 
-func (s *relaySession) Reset()        { s.mail = relayedMail{} }
+func (s *relaySession) Reset()        { s.mail = Mail{} }
 func (s *relaySession) Logout() error { return nil }
 
 // MustCertificate makes a self-signed ECDSA certificate for 127.0.0.1 and
 // a pool that trusts it.
-func MustCertificate(t *testing.T) (*tls.Certificate, *x509.CertPool) {
+func MustCertificate(t testing.TB) (*tls.Certificate, *x509.CertPool) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
