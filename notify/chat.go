@@ -38,9 +38,16 @@ func chatText(lines ...string) string {
 }
 
 // incomingWebhook posts text to a Slack or Mattermost incoming webhook,
-// whose URL is its only credential.
+// whose URL is its only credential: it comes from the environment variable
+// SecretEnv names, or else from Address.
 func (s *Sender) incomingWebhook(ctx context.Context, limit time.Duration, kind string, to aramaki.Recipient, text string) error {
-	u, err := target(kind, to.Address)
+	raw := to.Address
+	if to.SecretEnv != "" {
+		if raw = s.secret(to.SecretEnv); raw == "" {
+			return Permanent(fmt.Errorf("%s webhook: the environment variable %s holding its URL is not set", kind, to.SecretEnv))
+		}
+	}
+	u, err := target(kind, raw)
 	if err != nil {
 		return err
 	}

@@ -174,3 +174,19 @@ func TestAnUnreachableReceiverIsWorthRetrying(t *testing.T) {
 		t.Errorf("got %v, want a temporary error", err)
 	}
 }
+
+func TestAChatWebhookURLCanComeFromTheEnvironmentAsTheSecretItIs(t *testing.T) {
+	r := MustStartReceiver(t, answerWith(http.StatusOK, "ok"))
+	to := aramaki.Recipient{Type: aramaki.NotifyMattermost, SecretEnv: "OPS_CHAT_URL"}
+	s := notify.New(notify.Options{Secret: secrets(map[string]string{"OPS_CHAT_URL": r.URL + "/hooks/from-env"})})
+	if err := s.Send(t.Context(), to, alertMessage()); err != nil {
+		t.Fatal(err)
+	}
+	if got := MustReceiveOne(t, r); got.URI != "/hooks/from-env" {
+		t.Errorf("posted to %s, want the URL from the environment", got.URI)
+	}
+	err := notify.New(notify.Options{Secret: secrets(nil)}).Send(t.Context(), to, alertMessage())
+	if err == nil || !notify.IsPermanent(err) || !strings.Contains(err.Error(), "OPS_CHAT_URL") {
+		t.Errorf("without the variable: %v, want a permanent error naming it", err)
+	}
+}

@@ -40,7 +40,9 @@
 //
 // # Chat
 //
-// Slack and Mattermost get {"text": …} on their incoming webhook URL.
+// Slack and Mattermost get {"text": …} on their incoming webhook URL. The
+// URL is the webhook's only credential: it is best kept in the environment
+// variable SecretEnv names rather than in the config repository.
 // Matrix gets an m.text message through the Client-Server API, with the
 // message id as transaction id so that the homeserver drops retries it has
 // already accepted.
