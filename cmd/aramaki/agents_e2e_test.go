@@ -395,14 +395,16 @@ func MustConfigRepo(t *testing.T, systems map[string]string) string {
 type server struct {
 	t          *testing.T
 	data, repo string
-	url        string // of the first start, kept on restarts
+	args       []string // more flags
+	url        string   // of the first start, kept on restarts
 	p          *proc
 }
 
-// MustStartServer runs "aramaki server" on a free port.
-func MustStartServer(t *testing.T, repo string) *server {
+// MustStartServer runs "aramaki server" on a free port, with more flags
+// if given.
+func MustStartServer(t *testing.T, repo string, args ...string) *server {
 	t.Helper()
-	s := &server{t: t, data: filepath.Join(t.TempDir(), "data"), repo: repo}
+	s := &server{t: t, data: filepath.Join(t.TempDir(), "data"), repo: repo, args: args}
 	if err := s.start("127.0.0.1:0"); err != nil {
 		t.Fatal(err)
 	}
@@ -412,8 +414,8 @@ func MustStartServer(t *testing.T, repo string) *server {
 var servingAt = regexp.MustCompile(`Aramaki is serving at (https://\S+)`)
 
 func (s *server) start(listen string) error {
-	s.p = startProc(s.t, "aramaki server", binary, "server", "--data", s.data, "--listen", listen,
-		"--config-repo", s.repo, "--log-level", "warn")
+	s.p = startProc(s.t, "aramaki server", binary, append([]string{"server", "--data", s.data, "--listen", listen,
+		"--config-repo", s.repo, "--log-level", "warn"}, s.args...)...)
 	if err := s.p.waitOutput("The admin API token is in", 60*time.Second); err != nil {
 		return err
 	}

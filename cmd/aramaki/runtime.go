@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -20,6 +21,7 @@ import (
 	"github.com/aramaki/aramaki/agentapi"
 	"github.com/aramaki/aramaki/api"
 	"github.com/aramaki/aramaki/configrepo"
+	"github.com/aramaki/aramaki/notify"
 	"github.com/aramaki/aramaki/pki"
 	"github.com/aramaki/aramaki/service"
 	"github.com/aramaki/aramaki/store"
@@ -39,6 +41,13 @@ type Config struct {
 	InsecureHTTP bool
 	PublicURL    string
 	PollInterval time.Duration
+
+	// Alert notifications.
+	SMTP             notify.SMTPOptions
+	SMTPPasswordFile string
+	SMTPCAFile       string
+	GroupWait        time.Duration // a new alert group waits this long for related alerts
+	NotifyAttempts   int
 
 	KeepaliveTimeout time.Duration // an agent silent this long turns its keepalive check critical
 	ResultsRetention time.Duration // raw check results are kept this long
@@ -64,6 +73,21 @@ func (c *Config) Validate() error {
 		return errors.New("--keepalive-timeout must be at least 10s")
 	case c.ResultsRetention < time.Hour || c.HistoryRetention < 24*time.Hour:
 		return errors.New("--results-retention must be at least 1h and --history-retention at least 24h")
+	case c.GroupWait < 0 || c.GroupWait > time.Hour:
+		return errors.New("--group-wait must be between 0s and 1h")
+	case c.NotifyAttempts < 1 || c.NotifyAttempts > 100:
+		return errors.New("--notify-attempts must be between 1 and 100")
+	case c.SMTP.Addr != "" && c.SMTP.From == "":
+		return errors.New("--smtp-from is required with --smtp")
+	case c.SMTP.Addr == "" && (c.SMTP.From != "" || c.SMTP.Username != "" || c.SMTPPasswordFile != "" || c.SMTPCAFile != ""):
+		return errors.New("--smtp-from, --smtp-user, --smtp-password-file and --smtp-ca need --smtp")
+	case (c.SMTP.Username == "") != (c.SMTPPasswordFile == ""):
+		return errors.New("--smtp-user and --smtp-password-file go together")
+	}
+	if c.SMTP.Addr != "" {
+		if _, _, err := net.SplitHostPort(c.SMTP.Addr); err != nil {
+			return fmt.Errorf("--smtp %q: want host:port, like mail.example.com:587", c.SMTP.Addr)
+		}
 	}
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		return fmt.Errorf("--listen %q: %w", c.Listen, err)
@@ -131,7 +155,24 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		return err
 	}
 	s.repoName = repo.String() // without a password in the URL
-	s.svc = service.New(s.store, repo, s.log, service.Options{})
+	// Listen before the service starts: links in notifications need the
+	// address, which with port 0 is known only now.
+	tlsConfig, err := s.tlsConfig()
+	if err != nil {
+		return err
+	}
+	if s.ln, err = net.Listen("tcp", s.cfg.Listen); err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	if tlsConfig != nil {
+		s.ln = tls.NewListener(s.ln, tlsConfig)
+	}
+	sender, err := s.sender()
+	if err != nil {
+		return err
+	}
+	s.svc = service.New(s.store, repo, s.log, service.Options{URL: s.URL(), GroupWait: s.cfg.GroupWait,
+		MaxAttempts: s.cfg.NotifyAttempts, Permanent: notify.IsPermanent})
 	if err := s.svc.Open(ctx); err != nil {
 		return err
 	}
@@ -143,16 +184,6 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		s.log.Error("cannot read the config repository", "repo", s.repoName, "err", err)
 	}
 
-	tlsConfig, err := s.tlsConfig()
-	if err != nil {
-		return err
-	}
-	if s.ln, err = net.Listen("tcp", s.cfg.Listen); err != nil {
-		return fmt.Errorf("listen: %w", err)
-	}
-	if tlsConfig != nil {
-		s.ln = tls.NewListener(s.ln, tlsConfig)
-	}
 	s.http = &http.Server{
 		Handler:           s.handler(),
 		ReadHeaderTimeout: 10 * time.Second, // no ReadTimeout: agent websockets live long
@@ -169,6 +200,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	})
 	s.background(func() { s.svc.WatchConfig(bg, s.cfg.PollInterval) })
 	s.background(func() { s.svc.RunIngest(bg) })
+	s.background(func() { s.svc.RunAlerts(bg, sender) })
 	s.background(func() { s.svc.WatchKeepalives(bg, s.cfg.KeepaliveTimeout, max(s.cfg.KeepaliveTimeout/4, time.Second)) })
 	s.background(func() {
 		s.svc.Prune(bg, service.Retention{Results: s.cfg.ResultsRetention, History: s.cfg.HistoryRetention})
@@ -270,6 +302,31 @@ func (s *Server) tlsConfig() (*tls.Config, error) {
 	}
 	s.pin = pki.ChainFingerprint(cert)
 	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
+}
+
+// sender delivers notifications: e-mail through the configured relay
+// (none: e-mail notifications fail visibly), webhooks and chat messages
+// with the secrets from the server's environment.
+func (s *Server) sender() (*notify.Sender, error) {
+	smtp := s.cfg.SMTP
+	if s.cfg.SMTPPasswordFile != "" {
+		pw, err := os.ReadFile(s.cfg.SMTPPasswordFile)
+		if err != nil {
+			return nil, fmt.Errorf("--smtp-password-file: %w", err)
+		}
+		smtp.Password = strings.TrimRight(string(pw), "\r\n")
+	}
+	if s.cfg.SMTPCAFile != "" {
+		pem, err := os.ReadFile(s.cfg.SMTPCAFile)
+		if err != nil {
+			return nil, fmt.Errorf("--smtp-ca: %w", err)
+		}
+		smtp.RootCAs = x509.NewCertPool()
+		if !smtp.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("--smtp-ca %s: no PEM certificate in it", s.cfg.SMTPCAFile)
+		}
+	}
+	return notify.New(notify.Options{SMTP: smtp}), nil
 }
 
 func (s *Server) saveAdminToken(c service.Credentials) (undo func(), err error) {

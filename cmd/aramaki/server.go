@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"time"
+
+	"github.com/aramaki/aramaki/service"
 )
 
 // ServerCommand runs a server: aramaki server --data DIR --listen ADDR --config-repo REPO.
@@ -25,6 +27,13 @@ func serverFlags(fs *flag.FlagSet, cfg *Config, logFormat, logLevel *string) {
 	fs.DurationVar(&cfg.KeepaliveTimeout, "keepalive-timeout", 2*time.Minute, "an agent silent this long turns its keepalive check critical")
 	fs.DurationVar(&cfg.ResultsRetention, "results-retention", 48*time.Hour, "how long raw check results are kept")
 	fs.DurationVar(&cfg.HistoryRetention, "history-retention", 30*24*time.Hour, "how long status history is kept")
+	fs.StringVar(&cfg.SMTP.Addr, "smtp", "", "SMTP relay host:port for alert e-mail (STARTTLS required)")
+	fs.StringVar(&cfg.SMTP.From, "smtp-from", "", "sender address of alert e-mail")
+	fs.StringVar(&cfg.SMTP.Username, "smtp-user", "", "user name at the SMTP relay")
+	fs.StringVar(&cfg.SMTPPasswordFile, "smtp-password-file", "", "file holding the SMTP password")
+	fs.StringVar(&cfg.SMTPCAFile, "smtp-ca", "", "PEM file of the CA that signed the relay's certificate (default: the system's)")
+	fs.DurationVar(&cfg.GroupWait, "group-wait", service.DefaultGroupWait, "how long a new alert group waits for related alerts before notifying")
+	fs.IntVar(&cfg.NotifyAttempts, "notify-attempts", service.DefaultMaxAttempts, "how often a notification is tried before it fails with an alert of its own")
 	fs.StringVar(logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(logLevel, "log-level", "info", "log level: debug, info, warn or error")
 }
