@@ -3,9 +3,9 @@ package main_test
 import (
 	"bytes"
 	"io"
+	"mime/quotedprintable"
 	"net/http"
 	"net/http/httptest"
-	"mime/quotedprintable"
 	"net/mail"
 	"os"
 	"path/filepath"
