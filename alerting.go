@@ -226,3 +226,32 @@ type AlertFilter struct {
 	Group   string
 	Limit   int
 }
+
+// CheckChanges is how often a check of a system changed status.
+type CheckChanges struct {
+	System  string `json:"system"`
+	Check   string `json:"check"`
+	Changes int    `json:"changes"`
+}
+
+// Digest is the periodic review of a system and everything under it: what
+// makes noise, what is always broken, what nobody took up, and which
+// silences are about to end.
+type Digest struct {
+	System         string         `json:"system"`
+	Title          string         `json:"title"`
+	Since          time.Time      `json:"since"`
+	Until          time.Time      `json:"until"`
+	Noisiest       []CheckChanges `json:"noisiest"`
+	AlwaysBroken   []CheckState   `json:"always_broken"` // bad since before the period began
+	Unacknowledged []Alert        `json:"unacknowledged"`
+	Expiring       []Silence      `json:"expiring"` // silences ending within a day
+}
+
+// Empty reports whether the digest has nothing to say.
+func (d Digest) Empty() bool {
+	return len(d.Noisiest) == 0 && len(d.AlwaysBroken) == 0 && len(d.Unacknowledged) == 0 && len(d.Expiring) == 0
+}
+
+// KindDigestSent is the timeline kind of a review digest sent to owners.
+const KindDigestSent EventKind = "review.digest"

@@ -277,6 +277,9 @@ func (s *Service) AlertRound(ctx context.Context, sender Sender) error {
 	if err := s.tendSilences(ctx); err != nil {
 		return err
 	}
+	if err := s.sendDigests(ctx); err != nil {
+		return err
+	}
 	if err := s.planNotifications(ctx); err != nil {
 		return err
 	}

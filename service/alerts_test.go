@@ -76,7 +76,7 @@ type alerting struct {
 	seq   uint64
 }
 
-func MustAlerting(t *testing.T) *alerting {
+func MustAlerting(t *testing.T, tune ...func(*service.Options)) *alerting {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -92,7 +92,7 @@ func MustAlerting(t *testing.T) *alerting {
 	systems := []aramaki.System{
 		{ID: "infrastructure", Title: "Infrastructure", Subsystems: []string{"storage"},
 			Contacts: []aramaki.Contact{contact("Infra oncall"), contact("Hosting team")},
-			Routing: []aramaki.Route{{Contact: "Infra oncall"}, {Contact: "Hosting team", After: 15 * time.Minute}}},
+			Routing:  []aramaki.Route{{Contact: "Infra oncall"}, {Contact: "Hosting team", After: 15 * time.Minute}}},
 		{ID: "storage", Title: "Storage", Checks: []aramaki.Check{{Name: "disk", Command: "check_disk"}, {Name: "io", Command: "check_io", AlertAfter: 3}}},
 		{ID: "shop", Title: "Shop", Subsystems: []string{"shop-app", "storage"},
 			Owners:  []aramaki.Contact{contact("Shop owner")},
@@ -105,8 +105,12 @@ func MustAlerting(t *testing.T) *alerting {
 	notifiers := []aramaki.Notifier{{Name: "blog-chat", Type: aramaki.NotifyMattermost, URL: "https://chat.example.com/hooks/x"}}
 	clk := &clock{now: time.Date(2026, 11, 24, 3, 0, 0, 0, time.UTC)}
 	out := &outbox{fail: map[string]error{}}
+	opts := service.Options{Now: clk.Now, GroupWait: 30 * time.Second, URL: "https://aramaki.example.com", MaxAttempts: 3}
+	for _, f := range tune {
+		f(&opts)
+	}
 	svc := service.New(st, snapshotConfig{aramaki.ConfigSnapshot{Commit: aramaki.Commit{Hash: "c1", Author: "T <t@example.com>", Message: "systems", Time: clk.Now()},
-		Systems: systems, Notifiers: notifiers}}, log, service.Options{Now: clk.Now, GroupWait: 30 * time.Second, URL: "https://aramaki.example.com", MaxAttempts: 3})
+		Systems: systems, Notifiers: notifiers}}, log, opts)
 	if err := svc.Open(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -418,5 +422,47 @@ func TestADeliveryThatFinallyFailsRaisesAnAlertOfItsOwn(t *testing.T) {
 	e.later(30 * time.Second)
 	if sent := e.out.take(); len(sent["Shop owner"]) != 1 || !strings.Contains(sent["Shop owner"][0].Subject, "notification") {
 		t.Errorf("the failure alert reached %v", names(sent))
+	}
+}
+
+func TestOwnersGetAWeeklyReviewOfWhatIsNoisyBrokenAndIgnored(t *testing.T) {
+	e := MustAlerting(t, func(o *service.Options) { o.DigestEvery = 7 * 24 * time.Hour })
+	// Nothing to say yet: no digest, but the week starts now.
+	e.round()
+	if sent := e.out.take(); len(sent) != 0 {
+		t.Fatalf("an empty digest went to %v", names(sent))
+	}
+	// The shop app is broken from the start and nobody acknowledges its
+	// alert; the disk flaps every day (its first result is no change).
+	e.report("shop-app", "http", aramaki.StatusCritical)
+	for range 6 {
+		e.later(24 * time.Hour)
+		e.report("storage", "disk", aramaki.StatusCritical)
+		e.later(time.Hour)
+		e.report("storage", "disk", aramaki.StatusOK)
+	}
+	e.out.take()
+	e.later(18*time.Hour + time.Minute) // a week after the last digest
+	sent := e.out.take()["Shop owner"]
+	if len(sent) != 1 {
+		t.Fatalf("the shop owner got %d digests", len(sent))
+	}
+	m := sent[0]
+	for _, want := range []string{"storage/disk: 11", "shop-app/http on host1: CRITICAL since", "shop-app/http since"} {
+		if !strings.Contains(m.Text, want) {
+			t.Errorf("the digest lacks %q:\n%s", want, m.Text)
+		}
+	}
+	if !strings.HasPrefix(m.Subject, "Review of Shop: 1 noisy checks") || !strings.HasSuffix(m.URL, "/review?system=shop") {
+		t.Errorf("digest subject %q, url %q", m.Subject, m.URL)
+	}
+	// Once a week only.
+	e.later(24 * time.Hour)
+	if got := e.out.take()["Shop owner"]; len(got) != 0 {
+		t.Errorf("a second digest within the week: %d", len(got))
+	}
+	d, err := e.svc.Digest(e.ctx, root, "storage", 7*24*time.Hour)
+	if err != nil || len(d.Noisiest) != 1 || len(d.AlwaysBroken) != 0 {
+		t.Errorf("storage's digest: %+v, %v", d, err)
 	}
 }

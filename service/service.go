@@ -39,6 +39,9 @@ type Service struct {
 	url         string
 	maxAttempts int
 	permanent   func(error) bool
+
+	digestEvery   time.Duration
+	digestChecked time.Time // only RunAlerts' goroutine touches it
 }
 
 // Options tune a Service; the zero value is usable.
@@ -55,6 +58,9 @@ type Options struct {
 	MaxAttempts int
 	// Permanent tells errors of senders that no retry can fix.
 	Permanent func(error) bool
+	// DigestEvery is how often owners get their systems' review digest by
+	// e-mail; never when zero.
+	DigestEvery time.Duration
 }
 
 // New returns a Service over a store and a config source. Call Open before use.
@@ -74,7 +80,7 @@ func New(store Store, config ConfigSource, log *slog.Logger, opts Options) *Serv
 	}
 	return &Service{store: store, config: config, log: log, now: opts.Now, graph: empty,
 		logins: newLoginGuard(), ingest: make(chan *submission, 1024), seen: map[string]aramaki.AgentSeen{}, changed: make(chan struct{}),
-		groupWait: opts.GroupWait, alertWake: make(chan struct{}, 1), url: opts.URL, maxAttempts: opts.MaxAttempts, permanent: opts.Permanent}
+		groupWait: opts.GroupWait, alertWake: make(chan struct{}, 1), url: opts.URL, maxAttempts: opts.MaxAttempts, permanent: opts.Permanent, digestEvery: opts.DigestEvery}
 }
 
 // Open loads the system graph in force, and the agents' names for the

@@ -807,3 +807,70 @@ func (s *Store) DueSilences(ctx context.Context, now, remindBy time.Time) ([]ara
 	return readAll(ctx, s, "silences", scanSilence, `SELECT `+silenceColumns+` FROM silences
 		WHERE ended_us IS NULL AND (end_us <= ? OR (end_us <= ? AND NOT reminded)) ORDER BY end_us, id`, micros(now), micros(remindBy))
 }
+
+// ChangeCounts returns the checks under systems that changed status most
+// often since since (by day), the noisiest first, at most limit.
+func (s *Store) ChangeCounts(ctx context.Context, systems []string, since time.Time, limit int) ([]aramaki.CheckChanges, error) {
+	in, arg := s.inStrings("system_id", systems)
+	return readAll(ctx, s, "change counts", func(r rowScanner) (aramaki.CheckChanges, error) {
+		var c aramaki.CheckChanges
+		err := r.Scan(&c.System, &c.Check, &c.Changes)
+		return c, err
+	}, `SELECT system_id, check_name, SUM(changes) AS n FROM check_days WHERE `+in+` AND day >= ?
+		GROUP BY system_id, check_name HAVING SUM(changes) > 0 ORDER BY n DESC, system_id, check_name LIMIT ?`,
+		arg, micros(since)/microsPerDay, limit)
+}
+
+// DigestSent returns when the review digest of a system was last queued;
+// zero if never.
+func (s *Store) DigestSent(ctx context.Context, system string) (time.Time, error) {
+	var at time.Time
+	err := s.read(ctx, func(tx *txn) error {
+		var us int64
+		err := tx.QueryRow(ctx, `SELECT sent_us FROM digests WHERE system_id = ?`, system).Scan(&us)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil
+		} else if err != nil {
+			return fmt.Errorf("query digest: %w", err)
+		}
+		at = fromMicros(us)
+		return nil
+	})
+	return at, err
+}
+
+// QueueDigest puts a system's review digest in the outbox and notes when,
+// unless it was queued at or after since already (by another replica).
+// It reports whether it queued.
+func (s *Store) QueueDigest(ctx context.Context, system string, since, at time.Time, notifications []aramaki.Notification, ev aramaki.Event) (bool, error) {
+	var queued bool
+	err := s.write(ctx, func(tx *txn) error {
+		if err := lockAlerts(ctx, tx); err != nil {
+			return err
+		}
+		var us int64
+		err := tx.QueryRow(ctx, `SELECT sent_us FROM digests WHERE system_id = ?`, system).Scan(&us)
+		if err == nil && us >= micros(since) {
+			return nil
+		} else if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("query digest: %w", err)
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO digests (system_id, sent_us) VALUES (?, ?)
+			ON CONFLICT (system_id) DO UPDATE SET sent_us = excluded.sent_us`, system, micros(at)); err != nil {
+			return fmt.Errorf("note digest: %w", err)
+		}
+		for _, nt := range notifications {
+			if err := insertNotification(ctx, tx, nt); err != nil {
+				return err
+			}
+		}
+		if ev.ID != "" {
+			if _, err := appendEvent(ctx, tx, ev); err != nil {
+				return err
+			}
+		}
+		queued = true
+		return nil
+	})
+	return queued, err
+}

@@ -174,3 +174,46 @@ func TestSilences(t *testing.T) {
 		}
 	})
 }
+
+func TestReviewDigests(t *testing.T) {
+	t.Parallel()
+	forEachStore(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		MustEnroll(t, s, "a1", "web", "db")
+		day := func(d int) time.Time { return t0.Add(time.Duration(d) * 24 * time.Hour) }
+		var rs []aramaki.CheckResult
+		for i := range 6 {
+			st := aramaki.StatusOK
+			if i%2 == 1 {
+				st = aramaki.StatusCritical
+			}
+			rs = append(rs, result("a1", uint64(i+1), "web", "http", st, day(i)))
+		}
+		rs = append(rs, result("a1", 7, "db", "pg", aramaki.StatusOK, day(0)), result("a1", 8, "db", "pg", aramaki.StatusWarning, day(5)))
+		MustRecord(t, s, batch("a1", rs...))
+		got, err := s.ChangeCounts(ctx, []string{"web", "db"}, day(2), 10)
+		want := []aramaki.CheckChanges{{System: "web", Check: "http", Changes: 4}, {System: "db", Check: "pg", Changes: 1}}
+		if err != nil || !reflect.DeepEqual(got, want) {
+			t.Errorf("change counts since day 2: %+v, %v\nwant %+v", got, err, want)
+		}
+		if at, err := s.DigestSent(ctx, "web"); err != nil || !at.IsZero() {
+			t.Fatalf("a digest never sent: %v, %v", at, err)
+		}
+		nt := aramaki.Notification{Recipient: aramaki.Recipient{Type: aramaki.NotifyEmail, Name: "Owner", Address: "owner@example.com"},
+			Message: aramaki.Message{ID: "d1", Subject: "Review of web"}, State: aramaki.NotificationPending, Next: day(7), Created: day(7)}
+		ev, _ := aramaki.NewEvent(day(7), aramaki.KindDigestSent, "server", []string{"web"}, "review digest", nil)
+		if ok, err := s.QueueDigest(ctx, "web", day(0), day(7), []aramaki.Notification{nt}, ev); err != nil || !ok {
+			t.Fatalf("queue digest: %v, %v", ok, err)
+		}
+		// Another replica, a moment later, finds it queued.
+		if ok, err := s.QueueDigest(ctx, "web", day(0), day(7).Add(time.Second), []aramaki.Notification{nt}, ev); err != nil || ok {
+			t.Fatalf("queued twice: %v, %v", ok, err)
+		}
+		if at, err := s.DigestSent(ctx, "web"); err != nil || !at.Equal(day(7)) {
+			t.Errorf("digest sent at %v, %v", at, err)
+		}
+		if list, err := s.Notifications(ctx, "", 10); err != nil || len(list) != 1 || list[0].Group != "" || list[0].Message.Subject != "Review of web" {
+			t.Errorf("outbox after the digest: %+v, %v", list, err)
+		}
+	})
+}

@@ -48,6 +48,7 @@ type Config struct {
 	SMTPCAFile       string
 	GroupWait        time.Duration // a new alert group waits this long for related alerts
 	NotifyAttempts   int
+	DigestEvery      time.Duration // owners' review digests; 0: none
 
 	KeepaliveTimeout time.Duration // an agent silent this long turns its keepalive check critical
 	ResultsRetention time.Duration // raw check results are kept this long
@@ -75,6 +76,8 @@ func (c *Config) Validate() error {
 		return errors.New("--results-retention must be at least 1h and --history-retention at least 24h")
 	case c.GroupWait < 0 || c.GroupWait > time.Hour:
 		return errors.New("--group-wait must be between 0s and 1h")
+	case c.DigestEvery != 0 && (c.DigestEvery < time.Hour || c.DigestEvery > 90*24*time.Hour):
+		return errors.New("--digest-every must be 0 (never) or between 1h and 90 days")
 	case c.NotifyAttempts < 1 || c.NotifyAttempts > 100:
 		return errors.New("--notify-attempts must be between 1 and 100")
 	case c.SMTP.Addr != "" && c.SMTP.From == "":
@@ -172,7 +175,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		return err
 	}
 	s.svc = service.New(s.store, repo, s.log, service.Options{URL: s.URL(), GroupWait: s.cfg.GroupWait,
-		MaxAttempts: s.cfg.NotifyAttempts, Permanent: notify.IsPermanent})
+		MaxAttempts: s.cfg.NotifyAttempts, Permanent: notify.IsPermanent, DigestEvery: s.cfg.DigestEvery})
 	if err := s.svc.Open(ctx); err != nil {
 		return err
 	}

@@ -33,6 +33,7 @@ func serverFlags(fs *flag.FlagSet, cfg *Config, logFormat, logLevel *string) {
 	fs.StringVar(&cfg.SMTPPasswordFile, "smtp-password-file", "", "file holding the SMTP password")
 	fs.StringVar(&cfg.SMTPCAFile, "smtp-ca", "", "PEM file of the CA that signed the relay's certificate (default: the system's)")
 	fs.DurationVar(&cfg.GroupWait, "group-wait", service.DefaultGroupWait, "how long a new alert group waits for related alerts before notifying")
+	fs.DurationVar(&cfg.DigestEvery, "digest-every", service.DefaultDigestPeriod, "how often system owners get a review digest by e-mail (0: never)")
 	fs.IntVar(&cfg.NotifyAttempts, "notify-attempts", service.DefaultMaxAttempts, "how often a notification is tried before it fails with an alert of its own")
 	fs.StringVar(logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(logLevel, "log-level", "info", "log level: debug, info, warn or error")

@@ -120,3 +120,9 @@ CREATE INDEX silences_end ON silences (end_us);
 -- The notifiers of the config commit in force: the JSON array of
 -- aramaki.Notifier.
 ALTER TABLE config_state ADD COLUMN notifiers TEXT NOT NULL DEFAULT '[]';
+
+-- When each system's review digest was last queued for its owners.
+CREATE TABLE digests (
+	system_id TEXT PRIMARY KEY,
+	sent_us   INTEGER NOT NULL
+);
