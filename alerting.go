@@ -53,7 +53,6 @@ func NewGroupRef(i int) string { return fmt.Sprintf("new:%d", i) }
 // agent is OK (or none reports the check any more).
 func DecideAlerts(in AlertInput, g *Graph, alertAfter func(CheckKey) int) (AlertOutput, error) {
 	var out AlertOutput
-	groups := newGrouper(in, g)
 	for _, k := range in.Pending {
 		after := max(alertAfter(k), 1)
 		var (
@@ -95,13 +94,13 @@ func DecideAlerts(in AlertInput, g *Graph, alertAfter func(CheckKey) int) (Alert
 		case worst != nil:
 			a = Alert{System: k.System, Check: k.Check, Status: worst.Status, State: AlertOpen,
 				Output: worst.Output, Opened: in.Now, Updated: in.Now}
-			a.Group = groups.place(k.System, in.Now, &out)
 			out.Open = append(out.Open, a) // its event comes with its id: AlertOpenedEvent
 		case problems:
 			continue // bad, not long enough yet: stays pending
 		}
 		out.Done = append(out.Done, k)
 	}
+	groupAlerts(in, g, &out)
 	return out, nil
 }
 
@@ -127,95 +126,97 @@ func alertEvent(at time.Time, kind EventKind, a Alert, actor, summary string) (E
 	return NewEvent(at, kind, actor, []string{a.System}, summary, AlertData{Alert: a, Actor: actor})
 }
 
-// grouper puts new alerts into groups: an alert joins the newest group,
-// opened within GroupWindow, that has an alert on the same system, on a
-// system above or below it, or on a sibling (a system used by one of the
-// systems that use it); otherwise it starts a group.
-type grouper struct {
-	g       *Graph
-	groups  []*openGroup
-	related map[string]map[string]bool // memo: a system, those above and below it
-}
-
-type openGroup struct {
-	ref     string
-	opened  time.Time
-	systems map[string]bool
-}
-
-func newGrouper(in AlertInput, g *Graph) *grouper {
-	gr := &grouper{g: g, related: map[string]map[string]bool{}}
+// groupAlerts puts the new alerts into groups. Alerts are related when
+// their systems are the same, one is above the other, or they are siblings
+// (used directly by the same system: the shop's app breaks when the
+// storage under the shop does). Related new alerts share a group, however
+// many there are and in whatever order they come; a set of them related to
+// an open group opened within GroupWindow joins the newest such group, and
+// otherwise starts one.
+func groupAlerts(in AlertInput, g *Graph, out *AlertOutput) {
+	if len(out.Open) == 0 {
+		return
+	}
+	// Union-find over the systems of new alerts and of open groups.
+	parent := map[string]string{}
+	var find func(x string) string
+	find = func(x string) string {
+		for parent[x] != x {
+			parent[x] = parent[parent[x]]
+			x = parent[x]
+		}
+		return x
+	}
+	union := func(a, b string) { parent[find(a)] = find(b) }
+	node := func(system string) string {
+		n := "system:" + system
+		if _, ok := parent[n]; !ok {
+			parent[n] = n
+		}
+		return n
+	}
+	// Open groups: each a node joined with the systems of its alerts.
+	opened := map[string]time.Time{}
 	for _, ag := range in.Groups {
-		og := &openGroup{ref: ag.ID, opened: ag.Opened, systems: map[string]bool{}}
-		for _, s := range ag.Systems {
-			og.systems[s] = true
-		}
-		gr.groups = append(gr.groups, og)
-	}
-	return gr
-}
-
-func (gr *grouper) relatives(system string) map[string]bool {
-	if r, ok := gr.related[system]; ok {
-		return r
-	}
-	r := map[string]bool{system: true}
-	if gr.g != nil {
-		for _, s := range gr.g.Ancestors(system) {
-			r[s] = true
-		}
-		for _, s := range gr.g.Descendants(system) {
-			r[s] = true
-		}
-		// Siblings: what the systems that use it directly also use (the
-		// shop's app breaks when the storage under the shop does).
-		for _, parent := range gr.g.UsedBy(system) {
-			if sys := gr.g.System(parent); sys != nil {
-				for _, s := range sys.Subsystems {
-					r[s] = true
-				}
-			}
-		}
-	}
-	gr.related[system] = r
-	return r
-}
-
-func (gr *grouper) place(system string, now time.Time, out *AlertOutput) string {
-	rel := gr.relatives(system)
-	for i := len(gr.groups) - 1; i >= 0; i-- {
-		og := gr.groups[i]
-		if now.Sub(og.opened) > GroupWindow {
+		if in.Now.Sub(ag.Opened) > GroupWindow {
 			continue
 		}
-		joins := og.systems[system]
-		if !joins {
-			// Walk the smaller side.
-			if len(rel) < len(og.systems) {
-				for s := range rel {
-					if og.systems[s] {
-						joins = true
-						break
-					}
-				}
-			} else {
-				for s := range og.systems {
-					if rel[s] {
-						joins = true
-						break
-					}
-				}
-			}
-		}
-		if joins {
-			og.systems[system] = true
-			return og.ref
+		gn := "group:" + ag.ID
+		parent[gn], opened[gn] = gn, ag.Opened
+		for _, s := range ag.Systems {
+			union(node(s), gn)
 		}
 	}
-	ref := NewGroupRef(len(out.NewGroups))
-	out.NewGroups = append(out.NewGroups, AlertGroup{ID: ref, System: system, Opened: now, Systems: []string{system}})
-	gr.groups = append(gr.groups, &openGroup{ref: ref, opened: now, systems: map[string]bool{system: true}})
-	return ref
+	relatives := map[string][]string{}
+	for _, a := range out.Open {
+		if _, done := relatives[a.System]; !done {
+			relatives[a.System] = relativesOf(g, a.System)
+		}
+	}
+	// Systems seen so far, by name: a new alert joins every seen relative.
+	for _, a := range out.Open {
+		n := node(a.System)
+		for _, r := range relatives[a.System] {
+			if _, seen := parent["system:"+r]; seen {
+				union(n, "system:"+r)
+			}
+		}
+	}
+	// Each set takes the newest open group in it, or a new one.
+	chosen := map[string]string{} // root -> group ref
+	for gn, t := range opened {
+		r := find(gn)
+		if cur, ok := chosen[r]; !ok || t.After(opened["group:"+cur]) {
+			chosen[r] = gn[len("group:"):]
+		}
+	}
+	for i, a := range out.Open {
+		r := find("system:" + a.System)
+		ref, ok := chosen[r]
+		if !ok {
+			ref = NewGroupRef(len(out.NewGroups))
+			out.NewGroups = append(out.NewGroups, AlertGroup{ID: ref, System: a.System, Opened: in.Now, Systems: []string{a.System}})
+			chosen[r] = ref
+		}
+		out.Open[i].Group = ref
+	}
+}
+
+// relativesOf lists the systems an alert on system is related to: itself,
+// those above and below it, and its siblings.
+func relativesOf(g *Graph, system string) []string {
+	out := []string{system}
+	if g == nil {
+		return out
+	}
+	out = append(out, g.Ancestors(system)...)
+	out = append(out, g.Descendants(system)...)
+	for _, p := range g.UsedBy(system) {
+		if sys := g.System(p); sys != nil {
+			out = append(out, sys.Subsystems...)
+		}
+	}
+	return out
 }
 
 // AlertFilter selects alerts from the store, newest first.

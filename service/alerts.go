@@ -16,8 +16,9 @@ const (
 	// DefaultGroupWait is how long a new group waits for related alerts
 	// before its first notification goes out.
 	DefaultGroupWait = 10 * time.Second
-	// alertBatch is how many pending checks the engine decides at once.
-	alertBatch = 20000
+	// alertBatch is how many pending checks the engine decides in one
+	// transaction: small enough that ingestion waits little for it.
+	alertBatch = 2000
 	// MaxCommentLen bounds comments on alerts.
 	MaxCommentLen = 4000
 )

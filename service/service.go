@@ -49,7 +49,8 @@ type Options struct {
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 	// GroupWait is how long a new alert group waits for related alerts
-	// before people are notified; DefaultGroupWait when zero.
+	// before people are notified; DefaultGroupWait when zero, no wait when
+	// negative.
 	GroupWait time.Duration
 	// URL is the server's address people open, for links in notifications.
 	URL string
@@ -77,6 +78,8 @@ func New(store Store, config ConfigSource, log *slog.Logger, opts Options) *Serv
 	}
 	if opts.GroupWait == 0 {
 		opts.GroupWait = DefaultGroupWait
+	} else if opts.GroupWait < 0 {
+		opts.GroupWait = 0
 	}
 	return &Service{store: store, config: config, log: log, now: opts.Now, graph: empty,
 		logins: newLoginGuard(), ingest: make(chan *submission, 1024), seen: map[string]aramaki.AgentSeen{}, changed: make(chan struct{}),
@@ -135,9 +138,11 @@ func (s *Service) ConfigChanged() <-chan struct{} {
 	return s.changed
 }
 
-// event makes an event stamped now; the inputs are ours, so a failure is a bug.
+// event makes an event stamped now; the inputs are ours, so a failure is a
+// bug. Summaries naming many systems are shortened to fit; the data keeps
+// everything.
 func (s *Service) event(kind aramaki.EventKind, actor string, systems []string, summary string, data any) (aramaki.Event, error) {
-	ev, err := aramaki.NewEvent(s.now(), kind, actor, systems, summary, data)
+	ev, err := aramaki.NewEvent(s.now(), kind, actor, systems, clipRunes(summary, aramaki.MaxSummaryLen), data)
 	if err != nil {
 		return aramaki.Event{}, fmt.Errorf("make %s event: %w", kind, err)
 	}

@@ -84,7 +84,7 @@ func (s *Store) ProcessAlerts(ctx context.Context, limit int, now time.Time, gro
 			return err
 		}
 		in := aramaki.AlertInput{Now: now, States: map[aramaki.CheckKey][]aramaki.CheckState{}, Active: map[aramaki.CheckKey]aramaki.Alert{}}
-		rows, err := tx.Query(ctx, `SELECT system_id, check_name FROM alert_pending ORDER BY system_id, check_name LIMIT ?`, limit)
+		rows, err := tx.Query(ctx, `SELECT system_id, check_name FROM alert_pending ORDER BY seq LIMIT ?`, limit)
 		if err != nil {
 			return fmt.Errorf("query pending alerts: %w", err)
 		}
@@ -514,10 +514,8 @@ func (s *Store) PlanNotifications(ctx context.Context, now time.Time, limit int,
 			return err
 		}
 
-		for _, nt := range out.Notifications {
-			if err := insertNotification(ctx, tx, nt); err != nil {
-				return err
-			}
+		if err := insertNotifications(ctx, tx, out.Notifications); err != nil {
+			return err
 		}
 		var told []any
 		for _, t := range out.Told {
@@ -560,29 +558,36 @@ func (s *Store) PlanNotifications(ctx context.Context, now time.Time, limit int,
 
 var toldColumns = []string{"alert_id bigint", "recipient text", "kind text", "at_us bigint"}
 
-func insertNotification(ctx context.Context, tx *txn, nt aramaki.Notification) error {
-	recipient, err := json.Marshal(nt.Recipient)
-	if err != nil {
-		return fmt.Errorf("marshal recipient: %w", err)
-	}
-	message, err := json.Marshal(nt.Message)
-	if err != nil {
-		return fmt.Errorf("marshal message: %w", err)
-	}
-	var group sql.NullInt64
-	if nt.Group != "" {
-		id, err := strconv.ParseInt(nt.Group, 10, 64)
+// insertNotifications puts notifications in the outbox, many rows to a
+// statement.
+func insertNotifications(ctx context.Context, tx *txn, nts []aramaki.Notification) error {
+	args := make([]any, 0, len(nts)*len(outboxColumns))
+	for _, nt := range nts {
+		recipient, err := json.Marshal(nt.Recipient)
 		if err != nil {
-			return fmt.Errorf("notification names no group: %q", nt.Group)
+			return fmt.Errorf("marshal recipient: %w", err)
 		}
-		group = sql.NullInt64{Int64: id, Valid: true}
+		message, err := json.Marshal(nt.Message)
+		if err != nil {
+			return fmt.Errorf("marshal message: %w", err)
+		}
+		var group sql.NullInt64
+		if nt.Group != "" {
+			id, err := strconv.ParseInt(nt.Group, 10, 64)
+			if err != nil {
+				return fmt.Errorf("notification names no group: %q", nt.Group)
+			}
+			group = sql.NullInt64{Int64: id, Valid: true}
+		}
+		args = append(args, group, string(recipient), string(message), string(aramaki.NotificationPending), micros(nt.Next), micros(nt.Created))
 	}
-	if _, err := tx.Exec(ctx, `INSERT INTO notifications (group_id, recipient, message, state, next_us, created_us)
-		VALUES (?, ?, ?, ?, ?, ?)`, group, string(recipient), string(message), string(aramaki.NotificationPending), micros(nt.Next), micros(nt.Created)); err != nil {
-		return fmt.Errorf("insert notification: %w", err)
+	if err := insertRows(ctx, tx, "notifications", outboxColumns, ``, args); err != nil {
+		return fmt.Errorf("insert notifications: %w", err)
 	}
 	return nil
 }
+
+var outboxColumns = []string{"group_id bigint", "recipient text", "message text", "state text", "next_us bigint", "created_us bigint"}
 
 const notificationColumns = `id, group_id, recipient, message, state, attempts, next_us, last_error, created_us, done_us`
 
@@ -859,10 +864,8 @@ func (s *Store) QueueDigest(ctx context.Context, system string, since, at time.T
 			ON CONFLICT (system_id) DO UPDATE SET sent_us = excluded.sent_us`, system, micros(at)); err != nil {
 			return fmt.Errorf("note digest: %w", err)
 		}
-		for _, nt := range notifications {
-			if err := insertNotification(ctx, tx, nt); err != nil {
-				return err
-			}
+		if err := insertNotifications(ctx, tx, notifications); err != nil {
+			return err
 		}
 		if ev.ID != "" {
 			if _, err := appendEvent(ctx, tx, ev); err != nil {

@@ -5,11 +5,14 @@ ALTER TABLE check_states ADD COLUMN count INTEGER NOT NULL DEFAULT 1;
 -- Checks whose alert may have to open, change or resolve: every status
 -- change, revoked agent and forgotten check puts its (system, check) here,
 -- in the transaction that made the change; the alert engine takes them out
--- once it has decided. A bad check not yet bad long enough stays.
+-- once it has decided. A bad check not yet bad long enough stays. seq
+-- keeps the order in which they came: the engine decides the first first,
+-- so that the cause of an outage opens the group the rest join.
 CREATE TABLE alert_pending (
+	seq        BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
 	system_id  TEXT NOT NULL,
 	check_name TEXT NOT NULL,
-	PRIMARY KEY (system_id, check_name)
+	UNIQUE (system_id, check_name)
 );
 
 -- Alerts that start together on related systems form a group; people are
