@@ -156,6 +156,11 @@ func TestSystemsShowTheirPlaceInTheGraph(t *testing.T) {
 
 func TestBadInputGetsAClearErrorAndChangesNothing(t *testing.T) {
 	e := MustEnv(t)
+	alert := "/api/v1/alerts/" + e.MustAlert("webshop", "http", "CRITICAL - shop down").ID
+	tooMany := make([]string, api.MaxBulkAlerts+1)
+	for i := range tooMany {
+		tooMany[i] = strconv.Itoa(i + 1)
+	}
 	before := len(e.MustTimeline("admin", url.Values{"limit": {"500"}}).Events)
 	cases := []struct {
 		name, method, path string
@@ -188,6 +193,34 @@ func TestBadInputGetsAClearErrorAndChangesNothing(t *testing.T) {
 		{"array body", "POST", "/api/v1/systems/webshop/notes", `[]`, 400, "must be a JSON object"},
 		{"misspelt filter", "GET", "/api/v1/timeline?sytem=webshop", nil, 400, `unknown query parameter "sytem"`},
 		{"blank password", "POST", "/api/v1/users", `{"name": "bob", "password": "              "}`, 400, "password needs"},
+		{"silence without end", "POST", "/api/v1/silences", `{"system": "webshop", "reason": "upgrade"}`, 400, "needs an end"},
+		{"silence ending before it starts", "POST", "/api/v1/silences", `{"system": "webshop", "start": "2099-01-02T10:00:00Z", "end": "2099-01-02T09:00:00Z", "reason": "upgrade"}`, 400, "is not after the start"},
+		{"silence with end and duration", "POST", "/api/v1/silences", `{"system": "webshop", "end": "2099-01-02T09:00:00Z", "duration": "1h", "reason": "upgrade"}`, 400, "not both"},
+		{"silence over", "POST", "/api/v1/silences", `{"system": "webshop", "start": "2020-01-01T09:00:00Z", "duration": "1h", "reason": "upgrade"}`, 400, "in the past"},
+		{"silence too long", "POST", "/api/v1/silences", `{"system": "webshop", "duration": "2400h", "reason": "upgrade"}`, 400, "at most 90 days"},
+		{"silence of an unknown system", "POST", "/api/v1/silences", `{"system": "nope", "duration": "1h", "reason": "upgrade"}`, 404, "no system nope"},
+		{"silence with a bad duration", "POST", "/api/v1/silences", `{"system": "webshop", "duration": "2 hours", "reason": "upgrade"}`, 400, "duration must be"},
+		{"silence with a bad start", "POST", "/api/v1/silences", `{"system": "webshop", "start": "tomorrow", "duration": "1h", "reason": "upgrade"}`, 400, "RFC 3339"},
+		{"silence without reason", "POST", "/api/v1/silences", `{"system": "webshop", "duration": "1h", "reason": " "}`, 400, "needs a reason"},
+		{"silence with a time as a number", "POST", "/api/v1/silences", `{"system": "webshop", "end": 1700000000, "reason": "x"}`, 400, `field "end" must be string`},
+		{"ending an unknown silence", "DELETE", "/api/v1/silences/999999", nil, 404, "silence 999999 not found"},
+		{"unknown state filter", "GET", "/api/v1/alerts?state=open,sleeping", nil, 400, `unknown alert state "sleeping"`},
+		{"bad older_than", "GET", "/api/v1/alerts?older_than=yesterday", nil, 400, "older_than must be a duration"},
+		{"alert limit too high", "GET", "/api/v1/alerts?limit=5000", nil, 400, "limit must be between 1 and 1000"},
+		{"misspelt alert filter", "GET", "/api/v1/alerts?sytem=webshop", nil, 400, `unknown query parameter "sytem"`},
+		{"alerts of an unknown system", "GET", "/api/v1/alerts?system=nope", nil, 404, "no system nope"},
+		{"unknown alert", "GET", "/api/v1/alerts/999999", nil, 404, "alert 999999 not found"},
+		{"change of an unknown alert", "POST", "/api/v1/alerts/999999/acknowledge", nil, 404, "alert 999999 not found"},
+		{"comment without text", "POST", alert + "/comment", `{"text": "  "}`, 400, "a comment needs text"},
+		{"comment too long", "POST", alert + "/comment", `{"text": "` + strings.Repeat("a", service.MaxCommentLen+1) + `"}`, 400, "longer than"},
+		{"assign to nobody", "POST", alert + "/assign", `{"user": ""}`, 400, "assign to whom?"},
+		{"assign with a text", "POST", alert + "/assign", `{"text": "otto"}`, 400, `unknown field "text"`},
+		{"acknowledge with an unknown field", "POST", alert + "/acknowledge", `{"comment": "on it"}`, 400, `unknown field "comment"`},
+		{"acknowledge nothing", "POST", "/api/v1/alerts/acknowledge", `{"ids": []}`, 400, "give the ids"},
+		{"acknowledge too many", "POST", "/api/v1/alerts/acknowledge", map[string]any{"ids": tooMany}, 400, "at most 1000 alerts at once"},
+		{"acknowledge with ids as a string", "POST", "/api/v1/alerts/acknowledge", `{"ids": "1,2"}`, 400, `field "ids" must be []string`},
+		{"wrong method on bulk acknowledge", "DELETE", "/api/v1/alerts/acknowledge", nil, 405, "use POST"},
+		{"wrong method on silences", "PUT", "/api/v1/silences", nil, 405, "does not take PUT"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -25,15 +25,34 @@ var fixtureFiles = map[string]string{
 title: Webshop
 category: customer project
 subsystems: [webshop-app, webshop-db]
+owners:
+  - {name: Sam Shop, email: sam@example.com}
 rules:
   - text: Flushing the Varnish cache is always fine.
 checks:
   - {name: http, command: "/usr/lib/nagios/plugins/check_http -H shop.example.com", interval: 1m, timeout: 10s}
 `,
 	"systems/webshop-app.yaml": "id: webshop-app\ntitle: Webshop app\nsubsystems: [compute]\n",
-	"systems/webshop-db.yaml":  "id: webshop-db\ntitle: Webshop database\nsubsystems: [storage]\n",
-	"systems/blog.yaml":        "id: blog\ntitle: Blog\ncategory: customer project\nsubsystems: [blog-db]\npublic: true\n",
-	"systems/blog-db.yaml":     "id: blog-db\ntitle: Blog database\nsubsystems: [storage]\n",
+	"systems/webshop-db.yaml": `id: webshop-db
+title: Webshop database
+subsystems: [storage]
+checks:
+  - {name: postgres, command: "/usr/lib/nagios/plugins/check_pgsql", interval: 1m}
+`,
+	"systems/blog.yaml": `id: blog
+title: Blog
+category: customer project
+subsystems: [blog-db]
+public: true
+checks:
+  - {name: http, command: "/usr/lib/nagios/plugins/check_http -H blog.example.org", interval: 1m}
+`,
+	"systems/blog-db.yaml": `id: blog-db
+title: Blog database
+subsystems: [storage]
+checks:
+  - {name: mysql, command: "/usr/lib/nagios/plugins/check_mysql", interval: 1m}
+`,
 	"systems/infrastructure.yaml": `id: infrastructure
 title: Hosting infrastructure
 category: infrastructure
@@ -51,6 +70,7 @@ type env struct {
 	repo    string
 	tokens  map[string]string // role name -> token: viewer, operator, admin
 	secrets map[string]string // user -> password
+	checker *checker          // reports check results: see MustReport
 }
 
 // MustEnv starts the API with users vera (viewer on webshop), otto
@@ -63,6 +83,13 @@ func MustEnv(t testing.TB) *env {
 		secrets: map[string]string{"admin": creds.Password}}
 	e.srv = httptest.NewServer(api.New(svc, log, api.Options{PublicURL: "https://aramaki.test:8443", CAFingerprint: strings.Repeat("ab", 32)}))
 	t.Cleanup(e.srv.Close)
+
+	// The writer of agents' results, for MustReport.
+	ctx, cancel := context.WithCancel(context.Background())
+	ingesting := make(chan struct{})
+	go func() { defer close(ingesting); svc.RunIngest(ctx) }()
+	t.Cleanup(func() { cancel(); <-ingesting })
+	e.checker = &checker{ctx: ctx, agents: map[string]aramaki.Agent{}}
 
 	for user, role := range map[string]string{"vera": "viewer", "otto": "operator"} {
 		pw := user + "-secret-password"

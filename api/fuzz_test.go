@@ -11,6 +11,7 @@ import (
 // one: the answer is never a server error, and every error is well-formed.
 func FuzzRequestBodies(f *testing.F) {
 	e := MustEnv(f)
+	alert := "/api/v1/alerts/" + e.MustAlert("webshop", "http", "CRITICAL - shop down").ID
 	targets := []struct{ method, path string }{
 		{"POST", "/api/v1/systems/webshop/notes"},
 		{"POST", "/api/v1/login"},
@@ -18,12 +19,20 @@ func FuzzRequestBodies(f *testing.F) {
 		{"POST", "/api/v1/users"},
 		{"POST", "/api/v1/tokens"},
 		{"POST", "/api/v1/roles"},
+		{"POST", alert + "/acknowledge"},
+		{"POST", alert + "/assign"},
+		{"POST", alert + "/comment"},
+		{"POST", "/api/v1/alerts/acknowledge"},
+		{"POST", "/api/v1/silences"},
 	}
 	for i := range targets {
 		f.Add(uint8(i), `{"text": "hello"}`)
 		f.Add(uint8(i), `{"user": "vera", "password": "x", "name": "n", "role": "viewer", "system": "*"}`)
 		f.Add(uint8(i), `{"expires_in": "-5h", "current": null}`)
 		f.Add(uint8(i), `[1, 2, {"a": "\u0000"}]`)
+		f.Add(uint8(i), `{"ids": ["1", "x", ""], "text": "on it"}`)
+		f.Add(uint8(i), `{"system": "webshop", "start": "2099-01-01T00:00:00Z", "duration": "1h", "reason": "r", "maintenance": true}`)
+		f.Add(uint8(i), `{"system": "webshop", "end": "9999-12-31T23:59:59+23:59", "duration": "-9223372036854775808ns", "until_resolved": 1}`)
 	}
 	f.Fuzz(func(t *testing.T, which uint8, body string) {
 		e.t = t

@@ -26,6 +26,13 @@ func fixed(path string, body any) func(*env, string) (string, any) {
 	return func(*env, string) (string, any) { return path, body }
 }
 
+// shopAlert sends to a new alert on the webshop, with suffix after its path.
+func shopAlert(suffix string, body any) func(*env, string) (string, any) {
+	return func(e *env, _ string) (string, any) {
+		return "/api/v1/alerts/" + e.MustAlert("webshop", "http", "CRITICAL - Socket timeout").ID + suffix, body
+	}
+}
+
 func routeCases() []routeCase {
 	n := 0
 	unique := func(prefix string) string { n++; return fmt.Sprintf("%s%d", prefix, n) }
@@ -49,6 +56,28 @@ func routeCases() []routeCase {
 		{"GET", "/api/v1/systems/{id}/checks/{check}", [4]int{401, 200, 200, 200}, fixed("/api/v1/systems/webshop/checks/http", nil)},
 		// No agent runs it here: an operator learns so, a viewer may not ask.
 		{"POST", "/api/v1/systems/{id}/checks/{check}/run", [4]int{401, 403, 404, 404}, fixed("/api/v1/systems/webshop/checks/http/run", map[string]string{})},
+		{"GET", "/api/v1/systems/{id}/silences", [4]int{401, 200, 200, 200}, fixed("/api/v1/systems/webshop-db/silences", nil)},
+		{"GET", "/api/v1/alerts", [4]int{200, 200, 200, 200}, fixed("/api/v1/alerts?state=open,acknowledged", nil)},
+		// An alert on a private system is not found by anonymous visitors.
+		{"GET", "/api/v1/alerts/{id}", [4]int{404, 200, 200, 200}, shopAlert("", nil)},
+		{"POST", "/api/v1/alerts/{id}/acknowledge", [4]int{404, 403, 200, 200}, shopAlert("/acknowledge", nil)},
+		{"POST", "/api/v1/alerts/{id}/assign", [4]int{404, 403, 200, 200}, shopAlert("/assign", map[string]string{"user": "otto"})},
+		{"POST", "/api/v1/alerts/{id}/comment", [4]int{404, 403, 200, 200}, shopAlert("/comment", map[string]string{"text": "Varnish again"})},
+		{"POST", "/api/v1/alerts/{id}/escalate", [4]int{404, 403, 200, 200}, shopAlert("/escalate", map[string]string{})},
+		{"POST", "/api/v1/alerts/{id}/resolve", [4]int{404, 403, 200, 200}, shopAlert("/resolve", map[string]string{"text": "Restarted varnish"})},
+		// 200 with a result per alert: the viewer's say "forbidden".
+		{"POST", "/api/v1/alerts/acknowledge", [4]int{401, 200, 200, 200}, func(e *env, _ string) (string, any) {
+			return "/api/v1/alerts/acknowledge", map[string]any{"ids": []string{e.MustAlert("webshop", "http", "CRITICAL").ID}, "text": "on it"}
+		}},
+		{"GET", "/api/v1/silences", [4]int{200, 200, 200, 200}, fixed("/api/v1/silences", nil)},
+		{"POST", "/api/v1/silences", [4]int{401, 403, 201, 201}, func(e *env, _ string) (string, any) {
+			return "/api/v1/silences", map[string]any{"system": "webshop", "duration": "2h", "reason": unique("Database upgrade ")}
+		}},
+		{"DELETE", "/api/v1/silences/{id}", [4]int{404, 403, 200, 200}, func(e *env, _ string) (string, any) {
+			var sl aramaki.Silence
+			e.MustDo("POST", "/api/v1/silences", "admin", map[string]any{"system": "webshop", "duration": "1h", "reason": unique("Reboot ")}, 201, &sl)
+			return "/api/v1/silences/" + sl.ID, nil
+		}},
 		{"GET", "/api/v1/agents", [4]int{401, 200, 200, 200}, fixed("/api/v1/agents", nil)},
 		{"GET", "/api/v1/agents/{id}", [4]int{401, 200, 200, 200}, func(e *env, _ string) (string, any) {
 			return "/api/v1/agents/" + e.MustAgent("web1", "webshop-app").ID, nil
