@@ -222,9 +222,15 @@ func ParseHours(s string) (Hours, error) {
 	if h.from == h.to {
 		return Hours{}, fmt.Errorf("hours %q: the range %s is empty", s, fields[1])
 	}
+	if h.from == 24*60 {
+		// It would match no minute at all, or mean the next day.
+		return Hours{}, fmt.Errorf("hours %q: a range cannot start at 24:00; start it at 00", s)
+	}
 	h.loc = time.UTC
 	if len(fields) == 3 {
-		if h.loc, err = time.LoadLocation(fields[2]); err != nil {
+		// "Local" is whatever zone the server runs in: schedules in the
+		// config repository must not depend on that.
+		if h.loc, err = time.LoadLocation(fields[2]); err != nil || fields[2] == "Local" {
 			return Hours{}, fmt.Errorf("hours %q: unknown time zone %q", s, fields[2])
 		}
 	}
@@ -243,7 +249,10 @@ func clock(s string) (int, error) {
 			m, err = strconv.Atoi(mm)
 		}
 	}
-	if err != nil || h < 0 || h > 24 || m < 0 || m > 59 || h == 24 && m != 0 {
+	// Atoi takes signs and any number of digits: "+8" and "008" are no
+	// times of day.
+	digits := len(hh) >= 1 && len(hh) <= 2 && strings.Trim(hh+mm, "0123456789") == ""
+	if err != nil || !digits || h < 0 || h > 24 || m < 0 || m > 59 || h == 24 && m != 0 {
 		return 0, fmt.Errorf("%q is not a time of day like 08:00", s)
 	}
 	return h*60 + m, nil
@@ -254,6 +263,9 @@ func clock(s string) (int, error) {
 func (h Hours) Contains(t time.Time) bool {
 	if h.always {
 		return true
+	}
+	if h.loc == nil {
+		return false // the zero Hours, never parsed: no day is in it
 	}
 	t = t.In(h.loc)
 	m := t.Hour()*60 + t.Minute()

@@ -28,13 +28,14 @@ type shape struct {
 var (
 	systemShape = shape{"system", "a system", []string{
 		"id", "title", "category", "description", "owners", "contacts", "rules", "links",
-		"labels", "subsystems", "public", "roles", "checks", "actions",
+		"labels", "subsystems", "public", "roles", "checks", "actions", "routing",
 	}, "{id: …, title: …}"}
 	ownerShape   = shape{"owner", "an owner", contactKeys, "{name: …, email: …}"}
 	contactShape = shape{"contact", "a contact", contactKeys, "{name: …, phone: …}"}
 	ruleShape    = shape{"rule", "a rule", []string{"text", "escalate_to"}, "{text: …, escalate_to: …}"}
 	linkShape    = shape{"link", "a link", []string{"title", "url", "kind"}, "{title: …, url: …}"}
-	checkShape   = shape{"check", "a check", []string{"name", "command", "interval", "timeout", "agents"}, "{name: …, command: …}"}
+	checkShape   = shape{"check", "a check", []string{"name", "command", "interval", "timeout", "agents", "alert_after"}, "{name: …, command: …}"}
+	routeShape   = shape{"route", "a route", []string{"contact", "via", "severities", "hours", "after", "forward"}, "{contact: …, severities: [critical]}"}
 	actionShape  = shape{"action", "an action", []string{"name", "description"}, "{name: …, description: …}"}
 	labelsShape  = shape{"labels", "labels", nil, "{customer: example-corp, env: production}"}
 	rolesShape   = shape{"roles", "roles", nil, "{operator: [bob], viewer: [carol]}"}
@@ -71,6 +72,7 @@ func (f *fileParser) system(n *yaml.Node) *decl {
 	// can be checked against it.
 	var idNode, titleNode *yaml.Node
 	titleWrong := false // reported already
+	var routes []routeDecl
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		if k := n.Content[i]; k.Kind == yaml.ScalarNode && k.Value == "id" {
 			idNode = n.Content[i+1]
@@ -128,8 +130,13 @@ func (f *fileParser) system(n *yaml.Node) *decl {
 			s.Checks = f.checks(v)
 		case "actions":
 			s.Actions = f.actions(v)
+		case "routing":
+			routes = f.routes(v)
 		}
 	})
+	// Routes name the system's owners and contacts, wherever those are
+	// written, so they are checked once the whole system is read.
+	s.Routing, d.forwards = f.checkRoutes(s, routes)
 	switch {
 	case titleWrong:
 	case titleNode == nil:
@@ -350,6 +357,12 @@ func (f *fileParser) checks(v *yaml.Node) []aramaki.Check {
 			case "timeout":
 				c.Timeout, _ = f.text(v, "timeout")
 				f.duration(v, "timeout", c.Timeout)
+			case "alert_after":
+				if n, ok := f.integer(v, "alert_after"); ok && (n < 1 || n > aramaki.MaxAlertAfter) {
+					f.add(v, "alert_after must be from 1 to %d results in a row, not %d", aramaki.MaxAlertAfter, n)
+				} else {
+					c.AlertAfter = n
+				}
 			}
 		}) {
 			return

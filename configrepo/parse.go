@@ -59,21 +59,25 @@ func IsSystemFile(name string) bool {
 	return ext == ".yaml" || ext == ".yml"
 }
 
-// Parse reads the systems declared in the files of one commit, keyed by their
-// slash-separated path from the root of the repository; files that are not
-// system files (see IsSystemFile) are ignored. It checks everything that can
-// be checked without a running server: YAML syntax, keys and types, each
-// system on its own (aramaki.System.Validate), ids declared twice, references
-// to unknown subsystems and cycles. It reports every problem it finds,
-// ordered by file and line; the systems, ordered by id, are returned only
-// when there is none, and then aramaki.NewGraph accepts them.
-func Parse(files map[string][]byte) ([]aramaki.System, []Problem) {
+// Parse reads the systems and notifiers declared in the files of one commit,
+// keyed by their slash-separated path from the root of the repository:
+// system files (see IsSystemFile) and notifiers.yaml at the root; other files
+// are ignored. It checks everything that can be checked without a running
+// server: YAML syntax, keys and types, each system on its own
+// (aramaki.System.Validate), ids declared twice, references to unknown
+// subsystems and cycles, and what routes name: contacts, notifiers and the
+// systems they forward to. It reports every problem it finds, ordered by
+// file and line; the snapshot, without its commit, holds the systems
+// (ordered by id) and the notifiers (ordered by name) only when there is
+// none, and then aramaki.NewGraph accepts the systems.
+func Parse(files map[string][]byte) (aramaki.ConfigSnapshot, []Problem) {
 	return parse(files, nil)
 }
 
 // parse is Parse with problems found before, while reading the files. Those
-// mean files are missing, so references to unknown systems are not reported.
-func parse(files map[string][]byte, pre []Problem) ([]aramaki.System, []Problem) {
+// mean files are missing, so references to what they may declare are not
+// reported as unknown.
+func parse(files map[string][]byte, pre []Problem) (aramaki.ConfigSnapshot, []Problem) {
 	var names []string
 	total := 0
 	for name, data := range files {
@@ -83,14 +87,30 @@ func parse(files map[string][]byte, pre []Problem) ([]aramaki.System, []Problem)
 		}
 	}
 	if len(names) > MaxFiles {
-		return nil, []Problem{tooManyFiles(len(names))}
+		return aramaki.ConfigSnapshot{}, []Problem{tooManyFiles(len(names))}
 	}
 	if total > MaxTotalSize {
-		return nil, []Problem{tooLarge(int64(total))}
+		return aramaki.ConfigSnapshot{}, []Problem{tooLarge(int64(total))}
 	}
 	slices.Sort(names)
 
-	p := &parser{problems: pre, incomplete: len(pre) > 0}
+	p := &parser{problems: pre, notifierNames: map[string]bool{}}
+	for _, pr := range pre {
+		if pr.File == notifiersFile {
+			p.notifiersIncomplete = true
+		} else {
+			p.incomplete = true
+		}
+	}
+	// The notifiers come first: routes name them.
+	if data, ok := files[notifiersFile]; ok {
+		if len(data) > MaxFileSize {
+			p.problems = append(p.problems, fileTooLarge(notifiersFile))
+			p.notifiersIncomplete = true
+		} else {
+			p.parseNotifiers(data)
+		}
+	}
 	for _, name := range names {
 		data := files[name]
 		if len(data) > MaxFileSize {
@@ -103,14 +123,17 @@ func parse(files map[string][]byte, pre []Problem) ([]aramaki.System, []Problem)
 	p.checkGraph()
 
 	if len(p.problems) > 0 {
-		return nil, sortProblems(p.problems)
+		return aramaki.ConfigSnapshot{}, sortProblems(p.problems)
 	}
-	systems := make([]aramaki.System, 0, len(p.decls))
+	var snap aramaki.ConfigSnapshot
+	snap.Systems = make([]aramaki.System, 0, len(p.decls))
 	for _, d := range p.decls {
-		systems = append(systems, d.sys)
+		snap.Systems = append(snap.Systems, d.sys)
 	}
-	slices.SortFunc(systems, func(a, b aramaki.System) int { return cmp.Compare(a.ID, b.ID) })
-	return systems, nil
+	slices.SortFunc(snap.Systems, func(a, b aramaki.System) int { return cmp.Compare(a.ID, b.ID) })
+	snap.Notifiers = p.notifiers
+	slices.SortFunc(snap.Notifiers, func(a, b aramaki.Notifier) int { return cmp.Compare(a.Name, b.Name) })
+	return snap, nil
 }
 
 func tooManyFiles(n int) Problem {
@@ -143,6 +166,13 @@ type parser struct {
 	// systems may be missing; references to them are not reported as
 	// unknown, which would only bury the real problem.
 	incomplete bool
+
+	notifiers []aramaki.Notifier
+	// notifierNames holds every name given to a notifier, even one with
+	// problems; notifiersIncomplete is set when notifiers.yaml could not be
+	// read, so that routes' via are not reported as unknown.
+	notifierNames       map[string]bool
+	notifiersIncomplete bool
 }
 
 // decl is one system as declared, with where its parts were written.
@@ -152,6 +182,8 @@ type decl struct {
 	line    int   // of the system's mapping
 	idLine  int   // of the id's value
 	subRefs []ref // the well-formed local subsystem references, first mention only
+	// forwards are the well-formed local systems its routes forward to.
+	forwards []ref
 }
 
 type ref struct {
@@ -268,10 +300,9 @@ func decodeNode(dec *yaml.Decoder, doc *yaml.Node) (err error) {
 }
 
 // checkGraph checks what involves more than one system: ids declared twice,
-// references to unknown subsystems and cycles.
+// references to unknown subsystems and cycles, and the same for forwards.
 func (p *parser) checkGraph() {
 	first := map[string]*decl{}
-	var unique []*decl
 	for _, d := range p.decls {
 		if d.sys.ID == "" {
 			continue
@@ -281,50 +312,67 @@ func (p *parser) checkGraph() {
 			continue
 		}
 		first[d.sys.ID] = d
-		unique = append(unique, d)
 	}
 
-	// The graph for cycle detection holds the known references only, each
-	// with the line where it was written.
-	graph := make([]aramaki.System, 0, len(unique))
-	lines := map[[2]string]int{}
+	subsystems := p.edges(first, func(d *decl) []ref { return d.subRefs }, "system %s uses unknown subsystem %s")
+	p.cycles(first, subsystems, "subsystem cycle")
+	forwards := p.edges(first, func(d *decl) []ref { return d.forwards }, "system %s forwards to unknown system %s")
+	p.cycles(first, forwards, "forward loop")
+}
+
+// graph is the known references between systems, with the line where each
+// was written.
+type graph struct {
+	systems []aramaki.System // only ID and Subsystems, standing for any reference
+	lines   map[[2]string]int
+}
+
+// edges reports references to unknown systems and returns the known ones,
+// for cycle detection.
+func (p *parser) edges(first map[string]*decl, refs func(*decl) []ref, unknown string) graph {
+	g := graph{lines: map[[2]string]int{}}
 	for _, d := range p.decls {
 		if d.sys.ID == "" {
 			continue
 		}
 		var known []string
-		for _, r := range d.subRefs {
+		seen := map[string]bool{}
+		for _, r := range refs(d) {
 			if first[r.id] == nil {
 				if !p.incomplete {
-					p.add(d.file, r.line, "system %s uses unknown subsystem %s", clip(d.sys.ID), clip(r.id))
+					p.add(d.file, r.line, unknown, clip(d.sys.ID), clip(r.id))
 				}
 				continue
 			}
-			known = append(known, r.id)
-			if first[d.sys.ID] == d {
-				lines[[2]string{d.sys.ID, r.id}] = r.line
+			if first[d.sys.ID] == d && !seen[r.id] {
+				seen[r.id] = true
+				known = append(known, r.id)
+				g.lines[[2]string{d.sys.ID, r.id}] = r.line
 			}
 		}
 		if first[d.sys.ID] == d {
-			graph = append(graph, aramaki.System{ID: d.sys.ID, Subsystems: known})
+			g.systems = append(g.systems, aramaki.System{ID: d.sys.ID, Subsystems: known})
 		}
 	}
+	return g
+}
 
-	// Report each cycle at the reference that closes it, then cut that
-	// reference and look again, so that independent cycles are all found.
-	// A bound keeps hostile input from making this quadratic.
+// cycles reports each cycle at the reference that closes it, then cuts that
+// reference and looks again, so that independent cycles are all found. A
+// bound keeps hostile input from making this quadratic.
+func (p *parser) cycles(first map[string]*decl, g graph, what string) {
 	const maxCycles = 20
 	for range maxCycles {
-		cycle := aramaki.FindCycle(graph)
+		cycle := aramaki.FindCycle(g.systems)
 		if cycle == nil {
 			return
 		}
 		from, to := cycle[len(cycle)-2], cycle[len(cycle)-1]
 		d := first[from]
-		p.add(d.file, lines[[2]string{from, to}], "subsystem cycle: %s", strings.Join(cycle, " → "))
-		for i := range graph {
-			if graph[i].ID == from {
-				graph[i].Subsystems = slices.DeleteFunc(slices.Clone(graph[i].Subsystems), func(s string) bool { return s == to })
+		p.add(d.file, g.lines[[2]string{from, to}], "%s: %s", what, strings.Join(cycle, " → "))
+		for i := range g.systems {
+			if g.systems[i].ID == from {
+				g.systems[i].Subsystems = slices.DeleteFunc(slices.Clone(g.systems[i].Subsystems), func(s string) bool { return s == to })
 			}
 		}
 	}

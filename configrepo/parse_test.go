@@ -56,7 +56,7 @@ title: DB
 subsystems: [storage]
 `,
 		"systems/infrastructure/storage.yaml": "id: storage\ntitle: Storage\n",
-	})
+	}).Systems
 
 	want := aramaki.System{
 		ID:          "webshop",
@@ -87,7 +87,8 @@ subsystems: [storage]
 // The quickstart's sample parses without problems into a graph where shared
 // infrastructure has many parents and roles flow down to it.
 func TestParseSample(t *testing.T) {
-	systems := MustParse(t, MustReadTree(t, "sample"))
+	snap := MustParse(t, MustReadTree(t, "sample"))
+	systems := snap.Systems
 	g, err := aramaki.NewGraph(systems)
 	if err != nil {
 		t.Fatal(err)
@@ -124,15 +125,41 @@ func TestParseSample(t *testing.T) {
 	if checks < 3 || actions < 2 {
 		t.Errorf("the sample has %d checks and %d actions, want a few of each", checks, actions)
 	}
+
+	// Alerts: a chat and a signed webhook, routes on the infrastructure
+	// with an escalation, and the control plane forwarding to it.
+	var types []aramaki.NotifierType
+	for _, n := range snap.Notifiers {
+		types = append(types, n.Type)
+		if !strings.HasPrefix(n.URL, "https://") {
+			t.Errorf("notifier %s sends to %s, want https", n.Name, n.URL)
+		}
+	}
+	if want := []aramaki.NotifierType{aramaki.NotifyMattermost, aramaki.NotifyWebhook}; !slices.Equal(types, want) {
+		t.Errorf("notifier types %v, want %v", types, want)
+	}
+	var escalations, forwards int
+	for _, r := range g.System("infrastructure").Routing {
+		if r.After > 0 {
+			escalations++
+		}
+	}
+	for _, r := range g.System("aramaki").Routing {
+		if r.Forward == "infrastructure" {
+			forwards++
+		}
+	}
+	if escalations == 0 || forwards != 1 {
+		t.Errorf("the infrastructure has %d escalations and aramaki %d forwards to it, want some and one", escalations, forwards)
+	}
+	if r := g.System("webshop").Routing; len(r) == 0 || !slices.ContainsFunc(r, func(r aramaki.Route) bool { return r.Contact == "Alice Example" && r.Hours != "" }) {
+		t.Errorf("webshop routes %+v, want Alice Example in office hours", r)
+	}
 }
 
 // problemCases are commits with something wrong, and the problems Parse must
 // report for them, exactly. The fuzz test starts from them too.
-var problemCases = []struct {
-	name  string
-	files map[string]string
-	want  []string
-}{
+var problemCases = []problemCase{
 	{
 		name:  "YAML syntax",
 		files: map[string]string{"systems/a.yaml": "id: a\ntitle: [A\n"},
@@ -169,7 +196,7 @@ var problemCases = []struct {
 	{
 		name:  "unknown key",
 		files: map[string]string{"systems/a.yaml": "id: a\ntitle: A\nparents: [b]\n"},
-		want:  []string{`systems/a.yaml:3: unknown key "parents" in system (known keys: id, title, category, description, owners, contacts, rules, links, labels, subsystems, public, roles, checks, actions)`},
+		want:  []string{`systems/a.yaml:3: unknown key "parents" in system (known keys: id, title, category, description, owners, contacts, rules, links, labels, subsystems, public, roles, checks, actions, routing)`},
 	},
 	{
 		name: "unknown keys nested",
@@ -191,7 +218,7 @@ actions:
 			`systems/a.yaml:4: unknown key "mail" in owner (did you mean email?)`,
 			`systems/a.yaml:7: unknown key "escalate" in rule (known keys: text, escalate_to)`,
 			`systems/a.yaml:9: unknown key "type" in link (known keys: title, url, kind)`,
-			`systems/a.yaml:11: unknown key "every" in check (known keys: name, command, interval, timeout, agents)`,
+			`systems/a.yaml:11: unknown key "every" in check (known keys: name, command, interval, timeout, agents, alert_after)`,
 			`systems/a.yaml:13: unknown key "label" in action (known keys: name, description)`,
 		},
 	},
@@ -427,15 +454,21 @@ subsystems: [c]
 	},
 }
 
+type problemCase struct {
+	name  string
+	files map[string]string
+	want  []string
+}
+
 func TestParseProblems(t *testing.T) {
-	for _, tc := range problemCases {
+	for _, tc := range slices.Concat(problemCases, routingCases, notifierCases) {
 		t.Run(tc.name, func(t *testing.T) {
-			systems, problems := configrepo.Parse(bytesOf(tc.files))
+			snap, problems := configrepo.Parse(bytesOf(tc.files))
 			if got := strs(problems); !slices.Equal(got, tc.want) {
 				t.Errorf("problems:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(tc.want, "\n"))
 			}
-			if systems != nil {
-				t.Errorf("got %d systems along with problems, want none", len(systems))
+			if snap.Systems != nil || snap.Notifiers != nil {
+				t.Errorf("got %d systems and %d notifiers along with problems, want none", len(snap.Systems), len(snap.Notifiers))
 			}
 		})
 	}
@@ -443,14 +476,24 @@ func TestParseProblems(t *testing.T) {
 
 // Files that declare nothing are fine, and so is a commit without systems.
 func TestParseNothing(t *testing.T) {
-	systems, problems := configrepo.Parse(map[string][]byte{
+	snap, problems := configrepo.Parse(map[string][]byte{
 		"systems/empty.yaml":    nil,
 		"systems/comments.yaml": []byte("# nothing yet\n"),
 		"systems/dashes.yaml":   []byte("---\n---\n"),
+		"notifiers.yaml":        []byte("# none yet\n---\n"),
 		"README.md":             []byte("hello"),
+		// Only notifiers.yaml at the root declares notifiers.
+		"notifiers.yml":           []byte("notifiers: [yaml"),
+		"systems/notifiers.txt":   []byte("notifiers: [yaml"),
+		"other/notifiers.yaml":    []byte("notifiers: [yaml"),
+		"docs/notifiers.yaml.bak": []byte("notifiers: [yaml"),
 	})
-	if len(systems) != 0 || len(problems) != 0 {
-		t.Errorf("got %v and %v, want nothing", systems, problems)
+	if len(snap.Systems) != 0 || len(snap.Notifiers) != 0 || len(problems) != 0 {
+		t.Errorf("got %v and %v, want nothing", snap, problems)
+	}
+	snap, problems = configrepo.Parse(map[string][]byte{"notifiers.yaml": []byte("notifiers:\n")})
+	if len(snap.Systems) != 0 || len(snap.Notifiers) != 0 || len(problems) != 0 {
+		t.Errorf("an empty list of notifiers: got %v and %v, want nothing", snap, problems)
 	}
 }
 
@@ -465,6 +508,17 @@ func TestParseLimits(t *testing.T) {
 		t.Errorf("one big file: %q, want %q", got, want)
 	}
 
+	// A notifiers.yaml too large to read hides nothing but itself: the
+	// notifiers it may declare are not reported as unknown.
+	_, problems = configrepo.Parse(map[string][]byte{
+		"notifiers.yaml": []byte(big),
+		"systems/a.yaml": []byte("id: a\ntitle: A\nowners: [{name: Alice}]\nrouting: [{contact: Alice, via: chat}]\n"),
+	})
+	want = []string{"notifiers.yaml: the file is larger than 1 MiB, the limit for one file"}
+	if got := strs(problems); !slices.Equal(got, want) {
+		t.Errorf("a big notifiers.yaml: %q, want %q", got, want)
+	}
+
 	many := map[string][]byte{}
 	for i := range configrepo.MaxFiles + 1 {
 		many[fmt.Sprintf("systems/s%d.yaml", i)] = []byte(fmt.Sprintf("id: s%d\ntitle: S\n", i))
@@ -475,8 +529,8 @@ func TestParseLimits(t *testing.T) {
 		t.Errorf("many files: %q, want %q", got, want)
 	}
 	delete(many, "systems/s0.yaml")
-	if systems, problems := configrepo.Parse(many); len(problems) != 0 || len(systems) != configrepo.MaxFiles {
-		t.Errorf("%d files: %d systems, problems %v; want all systems", configrepo.MaxFiles, len(systems), problems)
+	if snap, problems := configrepo.Parse(many); len(problems) != 0 || len(snap.Systems) != configrepo.MaxFiles {
+		t.Errorf("%d files: %d systems, problems %v; want all systems", configrepo.MaxFiles, len(snap.Systems), problems)
 	}
 
 	total := map[string][]byte{}
@@ -535,13 +589,13 @@ func TestIsSystemFile(t *testing.T) {
 }
 
 // MustParse parses files that must have no problems.
-func MustParse(t testing.TB, files map[string]string) []aramaki.System {
+func MustParse(t testing.TB, files map[string]string) aramaki.ConfigSnapshot {
 	t.Helper()
-	systems, problems := configrepo.Parse(bytesOf(files))
+	snap, problems := configrepo.Parse(bytesOf(files))
 	if len(problems) > 0 {
 		t.Fatalf("problems:\n%s", strings.Join(strs(problems), "\n"))
 	}
-	return systems
+	return snap
 }
 
 // MustReadTree reads the files under dir, keyed by their slash-separated path

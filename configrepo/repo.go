@@ -140,9 +140,9 @@ func cacheName(source, branch string) string {
 }
 
 // Load reads the newest commit of the branch (fetching it first when the
-// repository is remote) and parses its systems. A commit with problems is
+// repository is remote) and parses its systems and notifiers. A commit with problems is
 // not an error: Load returns its Commit with the problems, each
-// "file:line: message", and no systems. The error is for a repository that
+// "file:line: message", and no systems or notifiers. The error is for a repository that
 // cannot be read at all; its code is EUNAVAILABLE when the repository
 // cannot be reached or opened.
 func (r *Repo) Load(ctx context.Context) (aramaki.ConfigSnapshot, []string, error) {
@@ -173,20 +173,21 @@ func (r *Repo) load(ctx context.Context) (aramaki.ConfigSnapshot, []string, erro
 	if r.last != nil && r.last.hash == c.Hash {
 		snap := r.last.snap
 		snap.Systems = slices.Clone(snap.Systems)
+		snap.Notifiers = slices.Clone(snap.Notifiers)
 		return snap, slices.Clone(r.last.problems), nil
 	}
-	files, pre, err := readSystemFiles(ctx, repo.Storer, c)
+	files, pre, err := readConfigFiles(ctx, repo.Storer, c)
 	if err != nil {
 		return aramaki.ConfigSnapshot{}, nil, fmt.Errorf("commit %s: %w", c.Hash, err)
 	}
 
-	snap := aramaki.ConfigSnapshot{Commit: aramaki.Commit{
+	snap, problems := parse(files, pre)
+	snap.Commit = aramaki.Commit{
 		Hash:    c.Hash.String(),
 		Author:  clean(c.Author.Name + " <" + c.Author.Email + ">"),
 		Message: clean(strings.TrimSpace(c.Message)),
 		Time:    c.Committer.When.UTC(),
-	}}
-	systems, problems := parse(files, pre)
+	}
 	var out []string
 	for i, p := range problems {
 		if i == MaxProblems {
@@ -195,9 +196,9 @@ func (r *Repo) load(ctx context.Context) (aramaki.ConfigSnapshot, []string, erro
 		}
 		out = append(out, clean(p.String()))
 	}
-	snap.Systems = systems
 	r.last = &loaded{hash: c.Hash, snap: snap, problems: out}
-	snap.Systems = slices.Clone(systems)
+	snap.Systems = slices.Clone(snap.Systems)
+	snap.Notifiers = slices.Clone(snap.Notifiers)
 	return snap, slices.Clone(out), nil
 }
 
@@ -294,14 +295,49 @@ func (r *Repo) newest(repo *git.Repository) (*object.Commit, error) {
 	return c, nil
 }
 
-// readSystemFiles reads the system files of a commit. Limits are checked on
-// the sizes Git records before anything is read, so that a hostile commit
-// costs little memory.
-func readSystemFiles(ctx context.Context, s storer.EncodedObjectStorer, c *object.Commit) (map[string][]byte, []Problem, error) {
+// readConfigFiles reads the system files of a commit and notifiers.yaml.
+// Limits are checked on the sizes Git records before anything is read, so
+// that a hostile commit costs little memory.
+func readConfigFiles(ctx context.Context, s storer.EncodedObjectStorer, c *object.Commit) (map[string][]byte, []Problem, error) {
 	tree, err := c.Tree()
 	if err != nil {
 		return nil, nil, err
 	}
+	files, problems, err := readSystemFiles(ctx, s, tree)
+	if err != nil || files == nil {
+		return files, problems, err
+	}
+
+	e, err := tree.FindEntry(notifiersFile)
+	switch {
+	case errors.Is(err, object.ErrEntryNotFound) || errors.Is(err, object.ErrDirectoryNotFound):
+		return files, problems, nil
+	case err != nil:
+		return nil, nil, err
+	}
+	switch e.Mode {
+	case filemode.Regular, filemode.Executable, filemode.Deprecated:
+	case filemode.Symlink:
+		return files, append(problems, Problem{File: notifiersFile, Message: "symbolic links are not followed: put the file itself at the root of the repository"}), nil
+	default:
+		return files, append(problems, Problem{File: notifiersFile, Message: "must be a file, not a directory or submodule"}), nil
+	}
+	if size, err := s.EncodedObjectSize(e.Hash); err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", notifiersFile, err)
+	} else if size > MaxFileSize {
+		return files, append(problems, fileTooLarge(notifiersFile)), nil
+	}
+	data, err := readBlob(s, e.Hash)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", notifiersFile, err)
+	}
+	files[notifiersFile] = data
+	return files, problems, nil
+}
+
+// readSystemFiles reads the files under systems/. When there are too many
+// or they are too large it returns no files, only the problem.
+func readSystemFiles(ctx context.Context, s storer.EncodedObjectStorer, tree *object.Tree) (map[string][]byte, []Problem, error) {
 	sub, err := tree.Tree(systemsDir)
 	if errors.Is(err, object.ErrDirectoryNotFound) {
 		return map[string][]byte{}, nil, nil
@@ -365,22 +401,26 @@ func readSystemFiles(ctx context.Context, s storer.EncodedObjectStorer, c *objec
 		if err := ctx.Err(); err != nil {
 			return nil, nil, err
 		}
-		blob, err := object.GetBlob(s, hashes[i])
-		if err != nil {
-			return nil, nil, fmt.Errorf("%s: %w", name, err)
-		}
-		rd, err := blob.Reader()
-		if err != nil {
-			return nil, nil, fmt.Errorf("%s: %w", name, err)
-		}
-		data, err := io.ReadAll(io.LimitReader(rd, MaxFileSize+1))
-		rd.Close()
+		data, err := readBlob(s, hashes[i])
 		if err != nil {
 			return nil, nil, fmt.Errorf("%s: %w", name, err)
 		}
 		files[name] = data
 	}
 	return files, problems, nil
+}
+
+func readBlob(s storer.EncodedObjectStorer, h plumbing.Hash) ([]byte, error) {
+	blob, err := object.GetBlob(s, h)
+	if err != nil {
+		return nil, err
+	}
+	rd, err := blob.Reader()
+	if err != nil {
+		return nil, err
+	}
+	defer rd.Close()
+	return io.ReadAll(io.LimitReader(rd, MaxFileSize+1))
 }
 
 // String names the repository for logs and messages: its path, or its URL

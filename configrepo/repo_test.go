@@ -388,3 +388,80 @@ func MustLoad(t testing.TB, repo *configrepo.Repo) aramaki.ConfigSnapshot {
 	}
 	return snap
 }
+
+// notifiers.yaml at the root of a commit is read with the systems, and
+// routes through its notifiers; the next commit may take it away again.
+func TestLoadNotifiers(t *testing.T) {
+	dir := MustInitRepo(t)
+	MustCommit(t, dir, map[string]string{
+		"notifiers.yaml": "notifiers:\n  - {name: pager, type: webhook, url: \"https://pager.example.com/x\", secret_env: PAGER_KEY}\n",
+		"systems/webshop.yaml": "id: webshop\ntitle: Webshop\ncontacts: [{name: On-call}]\n" +
+			"routing: [{contact: On-call, via: pager, severities: [critical]}]\n",
+	}, "Page the on-call")
+	repo := MustOpen(t, dir, configrepo.Options{})
+	snap := MustLoad(t, repo)
+	want := []aramaki.Notifier{{Name: "pager", Type: aramaki.NotifyWebhook, URL: "https://pager.example.com/x", SecretEnv: "PAGER_KEY"}}
+	if !slices.EqualFunc(snap.Notifiers, want, func(a, b aramaki.Notifier) bool {
+		return a.Name == b.Name && a.URL == b.URL && a.SecretEnv == b.SecretEnv
+	}) {
+		t.Errorf("notifiers %+v, want %+v", snap.Notifiers, want)
+	}
+	if r := snap.Systems[0].Routing; len(r) != 1 || r[0].Via != "pager" {
+		t.Errorf("routing %+v, want the route via the pager", r)
+	}
+	// The repository keeps what it read: changing the snapshot changes
+	// nothing for the next Load of the same commit.
+	snap.Notifiers[0].URL = "https://changed.example.com"
+	if again := MustLoad(t, repo); again.Notifiers[0].URL != want[0].URL {
+		t.Errorf("second load: notifiers %+v", again.Notifiers)
+	}
+
+	MustGit(t, dir, "rm", "-q", "notifiers.yaml")
+	MustGit(t, dir, "commit", "-q", "-m", "No more pager")
+	_, problems, err := repo.Load(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{`systems/webshop.yaml:4: unknown notifier "pager": via is email or the name of a notifier in notifiers.yaml`}; !slices.Equal(problems, want) {
+		t.Errorf("problems %q, want %q", problems, want)
+	}
+}
+
+// notifiers.yaml must be a regular file of at most the size of any other;
+// when it is refused, routes through it are not reported as well.
+func TestLoadRefusesHostileNotifiers(t *testing.T) {
+	system := "id: a\ntitle: A\nowners: [{name: Alice}]\nrouting: [{contact: Alice, via: chat}]\n"
+	for _, tc := range []struct {
+		name  string
+		setup func(t *testing.T, dir string)
+		want  string
+	}{
+		{"symbolic link", func(t *testing.T, dir string) {
+			MustWriteFile(t, dir, "elsewhere.yaml", "notifiers: []\n")
+			if err := os.Symlink("elsewhere.yaml", filepath.Join(dir, "notifiers.yaml")); err != nil {
+				t.Fatal(err)
+			}
+		}, "notifiers.yaml: symbolic links are not followed: put the file itself at the root of the repository"},
+		{"too large", func(t *testing.T, dir string) {
+			MustWriteFile(t, dir, "notifiers.yaml", strings.Repeat("# padding\n", configrepo.MaxFileSize/10+1))
+		}, "notifiers.yaml: the file is larger than 1 MiB, the limit for one file"},
+		{"directory", func(t *testing.T, dir string) {
+			MustWriteFile(t, dir, "notifiers.yaml/chat.yaml", "notifiers: []\n")
+		}, "notifiers.yaml: must be a file, not a directory or submodule"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := MustInitRepo(t)
+			MustWriteFile(t, dir, "systems/a.yaml", system)
+			tc.setup(t, dir)
+			MustGit(t, dir, "add", ".")
+			MustGit(t, dir, "commit", "-q", "-m", "Hostile")
+			_, problems, err := MustOpen(t, dir, configrepo.Options{}).Load(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(problems, []string{tc.want}) {
+				t.Errorf("problems %q, want %q", problems, tc.want)
+			}
+		})
+	}
+}
