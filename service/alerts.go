@@ -171,6 +171,11 @@ func (s *Service) ChangeAlert(ctx context.Context, p aramaki.Principal, id strin
 		if err := aramaki.ValidateUserName(text); err != nil {
 			return aramaki.Alert{}, aramaki.Errorf(aramaki.EINVALID, "assign to whom? %s", aramaki.ErrorMessage(err))
 		}
+		if _, _, err := s.store.UserByName(ctx, text); aramaki.ErrorCode(err) == aramaki.ENOTFOUND {
+			return aramaki.Alert{}, aramaki.Errorf(aramaki.EINVALID, "there is no user %s to assign the alert to", text)
+		} else if err != nil {
+			return aramaki.Alert{}, err
+		}
 	default:
 		return aramaki.Alert{}, aramaki.Errorf(aramaki.EINVALID, "unknown change %q: use acknowledge, assign, comment, escalate or resolve", change)
 	}

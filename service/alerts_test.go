@@ -296,6 +296,12 @@ func TestAcknowledgingStopsEscalationAndEveryChangeIsAudited(t *testing.T) {
 	e.later(30 * time.Second)
 	e.out.take()
 	a := e.alerts()[0]
+	if _, err := e.svc.CreateUser(e.ctx, root, "dave", "a long enough password"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.ChangeAlert(e.ctx, root, a.ID, service.AlertAssign, "nobody"); aramaki.ErrorCode(err) != aramaki.EINVALID {
+		t.Errorf("assigning to a user who does not exist: %v", err)
+	}
 	for _, c := range []struct {
 		change service.AlertChange
 		text   string
