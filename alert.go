@@ -55,6 +55,15 @@ type Alert struct {
 	Silenced string `json:"silenced,omitempty"`
 }
 
+// AlertNote is something a person did to an alert: acknowledged,
+// assigned, commented, escalated, resolved.
+type AlertNote struct {
+	At    time.Time `json:"at"`
+	Actor string    `json:"actor"`
+	Kind  string    `json:"kind"`
+	Text  string    `json:"text,omitempty"`
+}
+
 // Active reports whether the alert still needs attention.
 func (a Alert) Active() bool { return a.State != AlertResolved }
 
