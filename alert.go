@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -122,8 +123,23 @@ func (r Route) Matches(s Status, t time.Time) bool {
 	if r.Hours == "" {
 		return true
 	}
-	h, err := ParseHours(r.Hours)
+	h, err := parsedHours(r.Hours)
 	return err != nil || h.Contains(t) // invalid hours were refused with the commit
+}
+
+// hoursCache keeps parsed schedules: parsing loads the time zone from disk,
+// and routing asks for every route of every alert.
+var hoursCache sync.Map // string -> Hours
+
+func parsedHours(s string) (Hours, error) {
+	if h, ok := hoursCache.Load(s); ok {
+		return h.(Hours), nil
+	}
+	h, err := ParseHours(s)
+	if err == nil {
+		hoursCache.Store(s, h)
+	}
+	return h, err
 }
 
 // NotifierType is how a notifier delivers.

@@ -139,8 +139,7 @@ func groupAlerts(in AlertInput, g *Graph, out *AlertOutput) {
 	}
 	// Union-find over the systems of new alerts and of open groups.
 	parent := map[string]string{}
-	var find func(x string) string
-	find = func(x string) string {
+	find := func(x string) string {
 		for parent[x] != x {
 			parent[x] = parent[parent[x]]
 			x = parent[x]
