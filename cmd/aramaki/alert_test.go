@@ -55,6 +55,9 @@ checks:
 	if err != nil {
 		t.Fatal(err)
 	}
+	if _, err := se.Service.CreateUser(ctx, admin, "otto", "a long enough password"); err != nil {
+		t.Fatal(err)
+	}
 	tok, err := se.Service.CreateEnrollmentToken(ctx, admin, []string{"webshop", "webshop-db"}, time.Hour)
 	if err != nil {
 		t.Fatal(err)
