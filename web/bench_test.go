@@ -102,6 +102,10 @@ func MustLoad(b *testing.B, e *env, events int) {
 			}
 		}
 	}
+	// The last round leaves the checks as they are; the alerts follow.
+	if err := e.svc.AlertRound(ctx, nil); err != nil {
+		b.Fatal(err)
+	}
 }
 
 func benchPage(b *testing.B, path string) {
@@ -149,3 +153,4 @@ func benchPage(b *testing.B, path string) {
 
 func BenchmarkSystemPage(b *testing.B)   { benchPage(b, "/systems/p3") }
 func BenchmarkTimelinePage(b *testing.B) { benchPage(b, "/timeline?system=p3") }
+func BenchmarkAlertsPage(b *testing.B)   { benchPage(b, "/alerts") }

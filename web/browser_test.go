@@ -249,3 +249,103 @@ func TestBrowserLoginHomeLogout(t *testing.T) {
 		t.Errorf("after logout home still shows private systems or no login link:\n%s", home)
 	}
 }
+
+func TestBrowserAlertsOnAPhone(t *testing.T) {
+	e := MustEnvWith(t, alertFiles())
+	m := MustMonitor(e)
+	web := m.MustReport("webshop-app", "http", aramaki.StatusCritical,
+		"HTTP CRITICAL - 503 Service Unavailable from https://shop.example.com/a/very/long/url/without/any/break/points/that/must/not/scroll/sideways\n<html><body>"+xss+"</body></html>")
+	disk := m.MustReport("webshop-db", "disk", aramaki.StatusWarning, "DISK WARNING - 85% used on /var/lib/postgresql")
+	if _, err := e.svc.CreateSilence(context.Background(), e.admin, service.SilenceRequest{
+		System: "webshop", Duration: 2 * time.Hour, Reason: "Upgrading PostgreSQL", Maintenance: true,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	ctx := MustBrowser(t)
+
+	// Notifications link to the queue; on a phone, logging in on the way.
+	err := chromedp.Do(ctx,
+		chromedp.EmulateViewport(375, 812, chromedp.EmulateMobile),
+		chromedp.Navigate(e.srv.URL+"/alerts?group="+web.Group),
+		chromedp.WaitVisible(chromedp.CSS(`input[name=user]`)),
+		chromedp.SendKeys(chromedp.CSS(`input[name=user]`), "admin"),
+		chromedp.SendKeys(chromedp.CSS(`input[name=password]`), e.pw["admin"]),
+		chromedp.Click(chromedp.CSS(`form.stack button[type=submit]`)),
+		chromedp.WaitVisible(chromedp.CSS(`ul.alerts`)),
+	)
+	if err != nil {
+		t.Fatalf("log in to the queue: %v", err)
+	}
+	noOverflow(t, ctx, "/alerts at 375 px")
+	screenshot(t, ctx, "alerts-phone")
+	queue, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`main`)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"webshop-app · http", "webshop-db · disk", "Acknowledge selected", "HTTP CRITICAL - 503"} {
+		if !strings.Contains(queue, want) {
+			t.Errorf("the queue lacks %q:\n%s", want, queue)
+		}
+	}
+	if scripts, _ := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll("main script").length`)); scripts != 0 {
+		t.Error("output from the host became a script on the queue")
+	}
+
+	// Open the alert and acknowledge it with a tap.
+	err = chromedp.Do(ctx,
+		chromedp.Click(chromedp.CSS(`a.title[href="/alerts/`+web.ID+`"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`pre.output`)),
+	)
+	if err != nil {
+		t.Fatalf("open the alert: %v", err)
+	}
+	noOverflow(t, ctx, "/alerts/ID at 375 px")
+	screenshot(t, ctx, "alert-phone")
+	err = chromedp.Do(ctx,
+		chromedp.Click(chromedp.CSS(`form[action$="/acknowledge"] button`)),
+		chromedp.WaitVisible(chromedp.CSS(`h1 ~ p .state-acknowledged`)),
+	)
+	if err != nil {
+		t.Fatalf("acknowledge the alert: %v", err)
+	}
+	page, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`main`)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(page, "by admin") || !strings.Contains(page, "acknowledged") {
+		t.Errorf("the alert page does not say who acknowledged it:\n%s", page)
+	}
+
+	// Back in the queue, the other one by ticking it.
+	err = chromedp.Do(ctx,
+		chromedp.Navigate(e.srv.URL+"/alerts"),
+		chromedp.WaitVisible(chromedp.CSS(`input[name=ids][value="`+disk.ID+`"]`)),
+		chromedp.Click(chromedp.CSS(`input[name=ids][value="`+disk.ID+`"]`)),
+		chromedp.SendKeys(chromedp.CSS(`.bulk input[name=text]`), "Vacuum running"),
+		chromedp.Click(chromedp.CSS(`.bulk button`)),
+		chromedp.WaitNotPresent(chromedp.CSS(`input[name=ids]`)),
+	)
+	if err != nil {
+		t.Fatalf("acknowledge the selected alerts: %v", err)
+	}
+	v, err := e.svc.Alert(context.Background(), e.admin, disk.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.State != aramaki.AlertAcknowledged || len(v.Notes) != 1 || v.Notes[0].Text != "Vacuum running" {
+		t.Errorf("the ticked alert: %+v %+v", v.Alert, v.Notes)
+	}
+
+	// The system page with its alerts, silence and silence form open.
+	err = chromedp.Do(ctx,
+		chromedp.Navigate(e.srv.URL+"/systems/webshop"),
+		chromedp.WaitVisible(chromedp.CSS(`ul.silences`)),
+		chromedp.Click(chromedp.CSS(`details.silence summary`)),
+		chromedp.WaitVisible(chromedp.CSS(`input[name=reason]`)),
+	)
+	if err != nil {
+		t.Fatalf("open the silence form: %v", err)
+	}
+	noOverflow(t, ctx, "/systems/webshop with silences at 375 px")
+	screenshot(t, ctx, "system-silences-phone")
+}

@@ -44,10 +44,16 @@ func (u *UI) homePage(w http.ResponseWriter, r *http.Request, s *session) error 
 const stripDays = 30
 
 // systemPage shows one system: what it is, its rules and people, its status
-// with the problems first, and the systems above and below it.
+// with the problems and open alerts first, the silences on it, and the
+// systems above and below it.
 func (u *UI) systemPage(w http.ResponseWriter, r *http.Request, s *session) error {
+	return u.renderSystem(w, r, s, r.PathValue("id"), http.StatusOK, "")
+}
+
+// renderSystem draws the system page, with a message at the top when a
+// form on it was refused.
+func (u *UI) renderSystem(w http.ResponseWriter, r *http.Request, s *session, id string, status int, msg string) error {
 	ctx := r.Context()
-	id := r.PathValue("id")
 	sys, err := u.svc.System(ctx, s.Principal, id)
 	if err != nil {
 		return err
@@ -65,9 +71,25 @@ func (u *UI) systemPage(w http.ResponseWriter, r *http.Request, s *session) erro
 	if err != nil {
 		return err
 	}
-	u.render(w, r, http.StatusOK, "system", s, map[string]any{
+	alerts, err := u.svc.Alerts(ctx, s.Principal, service.AlertQuery{System: id,
+		States: []aramaki.AlertState{aramaki.AlertOpen, aramaki.AlertAcknowledged}, Limit: systemAlerts})
+	if err != nil {
+		return err
+	}
+	silences, err := u.svc.SilencesOn(ctx, s.Principal, id)
+	if err != nil {
+		return err
+	}
+	g, now := u.svc.Graph(), u.opts.Now()
+	views := make([]silenceView, 0, len(silences))
+	for _, sl := range silences {
+		views = append(views, silenceView{Silence: sl, Active: sl.ActiveAt(now), CanEnd: canOperate(g, s.Principal, sl.System)})
+	}
+	operator := sys.Role.AtLeast(aramaki.RoleOperator)
+	u.render(w, r, status, "system", s, map[string]any{
 		"System": sys, "Status": st, "Events": tl.Events, "Checks": checks,
-		"CanPost": !s.Anonymous() && (sys.Role == aramaki.RoleOperator || sys.Role == aramaki.RoleAdmin || s.GlobalRole() == aramaki.RoleAdmin),
+		"Alerts": alerts, "MoreAlerts": len(alerts) == systemAlerts, "Silences": views,
+		"CanPost": operator, "CanSilence": operator, "Durations": silenceDurations, "Error": msg,
 	})
 	return nil
 }

@@ -6,6 +6,7 @@
 package web
 
 import (
+	"cmp"
 	"context"
 	"embed"
 	"errors"
@@ -61,6 +62,16 @@ func New(svc *service.Service, log *slog.Logger, opts Options) *UI {
 	u.mux.HandleFunc("GET /systems/{id}", u.wrap(u.systemPage))
 	u.mux.HandleFunc("GET /systems/{id}/checks/{check}", u.wrap(u.checkPage))
 	u.mux.HandleFunc("POST /systems/{id}/notes", u.wrap(u.csrf(u.postNote)))
+	u.mux.HandleFunc("POST /systems/{id}/silences", u.wrap(u.csrf(u.createSilence)))
+	u.mux.HandleFunc("POST /silences/{id}/end", u.wrap(u.csrf(u.endSilence)))
+	u.mux.HandleFunc("GET /alerts", u.wrap(u.alertsPage))
+	u.mux.HandleFunc("POST /alerts/acknowledge", u.wrap(u.csrf(u.acknowledgeAlerts)))
+	u.mux.HandleFunc("GET /alerts/{id}", u.wrap(u.alertPage))
+	u.mux.HandleFunc("POST /alerts/{id}/acknowledge", u.wrap(u.csrf(u.changeAlert(service.AlertAck, "text"))))
+	u.mux.HandleFunc("POST /alerts/{id}/assign", u.wrap(u.csrf(u.changeAlert(service.AlertAssign, "user"))))
+	u.mux.HandleFunc("POST /alerts/{id}/comment", u.wrap(u.csrf(u.changeAlert(service.AlertComment, "text"))))
+	u.mux.HandleFunc("POST /alerts/{id}/escalate", u.wrap(u.csrf(u.changeAlert(service.AlertEscalate, "text"))))
+	u.mux.HandleFunc("POST /alerts/{id}/resolve", u.wrap(u.csrf(u.changeAlert(service.AlertResolve, "text"))))
 	u.mux.HandleFunc("GET /timeline", u.wrap(u.timelinePage))
 	u.mux.HandleFunc("GET /timeline/stream", u.wrap(u.timelineStream))
 	u.mux.HandleFunc("GET /agents", u.wrap(u.agentsPage))
@@ -169,6 +180,20 @@ func (u *UI) funcs() template.FuncMap {
 		},
 		"time": func(t time.Time) string {
 			return t.UTC().Format("2006-01-02 15:04 UTC")
+		},
+		"firstLine": firstLine,
+		"did":       func(kind string) string { return cmp.Or(noteVerbs[kind], kind) },
+		"in": func(t time.Time) string {
+			d := t.Sub(u.opts.Now()).Round(time.Minute)
+			switch {
+			case d < time.Minute:
+				return "now"
+			case d < time.Hour:
+				return fmt.Sprintf("in %d min", int(d.Minutes()))
+			case d < 48*time.Hour:
+				return fmt.Sprintf("in %d h", int(d.Hours()))
+			}
+			return fmt.Sprintf("in %d days", int(d.Hours()/24))
 		},
 		"ago": func(t time.Time) string {
 			d := u.opts.Now().Sub(t).Round(time.Minute)
