@@ -236,3 +236,25 @@ func parseRFC3339(name, v string) (time.Time, error) {
 	}
 	return t, nil
 }
+
+// digest reviews a system and everything under it over a period (default
+// a week): the noisiest checks, the always broken, the unacknowledged
+// alerts and the silences about to end.
+func (a *API) digest(w http.ResponseWriter, r *http.Request, p aramaki.Principal) error {
+	if err := queryParams(r, "period"); err != nil {
+		return err
+	}
+	period := service.DefaultDigestPeriod
+	if v := r.URL.Query().Get("period"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return aramaki.Errorf(aramaki.EINVALID, "period must be a duration like 168h, not %q", v)
+		}
+		period = d
+	}
+	d, err := a.svc.Digest(r.Context(), p, r.PathValue("id"), period)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, d)
+}

@@ -90,6 +90,7 @@ func New(svc *service.Service, log *slog.Logger, opts Options) *API {
 		{"GET", "/api/v1/systems/{id}/checks/{check}", a.checkHistory},
 		{"POST", "/api/v1/systems/{id}/checks/{check}/run", a.runCheck},
 		{"GET", "/api/v1/systems/{id}/silences", a.systemSilences},
+		{"GET", "/api/v1/systems/{id}/digest", a.digest},
 
 		{"GET", "/api/v1/alerts", a.listAlerts},
 		{"GET", "/api/v1/alerts/{id}", a.getAlert},

@@ -57,6 +57,7 @@ func routeCases() []routeCase {
 		// No agent runs it here: an operator learns so, a viewer may not ask.
 		{"POST", "/api/v1/systems/{id}/checks/{check}/run", [4]int{401, 403, 404, 404}, fixed("/api/v1/systems/webshop/checks/http/run", map[string]string{})},
 		{"GET", "/api/v1/systems/{id}/silences", [4]int{401, 200, 200, 200}, fixed("/api/v1/systems/webshop-db/silences", nil)},
+		{"GET", "/api/v1/systems/{id}/digest", [4]int{401, 200, 200, 200}, fixed("/api/v1/systems/webshop/digest?period=24h", nil)},
 		{"GET", "/api/v1/alerts", [4]int{200, 200, 200, 200}, fixed("/api/v1/alerts?state=open,acknowledged", nil)},
 		// An alert on a private system is not found by anonymous visitors.
 		{"GET", "/api/v1/alerts/{id}", [4]int{404, 200, 200, 200}, shopAlert("", nil)},
