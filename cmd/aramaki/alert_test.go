@@ -76,9 +76,24 @@ checks:
 // MustAlert reports a check failing with output and returns its new alert.
 func (s *alertServer) MustAlert(system, check, output string) aramaki.Alert {
 	s.t.Helper()
+	s.MustReport(system, check, aramaki.StatusCritical, output)
+	var resp api.AlertsResponse
+	mustJSON(s.t, s.MustCLI("alerts", "--state", "open", "--system", system, "-o", "json"), &resp)
+	for _, a := range resp.Alerts {
+		if a.Check == check {
+			return a
+		}
+	}
+	s.t.Fatalf("no open alert on %s/%s", system, check)
+	return aramaki.Alert{}
+}
+
+// MustReport reports a result of a check and runs the alert engine once.
+func (s *alertServer) MustReport(system, check string, status aramaki.Status, output string) {
+	s.t.Helper()
 	s.seq++
 	done, err := s.svc.SubmitResults(s.ctx, service.NewStream(), s.agent, []aramaki.CheckResult{
-		{Seq: s.seq, System: system, Check: check, Status: aramaki.StatusCritical, Output: output, Started: time.Now()},
+		{Seq: s.seq, System: system, Check: check, Status: status, Output: output, Started: time.Now()},
 	}, nil)
 	if err != nil {
 		s.t.Fatal(err)
@@ -89,15 +104,6 @@ func (s *alertServer) MustAlert(system, check, output string) aramaki.Alert {
 	if err := s.svc.AlertRound(s.ctx, nil); err != nil {
 		s.t.Fatal(err)
 	}
-	var resp api.AlertsResponse
-	mustJSON(s.t, s.MustCLI("alerts", "--state", "open", "--system", system, "-o", "json"), &resp)
-	for _, a := range resp.Alerts {
-		if a.Check == check {
-			return a
-		}
-	}
-	s.t.Fatalf("no open alert on %s/%s", system, check)
-	return aramaki.Alert{}
 }
 
 // CLI runs a client command as the admin and returns its exit code, what
@@ -256,5 +262,23 @@ func TestASilenceIsCreatedListedAndEndedFromTheTerminal(t *testing.T) {
 		if code, _, errs := s.CLI(c.args...); code != 1 || !strings.Contains(errs, c.want) {
 			t.Errorf("aramaki %s: exit %d, %s; want %q", strings.Join(c.args, " "), code, errs, c.want)
 		}
+	}
+}
+
+func TestTheReviewCommandShowsWhatNeedsLookingAt(t *testing.T) {
+	s := MustAlertServer(t)
+	s.MustReport("webshop", "http", aramaki.StatusOK, "OK")
+	s.MustAlert("webshop", "http", "CRITICAL - \x1b[31mdown")
+	out := s.MustCLI("review", "webshop", "--period", "1h")
+	for _, want := range []string{"Review of", "(webshop)", "NOISIEST CHECK", "webshop/http    1"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the review lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "\x1b") {
+		t.Errorf("the review shows control characters:\n%q", out)
+	}
+	if code, _, errs := s.CLI("review", "webshop", "--period", "-1h"); code == 0 || !strings.Contains(errs, "period") {
+		t.Errorf("a negative period: exit %d, %s", code, errs)
 	}
 }

@@ -50,6 +50,7 @@ func commands() []commandInfo {
 		{"check", "a check's history, or run it now: aramaki check history|run SYSTEM CHECK", func(o, e io.Writer) command { return &CheckCommand{stdout: o} }},
 		{"alerts", "the alerts to review, newest first: aramaki alerts [--state open,acknowledged] [--system S]", func(o, e io.Writer) command { return &AlertsCommand{stdout: o} }},
 		{"alert", "one alert: aramaki alert show|ack|assign|comment|escalate|resolve ID", func(o, e io.Writer) command { return &AlertCommand{stdout: o} }},
+		{"review", "what to review under a system: noisy, always broken, unacknowledged: aramaki review SYSTEM", func(o, e io.Writer) command { return &ReviewCommand{stdout: o} }},
 		{"silence", "mute a system's alerts for a while: aramaki silence create|list|end", func(o, e io.Writer) command { return &SilenceCommand{stdout: o} }},
 		{"agent", "agents: aramaki agent token|list|show|revoke", func(o, e io.Writer) command { return &AgentCommand{stdout: o} }},
 		{"bench", "load generator: aramaki bench agents --system ID [--agents N] [--rate R]", func(o, e io.Writer) command { return &BenchCommand{stdout: o, stderr: e} }},
