@@ -118,7 +118,7 @@ func TestBrowserLoginHomeLogout(t *testing.T) {
 	}
 	screenshot(t, ctx, "home-desktop")
 
-	for _, path := range []string{"/", "/systems/webshop", "/systems/hostile", "/timeline", "/agents"} {
+	for _, path := range []string{"/", "/systems/webshop", "/systems/hostile", "/timeline", "/agents", "/review"} {
 		err := chromedp.Do(ctx,
 			chromedp.EmulateViewport(375, 812, chromedp.EmulateMobile),
 			chromedp.Navigate(e.srv.URL+path),

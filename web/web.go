@@ -72,6 +72,7 @@ func New(svc *service.Service, log *slog.Logger, opts Options) *UI {
 	u.mux.HandleFunc("POST /alerts/{id}/comment", u.wrap(u.csrf(u.changeAlert(service.AlertComment, "text"))))
 	u.mux.HandleFunc("POST /alerts/{id}/escalate", u.wrap(u.csrf(u.changeAlert(service.AlertEscalate, "text"))))
 	u.mux.HandleFunc("POST /alerts/{id}/resolve", u.wrap(u.csrf(u.changeAlert(service.AlertResolve, "text"))))
+	u.mux.HandleFunc("GET /review", u.wrap(u.reviewPage))
 	u.mux.HandleFunc("GET /timeline", u.wrap(u.timelinePage))
 	u.mux.HandleFunc("GET /timeline/stream", u.wrap(u.timelineStream))
 	u.mux.HandleFunc("GET /agents", u.wrap(u.agentsPage))
