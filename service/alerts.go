@@ -124,6 +124,22 @@ func (s *Service) Alerts(ctx context.Context, p aramaki.Principal, q AlertQuery)
 type AlertView struct {
 	aramaki.Alert
 	Notes []aramaki.AlertNote `json:"notes"`
+	// Deliveries are the notifications that told of the alert, newest
+	// first: to whom, how, and whether they got through.
+	Deliveries []Delivery `json:"deliveries"`
+}
+
+// Delivery is a notification as people review it.
+type Delivery struct {
+	ID        string                    `json:"id"`
+	To        string                    `json:"to"`
+	Via       aramaki.NotifierType      `json:"via"`
+	Subject   string                    `json:"subject"`
+	State     aramaki.NotificationState `json:"state"`
+	Attempts  int                       `json:"attempts"`
+	LastError string                    `json:"last_error,omitempty"`
+	Created   time.Time                 `json:"created"`
+	Done      *time.Time                `json:"done,omitempty"`
 }
 
 // Alert returns one alert the principal can see.
@@ -138,7 +154,18 @@ func (s *Service) Alert(ctx context.Context, p aramaki.Principal, id string) (Al
 	if notes == nil {
 		notes = []aramaki.AlertNote{}
 	}
-	return AlertView{Alert: a, Notes: notes}, nil
+	v := AlertView{Alert: a, Notes: notes, Deliveries: []Delivery{}}
+	sent, err := s.store.Notifications(ctx, a.Group, 500)
+	if err != nil {
+		return AlertView{}, err
+	}
+	for _, nt := range sent {
+		if slices.ContainsFunc(nt.Message.Alerts, func(x aramaki.Alert) bool { return x.ID == a.ID }) {
+			v.Deliveries = append(v.Deliveries, Delivery{ID: nt.ID, To: nt.Recipient.Name, Via: nt.Recipient.Type, Subject: nt.Message.Subject,
+				State: nt.State, Attempts: nt.Attempts, LastError: nt.LastError, Created: nt.Created, Done: nt.Done})
+		}
+	}
+	return v, nil
 }
 
 // AlertChange is what a person does to an alert.

@@ -414,6 +414,21 @@ func TestADeliveryThatFinallyFailsRaisesAnAlertOfItsOwn(t *testing.T) {
 	if failed == nil || failed.State != aramaki.NotificationFailed || failed.Attempts != 3 || !strings.Contains(failed.LastError, "connection refused") {
 		t.Fatalf("the failing notification: %+v", failed)
 	}
+	// The alert tells whom it reached and whom not.
+	view, err := e.svc.Alert(e.ctx, root, e.alerts()[len(e.alerts())-1].ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deliveries := map[string]service.Delivery{}
+	for _, d := range view.Deliveries {
+		deliveries[d.To] = d
+	}
+	if d := deliveries["Infra oncall"]; d.State != aramaki.NotificationFailed || d.Attempts != 3 || d.Via != aramaki.NotifyEmail {
+		t.Errorf("the failed delivery on the alert: %+v", d)
+	}
+	if d := deliveries["Shop owner"]; d.State != aramaki.NotificationSent || d.Attempts != 1 {
+		t.Errorf("the delivery to the shop owner: %+v", d)
+	}
 	var raised *aramaki.Alert
 	for _, a := range e.alerts(aramaki.AlertOpen) {
 		if a.Check == service.FailureCheck {

@@ -178,7 +178,8 @@ func TestAnOperatorWorksAnAlertFromItsPage(t *testing.T) {
 		`href="/systems/webshop-app"`, `href="/systems/webshop-app/checks/http"`, "HTTP CRITICAL - 503",
 		`<span class="state state-open">open</span>`, "not yet", "level 0",
 		`action="`+path+`/acknowledge"`, `action="`+path+`/assign"`, `action="`+path+`/comment"`,
-		`action="`+path+`/escalate"`, `action="`+path+`/resolve"`, "Nobody has done anything")
+		`action="`+path+`/escalate"`, `action="`+path+`/resolve"`, "Nobody has done anything",
+		"Who was told", "the group waits a moment") // nobody routed yet
 	csrf := CSRF(t, body)
 
 	post := func(action string, form url.Values, want int) string {

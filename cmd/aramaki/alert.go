@@ -218,6 +218,19 @@ func printAlert(w io.Writer, v service.AlertView) {
 			fmt.Fprintln(w, line)
 		}
 	}
+	if len(v.Deliveries) > 0 {
+		fmt.Fprintln(w, "\nTold:")
+		for _, d := range v.Deliveries {
+			line := fmt.Sprintf("  %s  %s by %s: %s", d.Created.Local().Format("2006-01-02 15:04:05"), clean(d.To), d.Via, d.State)
+			if d.Attempts != 1 {
+				line += fmt.Sprintf(" after %d attempts", d.Attempts)
+			}
+			if d.LastError != "" {
+				line += " (" + clip(clean(d.LastError), 100) + ")"
+			}
+			fmt.Fprintln(w, line)
+		}
+	}
 }
 
 // noteVerb says what a note's kind did, in the past tense.
