@@ -26,6 +26,7 @@ const (
 	KindPasswordSet    EventKind = "user.password"
 	KindUserDisabled   EventKind = "user.disabled"
 	KindUserEnabled    EventKind = "user.enabled"
+	KindUserEmail      EventKind = "user.email"
 	KindTokenCreated   EventKind = "token.created"
 	KindTokenDeleted   EventKind = "token.deleted"
 	KindRoleGranted    EventKind = "role.granted"

@@ -53,6 +53,9 @@ type User struct {
 	Name     string    `json:"name"`
 	Created  time.Time `json:"created"`
 	Disabled bool      `json:"disabled,omitempty"`
+	// Email is where the user is told things meant for them, such as a
+	// silence they made that is about to end.
+	Email string `json:"email,omitempty"`
 }
 
 // Token is an API token. The secret is shown once, at creation; the store

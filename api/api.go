@@ -120,6 +120,7 @@ func New(svc *service.Service, log *slog.Logger, opts Options) *API {
 		{"POST", "/api/v1/users", a.createUser},
 		{"POST", "/api/v1/users/{name}/disable", a.disableUser},
 		{"POST", "/api/v1/users/{name}/enable", a.enableUser},
+		{"PUT", "/api/v1/users/{name}/email", a.setUserEmail},
 		{"GET", "/api/v1/tokens", a.listTokens},
 		{"POST", "/api/v1/tokens", a.createToken},
 		{"DELETE", "/api/v1/tokens/{id}", a.deleteToken},

@@ -24,6 +24,7 @@ func FuzzRequestBodies(f *testing.F) {
 		{"POST", alert + "/comment"},
 		{"POST", "/api/v1/alerts/acknowledge"},
 		{"POST", "/api/v1/silences"},
+		{"PUT", "/api/v1/users/otto/email"},
 	}
 	for i := range targets {
 		f.Add(uint8(i), `{"text": "hello"}`)
@@ -31,6 +32,7 @@ func FuzzRequestBodies(f *testing.F) {
 		f.Add(uint8(i), `{"expires_in": "-5h", "current": null}`)
 		f.Add(uint8(i), `[1, 2, {"a": "\u0000"}]`)
 		f.Add(uint8(i), `{"ids": ["1", "x", ""], "text": "on it"}`)
+		f.Add(uint8(i), `{"email": "Carol <carol@example.com>\r\nBcc: x@example.com"}`)
 		f.Add(uint8(i), `{"system": "webshop", "start": "2099-01-01T00:00:00Z", "duration": "1h", "reason": "r", "maintenance": true}`)
 		f.Add(uint8(i), `{"system": "webshop", "end": "9999-12-31T23:59:59+23:59", "duration": "-9223372036854775808ns", "until_resolved": 1}`)
 	}

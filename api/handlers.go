@@ -232,6 +232,23 @@ func (a *API) enableUser(w http.ResponseWriter, r *http.Request, p aramaki.Princ
 	return nil
 }
 
+// UserEmailRequest sets (or, empty, clears) a user's e-mail address.
+type UserEmailRequest struct {
+	Email string `json:"email"`
+}
+
+func (a *API) setUserEmail(w http.ResponseWriter, r *http.Request, p aramaki.Principal) error {
+	var req UserEmailRequest
+	if err := decode(w, r, &req); err != nil {
+		return err
+	}
+	if err := a.svc.SetUserEmail(r.Context(), p, r.PathValue("name"), req.Email); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
 func (a *API) listTokens(w http.ResponseWriter, r *http.Request, p aramaki.Principal) error {
 	tokens, err := a.svc.Tokens(r.Context(), p)
 	if err != nil {

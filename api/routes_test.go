@@ -106,6 +106,11 @@ func routeCases() []routeCase {
 			return "/api/v1/users/" + name + "/disable", nil
 		}},
 		{"POST", "/api/v1/users/{name}/enable", [4]int{401, 403, 403, 204}, fixed("/api/v1/users/vera/enable", nil)},
+		{"PUT", "/api/v1/users/{name}/email", [4]int{401, 403, 403, 204}, func(e *env, _ string) (string, any) {
+			name := unique("mailed")
+			e.MustDo("POST", "/api/v1/users", "admin", map[string]string{"name": name, "password": "long-enough-password"}, 201, nil)
+			return "/api/v1/users/" + name + "/email", map[string]string{"email": name + "@example.com"}
+		}},
 		{"GET", "/api/v1/tokens", [4]int{401, 200, 200, 200}, fixed("/api/v1/tokens", nil)},
 		{"POST", "/api/v1/tokens", [4]int{401, 201, 201, 201}, fixed("/api/v1/tokens", map[string]string{"name": "ci", "expires_in": "24h"})},
 		{"DELETE", "/api/v1/tokens/{id}", [4]int{401, 204, 204, 204}, func(e *env, role string) (string, any) {

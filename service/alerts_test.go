@@ -352,6 +352,16 @@ func TestAcknowledgingStopsEscalationAndEveryChangeIsAudited(t *testing.T) {
 
 func TestASilenceMutesEverythingUnderItButAlertsAreStillRecorded(t *testing.T) {
 	e := MustAlerting(t)
+	// root wants reminders by e-mail.
+	if _, err := e.svc.CreateUser(e.ctx, root, "root", "a long enough password"); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.svc.SetUserEmail(e.ctx, root, "root", "not an address"); aramaki.ErrorCode(err) != aramaki.EINVALID {
+		t.Errorf("a bad address: %v", err)
+	}
+	if err := e.svc.SetUserEmail(e.ctx, root, "root", "root@example.com"); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := e.svc.CreateSilence(e.ctx, root, service.SilenceRequest{System: "infrastructure", Duration: time.Hour, Reason: "disk swap", Maintenance: true}); err != nil {
 		t.Fatal(err)
 	}
@@ -369,6 +379,9 @@ func TestASilenceMutesEverythingUnderItButAlertsAreStillRecorded(t *testing.T) {
 	page, _ := e.svc.Timeline(e.ctx, root, service.TimelineRequest{System: "infrastructure", Kinds: []aramaki.EventKind{aramaki.KindSilenceExpiring}})
 	if len(page.Events) != 1 || !strings.Contains(page.Events[0].Summary, "root") {
 		t.Errorf("reminders before the silence ends: %+v", page.Events)
+	}
+	if got := e.out.take()["root"]; len(got) != 1 || !strings.HasPrefix(got[0].Subject, "Your silence of infrastructure ends") {
+		t.Errorf("reminders to root by e-mail: %+v", got)
 	}
 	e.later(10 * time.Minute)
 	e.round()

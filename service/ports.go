@@ -36,6 +36,8 @@ type Store interface {
 	// in one transaction. It fails with ECONFLICT when any user exists.
 	Bootstrap(ctx context.Context, name, passwordHash string, tok aramaki.Token, secretHash []byte, audit aramaki.Event) (aramaki.User, error)
 	CreateUser(ctx context.Context, name, passwordHash string, audit aramaki.Event) (aramaki.User, error)
+	// SetUserEmail sets or clears a user's e-mail address, with the audit event.
+	SetUserEmail(ctx context.Context, name, email string, audit aramaki.Event) error
 	// UserByName returns the user and the password hash.
 	UserByName(ctx context.Context, name string) (aramaki.User, string, error)
 	UserByID(ctx context.Context, id int64) (aramaki.User, error)
@@ -135,6 +137,9 @@ type MonitoringStore interface {
 	// EndSilence changes a silence (ends it, or marks it reminded) in one
 	// transaction with its event.
 	EndSilence(ctx context.Context, id string, change func(aramaki.Silence) (aramaki.Silence, aramaki.Event, error)) (aramaki.Silence, error)
+	// RemindSilence marks a silence's creator reminded, with the event and
+	// notifications, unless that was done already.
+	RemindSilence(ctx context.Context, id string, ev aramaki.Event, notifications []aramaki.Notification) (bool, error)
 	// DueSilences returns silences run out but not marked ended, and those
 	// ending before remindBy not yet reminded.
 	DueSilences(ctx context.Context, now, remindBy time.Time) ([]aramaki.Silence, error)

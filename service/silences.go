@@ -127,21 +127,21 @@ func (s *Service) tendSilences(ctx context.Context) error {
 		return err
 	}
 	for _, sl := range due {
-		_, err := s.store.EndSilence(ctx, sl.ID, func(sl aramaki.Silence) (aramaki.Silence, aramaki.Event, error) {
-			if !now.Before(sl.End) {
+		if !now.Before(sl.End) {
+			_, err := s.store.EndSilence(ctx, sl.ID, func(sl aramaki.Silence) (aramaki.Silence, aramaki.Event, error) {
 				end := sl.End
 				sl.Ended = &end
 				ev, err := s.event(aramaki.KindSilenceEnded, "server", []string{sl.System},
 					fmt.Sprintf("the silence of %s by %s ran out (%s)", sl.System, sl.CreatedBy, sl.Reason), sl)
 				return sl, ev, err
+			})
+			if err != nil {
+				return fmt.Errorf("end silence %s: %w", sl.ID, err)
 			}
-			sl.Reminded = true
-			ev, err := s.event(aramaki.KindSilenceExpiring, "server", []string{sl.System},
-				fmt.Sprintf("%s: your silence of %s ends at %s (%s)", sl.CreatedBy, sl.System, sl.End.Format("15:04 UTC"), sl.Reason), sl)
-			return sl, ev, err
-		})
-		if err != nil {
-			return fmt.Errorf("tend silence %s: %w", sl.ID, err)
+			continue
+		}
+		if err := s.remind(ctx, sl); err != nil {
+			return fmt.Errorf("remind of silence %s: %w", sl.ID, err)
 		}
 	}
 	// Silences that end with their alerts.
@@ -179,4 +179,34 @@ func (s *Service) tendSilences(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// remind tells a silence's creator, on the timeline and by e-mail if they
+// have an address, that it is about to end.
+func (s *Service) remind(ctx context.Context, sl aramaki.Silence) error {
+	now := s.now()
+	summary := fmt.Sprintf("%s: your silence of %s ends at %s (%s)", sl.CreatedBy, sl.System, sl.End.Format("15:04 UTC"), sl.Reason)
+	ev, err := s.event(aramaki.KindSilenceExpiring, "server", []string{sl.System}, summary, sl)
+	if err != nil {
+		return err
+	}
+	var notifications []aramaki.Notification
+	u, _, err := s.store.UserByName(ctx, sl.CreatedBy)
+	if err != nil && aramaki.ErrorCode(err) != aramaki.ENOTFOUND {
+		return err
+	}
+	if u.Email != "" && !u.Disabled {
+		m := aramaki.Message{ID: fmt.Sprintf("silence-%s-reminder", sl.ID), At: now,
+			Subject: fmt.Sprintf("Your silence of %s ends at %s", sl.System, sl.End.Format("15:04 UTC")),
+			Text: fmt.Sprintf("The silence of %s you made (%s) ends at %s. Alerts under it still open will be notified then;\n"+
+				"extend it with a new silence if the work is not done: aramaki silence create --system %s --for 1h --reason ...\n",
+				sl.System, sl.Reason, sl.End.Format("2006-01-02 15:04 UTC"), sl.System)}
+		if s.url != "" {
+			m.URL = strings.TrimRight(s.url, "/") + "/systems/" + sl.System
+		}
+		notifications = append(notifications, aramaki.Notification{Recipient: aramaki.Recipient{Type: aramaki.NotifyEmail, Name: u.Name, Address: u.Email},
+			Message: m, State: aramaki.NotificationPending, Next: now, Created: now})
+	}
+	_, err = s.store.RemindSilence(ctx, sl.ID, ev, notifications)
+	return err
 }

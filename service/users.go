@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/subtle"
 	"fmt"
+	"net/mail"
+	"strings"
 	"time"
 
 	"github.com/aramaki/aramaki"
@@ -204,6 +206,35 @@ func (s *Service) SetUserDisabled(ctx context.Context, p aramaki.Principal, name
 		return err
 	}
 	return s.store.SetUserDisabled(ctx, name, disabled, ev)
+}
+
+// SetUserEmail sets or (empty) clears where a user is told things meant
+// for them. Admins of the whole server may, and every user for themself.
+func (s *Service) SetUserEmail(ctx context.Context, p aramaki.Principal, name, email string) error {
+	if name != p.User || p.Anonymous() {
+		if err := s.require(p, aramaki.GlobalScope, aramaki.RoleAdmin); err != nil {
+			return err
+		}
+	}
+	if err := aramaki.ValidateUserName(name); err != nil {
+		return err
+	}
+	email = strings.TrimSpace(email)
+	if email != "" {
+		a, err := mail.ParseAddress(email)
+		if err != nil || a.Name != "" || a.Address != email || len(email) > 254 {
+			return aramaki.Errorf(aramaki.EINVALID, "%q is not an e-mail address like carol@example.com", email)
+		}
+	}
+	summary := fmt.Sprintf("%s set the e-mail address of %s", p.User, name)
+	if email == "" {
+		summary = fmt.Sprintf("%s cleared the e-mail address of %s", p.User, name)
+	}
+	ev, err := s.event(aramaki.KindUserEmail, p.Actor(), nil, summary, map[string]string{"user": name})
+	if err != nil {
+		return err
+	}
+	return s.store.SetUserEmail(ctx, name, email, ev)
 }
 
 // Users lists all users. Only admins of the whole server may.

@@ -877,3 +877,26 @@ func (s *Store) QueueDigest(ctx context.Context, system string, since, at time.T
 	})
 	return queued, err
 }
+
+// RemindSilence marks a silence's creator reminded, with the event and the
+// notifications that remind them — unless someone did already. It reports
+// whether it reminded.
+func (s *Store) RemindSilence(ctx context.Context, id string, ev aramaki.Event, notifications []aramaki.Notification) (bool, error) {
+	var reminded bool
+	err := s.write(ctx, func(tx *txn) error {
+		res, err := tx.Exec(ctx, `UPDATE silences SET reminded = ? WHERE id = ? AND NOT reminded AND ended_us IS NULL`, true, id)
+		if err != nil {
+			return fmt.Errorf("remind silence: %w", err)
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 0 {
+			return err
+		}
+		if err := insertNotifications(ctx, tx, notifications); err != nil {
+			return err
+		}
+		_, err = appendEvent(ctx, tx, ev)
+		reminded = err == nil
+		return err
+	})
+	return reminded, err
+}

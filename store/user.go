@@ -92,14 +92,14 @@ func createUser(ctx context.Context, tx *txn, name, passwordHash string, created
 	return u, nil
 }
 
-const userColumns = `id, name, created_us, disabled`
+const userColumns = `id, name, created_us, disabled, email`
 
 func scanUser(row rowScanner, extra ...any) (aramaki.User, error) {
 	var (
 		u         aramaki.User
 		createdUS int64
 	)
-	if err := row.Scan(append([]any{&u.ID, &u.Name, &createdUS, &u.Disabled}, extra...)...); err != nil {
+	if err := row.Scan(append([]any{&u.ID, &u.Name, &createdUS, &u.Disabled, &u.Email}, extra...)...); err != nil {
 		return aramaki.User{}, err
 	}
 	u.Created = fromMicros(createdUS)
@@ -182,6 +182,22 @@ func (s *Store) SetUserDisabled(ctx context.Context, name string, disabled bool,
 			if _, err := tx.Exec(ctx, `DELETE FROM tokens WHERE user_id = (SELECT id FROM users WHERE name = ?)`, name); err != nil {
 				return fmt.Errorf("delete tokens: %w", err)
 			}
+		}
+		_, err = appendEvent(ctx, tx, audit)
+		return err
+	})
+}
+
+// SetUserEmail sets (or, empty, clears) a user's e-mail address and
+// appends the audit event. ENOTFOUND for unknown users.
+func (s *Store) SetUserEmail(ctx context.Context, name, email string, audit aramaki.Event) error {
+	return s.write(ctx, func(tx *txn) error {
+		res, err := tx.Exec(ctx, `UPDATE users SET email = ? WHERE name = ?`, email, name)
+		if err != nil {
+			return fmt.Errorf("update user: %w", err)
+		}
+		if err := mustAffect(res, "no user %s", name); err != nil {
+			return err
 		}
 		_, err = appendEvent(ctx, tx, audit)
 		return err

@@ -135,6 +135,25 @@ func TestUsers(t *testing.T) {
 		})
 	})
 
+	t.Run("a user's e-mail address is set and cleared", func(t *testing.T) {
+		forEachStore(t, func(t *testing.T, s *store.Store) {
+			MustCreateUser(t, s, "carol")
+			if err := s.SetUserEmail(ctx, "carol", "carol@example.com", MustAudit(t, "root set carol's address")); err != nil {
+				t.Fatal(err)
+			}
+			if got, _, _ := s.UserByName(ctx, "carol"); got.Email != "carol@example.com" {
+				t.Errorf("address %q", got.Email)
+			}
+			if err := s.SetUserEmail(ctx, "carol", "", MustAudit(t, "root cleared carol's address")); err != nil {
+				t.Fatal(err)
+			}
+			if users, _ := s.Users(ctx); len(users) != 1 || users[0].Email != "" {
+				t.Errorf("users after clearing: %+v", users)
+			}
+			wantCode(t, s.SetUserEmail(ctx, "nobody", "x@example.com", MustAudit(t, "x")), aramaki.ENOTFOUND)
+		})
+	})
+
 	t.Run("a new password replaces the old", func(t *testing.T) {
 		forEachStore(t, func(t *testing.T, s *store.Store) {
 			u := MustCreateUser(t, s, "alice")

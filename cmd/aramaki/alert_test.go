@@ -282,3 +282,16 @@ func TestTheReviewCommandShowsWhatNeedsLookingAt(t *testing.T) {
 		t.Errorf("a negative period: exit %d, %s", code, errs)
 	}
 }
+
+func TestAUserGetsAnAddressForReminders(t *testing.T) {
+	s := MustAlertServer(t)
+	if out := s.MustCLI("user", "email", "otto", "otto@example.com"); !strings.Contains(out, "otto@example.com") {
+		t.Errorf("user email: %s", out)
+	}
+	if out := s.MustCLI("user", "list"); !strings.Contains(out, "otto@example.com") {
+		t.Errorf("user list lacks the address:\n%s", out)
+	}
+	if code, _, errs := s.CLI("user", "email", "otto", "otto at example"); code == 0 || !strings.Contains(errs, "not an e-mail address") {
+		t.Errorf("a bad address: exit %d, %s", code, errs)
+	}
+}

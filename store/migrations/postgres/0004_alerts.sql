@@ -129,3 +129,7 @@ CREATE TABLE digests (
 	system_id TEXT PRIMARY KEY,
 	sent_us   BIGINT NOT NULL
 );
+
+-- Where a user is told things meant for them (a silence they made is about
+-- to end): an e-mail address, or empty.
+ALTER TABLE users ADD COLUMN email TEXT NOT NULL DEFAULT '';
