@@ -117,14 +117,24 @@ type Route struct {
 
 // Matches reports whether the route wants an alert of status s at t.
 func (r Route) Matches(s Status, t time.Time) bool {
-	if len(r.Severities) > 0 && !slices.Contains(r.Severities, s) {
-		return false
-	}
+	return r.Wants(s) && !r.From(t).After(t)
+}
+
+// Wants reports whether the route is for alerts of status s at all.
+func (r Route) Wants(s Status) bool {
+	return len(r.Severities) == 0 || slices.Contains(r.Severities, s)
+}
+
+// From returns when, at or after t, the route's hours let it notify.
+func (r Route) From(t time.Time) time.Time {
 	if r.Hours == "" {
-		return true
+		return t
 	}
 	h, err := parsedHours(r.Hours)
-	return err != nil || h.Contains(t) // invalid hours were refused with the commit
+	if err != nil {
+		return t // invalid hours were refused with the commit
+	}
+	return h.Next(t)
 }
 
 // hoursCache keeps parsed schedules: parsing loads the time zone from disk,
@@ -281,6 +291,27 @@ func clock(s string) (int, error) {
 		return 0, fmt.Errorf("%q is not a time of day like 08:00", s)
 	}
 	return h*60 + m, nil
+}
+
+// Next returns the first moment at or after t within the schedule: t
+// itself when it is within, else the next start of a range.
+func (h Hours) Next(t time.Time) time.Time {
+	if h.Contains(t) || h.always || h.loc == nil {
+		return t
+	}
+	local := t.In(h.loc)
+	midnight := time.Date(local.Year(), local.Month(), local.Day(), 0, 0, 0, 0, h.loc)
+	for d := 0; d <= 7; d++ {
+		day := midnight.AddDate(0, 0, d)
+		if !h.days[day.Weekday()] {
+			continue
+		}
+		start := time.Date(day.Year(), day.Month(), day.Day(), h.from/60, h.from%60, 0, 0, h.loc)
+		if start.After(t) {
+			return start
+		}
+	}
+	return t // no day in the schedule: cannot happen for parsed hours
 }
 
 // Contains reports whether t falls within the schedule. An overnight range

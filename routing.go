@@ -21,13 +21,18 @@ type Routed struct {
 }
 
 // Route returns where an alert of status s on system goes at t: every
-// recipient of a matching route, each once (the earliest route wins).
-func (g *Graph) Route(notifiers []Notifier, system string, s Status, t time.Time) []Routed {
+// recipient of a matching route, each once (the earliest route wins); and
+// when the first route now outside its hours begins (zero: none is). A zero
+// t asks for the routes at any hour.
+func (g *Graph) Route(notifiers []Notifier, system string, s Status, t time.Time) ([]Routed, time.Time) {
 	byName := map[string]Notifier{}
 	for _, n := range notifiers {
 		byName[n.Name] = n
 	}
-	var out []Routed
+	var (
+		out  []Routed
+		wake time.Time
+	)
 	seen := map[string]int{} // recipient key -> index in out
 	add := func(r Routed) {
 		if i, ok := seen[r.Recipient.Key()]; ok {
@@ -51,7 +56,13 @@ func (g *Graph) Route(notifiers []Notifier, system string, s Status, t time.Time
 			return
 		}
 		for _, r := range sys.Routing {
-			if !r.Matches(s, t) {
+			if !r.Wants(s) {
+				continue
+			}
+			if from := r.From(t); !t.IsZero() && from.After(t) {
+				if wake.IsZero() || from.Before(wake) {
+					wake = from
+				}
 				continue
 			}
 			if r.Forward != "" {
@@ -67,7 +78,7 @@ func (g *Graph) Route(notifiers []Notifier, system string, s Status, t time.Time
 	for _, a := range g.Ancestors(system) {
 		walk(a)
 	}
-	return out
+	return out, wake
 }
 
 // recipientsOf resolves a route of sys to recipients.
@@ -233,8 +244,9 @@ func (p Planner) planGroup(pg PlanGroup, out *PlanOutput) error {
 	allResolved := true
 	for _, a := range pg.Alerts {
 		if !a.Active() {
-			// Whoever heard it opened hears it resolved.
-			for _, r := range p.Graph.Route(p.Notifiers, a.System, a.Status, p.Now) {
+			// Whoever heard it opened hears it resolved, at any hour.
+			routes, _ := p.Graph.Route(p.Notifiers, a.System, a.Status, time.Time{})
+			for _, r := range routes {
 				k := r.Recipient.Key()
 				if pg.Told[Told{a.ID, k, "opened"}] && !pg.Told[Told{a.ID, k, "resolved"}] {
 					n := tell(r.Recipient)
@@ -256,7 +268,10 @@ func (p Planner) planGroup(pg PlanGroup, out *PlanOutput) error {
 			later(end)
 			continue
 		}
-		routes := p.Graph.Route(p.Notifiers, a.System, a.Status, p.Now)
+		routes, wake := p.Graph.Route(p.Notifiers, a.System, a.Status, p.Now)
+		if !wake.IsZero() {
+			later(wake) // a route whose hours begin then hears of it then
+		}
 		// Escalation levels: the distinct delays of the routes, in order.
 		// An alert escalated by hand counts as that many delays passed.
 		var delays []time.Duration
