@@ -41,6 +41,9 @@ type AlertOutput struct {
 	NewGroups []AlertGroup
 	Done      []CheckKey // no longer pending
 	Events    []Event
+	// Replan are groups to look at again now: an alert in them changed
+	// status.
+	Replan []string
 }
 
 // NewGroupRef names the i-th new group of an AlertOutput.
@@ -83,6 +86,10 @@ func DecideAlerts(in AlertInput, g *Graph, alertAfter func(CheckKey) int) (Alert
 		case open:
 			// Still bad somewhere: keep the worst status and its output.
 			if worst != nil && (worst.Status != a.Status || worst.Output != a.Output) {
+				if worst.Status != a.Status {
+					// Routes for the new status may not have heard of it.
+					out.Replan = append(out.Replan, a.Group)
+				}
 				a.Status, a.Output, a.Updated = worst.Status, worst.Output, in.Now
 				out.Update = append(out.Update, a)
 			}

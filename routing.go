@@ -165,12 +165,17 @@ type PlanGroup struct {
 	Group  AlertGroup
 	Alerts []Alert
 	Told   map[Told]bool
+	// Recipients are those told anything, by Recipient.Key(): whoever heard
+	// of an alert hears it resolved, even when the routes changed since.
+	Recipients map[string]Recipient
 }
 
 // PlanOutput is what the planner decided for the due groups.
 type PlanOutput struct {
 	Notifications []Notification
 	Told          []Told
+	// To are the recipients of Told, by Recipient.Key().
+	To map[string]Recipient
 	// Next is when each group is to be looked at again; a group missing
 	// from Next has nothing more to do.
 	Next map[string]time.Time
@@ -208,7 +213,7 @@ func (p Planner) silencedBy(system string) *Silence {
 
 // Plan decides the notifications of the due groups.
 func (p Planner) Plan(groups []PlanGroup) (PlanOutput, error) {
-	out := PlanOutput{Next: map[string]time.Time{}}
+	out := PlanOutput{Next: map[string]time.Time{}, To: map[string]Recipient{}}
 	for _, pg := range groups {
 		if err := p.planGroup(pg, &out); err != nil {
 			return PlanOutput{}, err
@@ -233,6 +238,7 @@ func (p Planner) planGroup(pg PlanGroup, out *PlanOutput) error {
 		}
 	}
 	tell := func(rc Recipient) *news {
+		out.To[rc.Key()] = rc
 		n := byKey[rc.Key()]
 		if n == nil {
 			n = &news{recipient: rc}
@@ -241,15 +247,26 @@ func (p Planner) planGroup(pg PlanGroup, out *PlanOutput) error {
 		}
 		return n
 	}
+	heard := map[string][]string{} // alert id -> recipients told it opened
+	for t := range pg.Told {
+		if t.Kind == "opened" {
+			heard[t.Alert] = append(heard[t.Alert], t.Recipient)
+		}
+	}
+	for _, keys := range heard {
+		slices.Sort(keys)
+	}
 	allResolved := true
 	for _, a := range pg.Alerts {
 		if !a.Active() {
 			// Whoever heard it opened hears it resolved, at any hour.
-			routes, _ := p.Graph.Route(p.Notifiers, a.System, a.Status, time.Time{})
-			for _, r := range routes {
-				k := r.Recipient.Key()
-				if pg.Told[Told{a.ID, k, "opened"}] && !pg.Told[Told{a.ID, k, "resolved"}] {
-					n := tell(r.Recipient)
+			for _, k := range heard[a.ID] {
+				if !pg.Told[Told{a.ID, k, "resolved"}] {
+					rc, ok := pg.Recipients[k]
+					if !ok {
+						continue
+					}
+					n := tell(rc)
 					n.resolved = append(n.resolved, a)
 					out.Told = append(out.Told, Told{a.ID, k, "resolved"})
 				}

@@ -38,6 +38,7 @@ func TestARouteOutsideItsHoursHearsWhenTheyBegin(t *testing.T) {
 	for _, told := range out.Told {
 		group.Told[told] = true
 	}
+	group.Recipients = out.To
 	// It resolves in the evening: Alice hears it although her hours are over.
 	evening := time.Date(2026, 11, 24, 20, 0, 0, 0, time.UTC)
 	resolved := alert

@@ -26,9 +26,10 @@ const (
 // processAlerts runs the alert engine until no check is pending: opens,
 // updates and resolves alerts for the checks whose status changed.
 func (s *Service) processAlerts(ctx context.Context) error {
+	var after int64
 	for {
 		g := s.Graph()
-		n, err := s.store.ProcessAlerts(ctx, alertBatch, s.now(), s.groupWait, func(in aramaki.AlertInput) (aramaki.AlertOutput, error) {
+		n, last, err := s.store.ProcessAlerts(ctx, after, alertBatch, s.now(), s.groupWait, func(in aramaki.AlertInput) (aramaki.AlertOutput, error) {
 			return aramaki.DecideAlerts(in, g, func(k aramaki.CheckKey) int {
 				if sys := g.System(k.System); sys != nil {
 					for _, c := range sys.Checks {
@@ -46,6 +47,7 @@ func (s *Service) processAlerts(ctx context.Context) error {
 		if n < alertBatch {
 			return nil
 		}
+		after = last
 	}
 }
 

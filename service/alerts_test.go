@@ -500,3 +500,20 @@ func TestOwnersGetAWeeklyReviewOfWhatIsNoisyBrokenAndIgnored(t *testing.T) {
 		t.Errorf("storage's digest: %+v, %v", d, err)
 	}
 }
+
+func TestAnAlertThatWorsensReachesTheRoutesForItsNewStatus(t *testing.T) {
+	e := MustAlerting(t)
+	e.report("storage", "disk", aramaki.StatusWarning)
+	e.later(30 * time.Second)
+	if got := names(e.out.take()); !slices.Equal(got, []string{"Blogger via blog-chat", "Infra oncall", "Shop owner"}) {
+		t.Fatalf("a warning reached %q; the agency hears of critical alerts only", got)
+	}
+	e.report("storage", "disk", aramaki.StatusCritical)
+	if got := names(e.out.take()); !slices.Equal(got, []string{"Agency"}) {
+		t.Fatalf("turning critical reached %q, want the agency alone", got)
+	}
+	e.report("storage", "disk", aramaki.StatusOK)
+	if got := names(e.out.take()); !slices.Equal(got, []string{"Agency", "Blogger via blog-chat", "Infra oncall", "Shop owner"}) {
+		t.Fatalf("the resolution reached %q, want everyone who heard of it", got)
+	}
+}

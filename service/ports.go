@@ -111,9 +111,10 @@ type MonitoringStore interface {
 	// the day of since on, plus the newest one before it of each check and
 	// agent.
 	CheckDays(ctx context.Context, system string, since time.Time) ([]aramaki.CheckDay, error)
-	// ProcessAlerts decides up to limit pending checks' alerts in one
-	// transaction and returns how many it took.
-	ProcessAlerts(ctx context.Context, limit int, now time.Time, groupWait time.Duration, decide func(aramaki.AlertInput) (aramaki.AlertOutput, error)) (int, error)
+	// ProcessAlerts decides up to limit pending checks' alerts after the
+	// queue sequence after, in one transaction, and returns how many it
+	// took and the last sequence.
+	ProcessAlerts(ctx context.Context, after int64, limit int, now time.Time, groupWait time.Duration, decide func(aramaki.AlertInput) (aramaki.AlertOutput, error)) (int, int64, error)
 	// Alerts returns alerts, newest first.
 	Alerts(ctx context.Context, f aramaki.AlertFilter) ([]aramaki.Alert, error)
 	// Alert returns one alert with its notes; ENOTFOUND if there is none.

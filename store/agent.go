@@ -225,7 +225,7 @@ func (s *Store) RevokeAgent(ctx context.Context, id string, audit aramaki.Event)
 		// (their history stays).
 		if _, err := tx.Exec(ctx, `INSERT INTO alert_pending (system_id, check_name)
 			SELECT DISTINCT c.system_id, c.check_name FROM check_states s JOIN checks c ON c.id = s.check_id
-			WHERE s.agent_id = ? ON CONFLICT DO NOTHING`, id); err != nil {
+			WHERE s.agent_id = ? `+pendingAgain, id); err != nil {
 			return fmt.Errorf("mark alerts pending: %w", err)
 		}
 		if _, err := tx.Exec(ctx, `DELETE FROM check_states WHERE agent_id = ?`, id); err != nil {

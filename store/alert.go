@@ -25,13 +25,16 @@ func markAlertsPending(ctx context.Context, tx *txn, changes []aramaki.StatusCha
 			args = append(args, k.System, k.Check)
 		}
 	}
-	if err := insertRows(ctx, tx, "alert_pending", pendingColumns, ` ON CONFLICT DO NOTHING`, args); err != nil {
+	if err := insertRows(ctx, tx, "alert_pending", pendingColumns, pendingAgain, args); err != nil {
 		return fmt.Errorf("mark alerts pending: %w", err)
 	}
 	return nil
 }
 
 var pendingColumns = []string{"system_id text", "check_name text"}
+
+// pendingAgain keeps a check's place in the queue and counts the change.
+const pendingAgain = ` ON CONFLICT (system_id, check_name) DO UPDATE SET gen = alert_pending.gen + 1`
 
 // alertColumns are read into an aramaki.Alert by scanAlert.
 const alertColumns = `id, system_id, check_name, status, state, output, group_id, opened_us, updated_us,
@@ -73,28 +76,38 @@ func lockAlerts(ctx context.Context, tx *txn) error {
 // ProcessAlerts takes up to limit pending checks, hands them with their
 // states, open alerts and the groups open for joining to decide, and
 // stores what it decided — all in one transaction, so that a crash leaves
-// the checks pending. New and resolved alerts have their group looked at
-// by the planner after groupWait (new) or at once (resolved). It returns
-// how many checks it took.
-func (s *Store) ProcessAlerts(ctx context.Context, limit int, now time.Time, groupWait time.Duration,
-	decide func(aramaki.AlertInput) (aramaki.AlertOutput, error)) (int, error) {
-	var n int
+// the checks pending. It takes the pending checks after the sequence after,
+// in order, and returns how many it took and the last one's sequence: a
+// caller pages through the queue, also past checks that stay pending (bad,
+// but not for enough results yet). New alerts have their group looked at by
+// the planner after groupWait, changed and resolved ones at once.
+func (s *Store) ProcessAlerts(ctx context.Context, after int64, limit int, now time.Time, groupWait time.Duration,
+	decide func(aramaki.AlertInput) (aramaki.AlertOutput, error)) (int, int64, error) {
+	var (
+		n    int
+		last = after
+	)
+	gens := map[aramaki.CheckKey]int64{}
 	err := s.write(ctx, func(tx *txn) error {
 		if err := lockAlerts(ctx, tx); err != nil {
 			return err
 		}
 		in := aramaki.AlertInput{Now: now, States: map[aramaki.CheckKey][]aramaki.CheckState{}, Active: map[aramaki.CheckKey]aramaki.Alert{}}
-		rows, err := tx.Query(ctx, `SELECT system_id, check_name FROM alert_pending ORDER BY seq LIMIT ?`, limit)
+		rows, err := tx.Query(ctx, `SELECT seq, system_id, check_name, gen FROM alert_pending WHERE seq > ? ORDER BY seq LIMIT ?`, after, limit)
 		if err != nil {
 			return fmt.Errorf("query pending alerts: %w", err)
 		}
 		for rows.Next() {
-			var k aramaki.CheckKey
-			if err := rows.Scan(&k.System, &k.Check); err != nil {
+			var (
+				k   aramaki.CheckKey
+				gen int64
+			)
+			if err := rows.Scan(&last, &k.System, &k.Check, &gen); err != nil {
 				rows.Close()
 				return fmt.Errorf("scan pending alert: %w", err)
 			}
 			in.Pending = append(in.Pending, k)
+			gens[k] = gen
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
@@ -222,14 +235,20 @@ func (s *Store) ProcessAlerts(ctx context.Context, limit int, now time.Time, gro
 				return err
 			}
 		}
+		for _, g := range out.Replan {
+			if _, err := tx.Exec(ctx, `UPDATE alert_groups SET notify_at_us = ? WHERE id = ?`, micros(now), g); err != nil {
+				return fmt.Errorf("update alert group: %w", err)
+			}
+		}
 		for _, k := range out.Done {
-			if _, err := tx.Exec(ctx, `DELETE FROM alert_pending WHERE system_id = ? AND check_name = ?`, k.System, k.Check); err != nil {
+			// A change that came after the states were read stays.
+			if _, err := tx.Exec(ctx, `DELETE FROM alert_pending WHERE system_id = ? AND check_name = ? AND gen = ?`, k.System, k.Check, gens[k]); err != nil {
 				return fmt.Errorf("delete pending alert: %w", err)
 			}
 		}
 		return nil
 	})
-	return n, err
+	return n, last, err
 }
 
 // openGroups returns the groups not resolved and opened since, with the
@@ -486,7 +505,8 @@ func (s *Store) PlanNotifications(ctx context.Context, now time.Time, limit int,
 			if err := rows.Err(); err != nil {
 				return fmt.Errorf("read alerts of group %s: %w", id, err)
 			}
-			rows, err = tx.Query(ctx, `SELECT t.alert_id, t.recipient, t.kind FROM alert_told t
+			pg.Recipients = map[string]aramaki.Recipient{}
+			rows, err = tx.Query(ctx, `SELECT t.alert_id, t.recipient, t.kind, t.doc FROM alert_told t
 				JOIN alerts a ON a.id = t.alert_id WHERE a.group_id = ?`, id)
 			if err != nil {
 				return fmt.Errorf("query told: %w", err)
@@ -495,13 +515,22 @@ func (s *Store) PlanNotifications(ctx context.Context, now time.Time, limit int,
 				var (
 					alert int64
 					t     aramaki.Told
+					doc   string
 				)
-				if err := rows.Scan(&alert, &t.Recipient, &t.Kind); err != nil {
+				if err := rows.Scan(&alert, &t.Recipient, &t.Kind, &doc); err != nil {
 					rows.Close()
 					return fmt.Errorf("scan told: %w", err)
 				}
 				t.Alert = strconv.FormatInt(alert, 10)
 				pg.Told[t] = true
+				if _, ok := pg.Recipients[t.Recipient]; !ok {
+					var rc aramaki.Recipient
+					if err := json.Unmarshal([]byte(doc), &rc); err != nil {
+						rows.Close()
+						return fmt.Errorf("decode recipient told of alert %d: %w", alert, err)
+					}
+					pg.Recipients[t.Recipient] = rc
+				}
 			}
 			rows.Close()
 			if err := rows.Err(); err != nil {
@@ -518,8 +547,18 @@ func (s *Store) PlanNotifications(ctx context.Context, now time.Time, limit int,
 			return err
 		}
 		var told []any
+		docs := map[string]string{}
 		for _, t := range out.Told {
-			told = append(told, t.Alert, t.Recipient, t.Kind, micros(now))
+			doc, ok := docs[t.Recipient]
+			if !ok {
+				raw, err := json.Marshal(out.To[t.Recipient])
+				if err != nil {
+					return fmt.Errorf("marshal recipient: %w", err)
+				}
+				doc = string(raw)
+				docs[t.Recipient] = doc
+			}
+			told = append(told, t.Alert, t.Recipient, t.Kind, doc, micros(now))
 		}
 		if err := insertRows(ctx, tx, "alert_told", toldColumns, ` ON CONFLICT DO NOTHING`, told); err != nil {
 			return fmt.Errorf("insert told: %w", err)
@@ -556,7 +595,7 @@ func (s *Store) PlanNotifications(ctx context.Context, now time.Time, limit int,
 	return n, err
 }
 
-var toldColumns = []string{"alert_id bigint", "recipient text", "kind text", "at_us bigint"}
+var toldColumns = []string{"alert_id bigint", "recipient text", "kind text", "doc text", "at_us bigint"}
 
 // insertNotifications puts notifications in the outbox, many rows to a
 // statement.

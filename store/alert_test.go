@@ -32,11 +32,11 @@ func TestAlertsFromStatusChangesToNotifications(t *testing.T) {
 			result("a1", 2, "db", "pg", aramaki.StatusOK, at(0)),
 		))
 		// Both changed checks are pending; one opens an alert.
-		n, err := s.ProcessAlerts(ctx, 100, at(1), 30*time.Second, decideAll)
+		n, _, err := s.ProcessAlerts(ctx, 0, 100, at(1), 30*time.Second, decideAll)
 		if err != nil || n != 2 {
 			t.Fatalf("process alerts: %d, %v; want 2 pending checks", n, err)
 		}
-		if n, err := s.ProcessAlerts(ctx, 100, at(1), 30*time.Second, decideAll); err != nil || n != 0 {
+		if n, _, err := s.ProcessAlerts(ctx, 0, 100, at(1), 30*time.Second, decideAll); err != nil || n != 0 {
 			t.Fatalf("pending checks after deciding: %d, %v", n, err)
 		}
 		alerts, err := s.Alerts(ctx, aramaki.AlertFilter{Limit: 10})
@@ -123,7 +123,7 @@ func TestAlertsFromStatusChangesToNotifications(t *testing.T) {
 
 		// The check recovers: pending again, resolved.
 		MustRecord(t, s, batch("a1", result("a1", 3, "web", "http", aramaki.StatusOK, at(5))))
-		if _, err := s.ProcessAlerts(ctx, 100, at(5), 30*time.Second, decideAll); err != nil {
+		if _, _, err := s.ProcessAlerts(ctx, 0, 100, at(5), 30*time.Second, decideAll); err != nil {
 			t.Fatal(err)
 		}
 		got, _, err = s.Alert(ctx, a.ID)
@@ -214,6 +214,34 @@ func TestReviewDigests(t *testing.T) {
 		}
 		if list, err := s.Notifications(ctx, "", 10); err != nil || len(list) != 1 || list[0].Group != "" || list[0].Message.Subject != "Review of web" {
 			t.Errorf("outbox after the digest: %+v, %v", list, err)
+		}
+	})
+}
+
+func TestAChangeThatComesWhileTheEngineDecidesStaysPending(t *testing.T) {
+	t.Parallel()
+	forEachStore(t, func(t *testing.T, s *store.Store) {
+		if s.Dialect() != store.Postgres {
+			t.Skip("SQLite has one writer: nothing comes in while the engine decides")
+		}
+		ctx := context.Background()
+		MustEnroll(t, s, "a1", "web")
+		at := func(m int) time.Time { return t0.Add(time.Duration(m) * time.Minute) }
+		MustRecord(t, s, batch("a1", result("a1", 1, "web", "http", aramaki.StatusOK, at(0))))
+		// While the engine decides on the OK state, the check breaks.
+		_, _, err := s.ProcessAlerts(ctx, 0, 100, at(1), 0, func(in aramaki.AlertInput) (aramaki.AlertOutput, error) {
+			MustRecord(t, s, batch("a1", result("a1", 2, "web", "http", aramaki.StatusCritical, at(1))))
+			return decideAll(in)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, _, err := s.ProcessAlerts(ctx, 0, 100, at(2), 0, decideAll)
+		if err != nil || n != 1 {
+			t.Fatalf("the change that came meanwhile: %d pending, %v; want it still pending", n, err)
+		}
+		if open, _ := s.Alerts(ctx, aramaki.AlertFilter{States: []aramaki.AlertState{aramaki.AlertOpen}, Limit: 10}); len(open) != 1 {
+			t.Errorf("open alerts: %+v, want the critical check's", open)
 		}
 	})
 }

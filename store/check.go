@@ -842,7 +842,7 @@ func (s *Store) DeleteCheckStates(ctx context.Context, keep map[string][]string)
 		}
 		for _, id := range gone {
 			if _, err := tx.Exec(ctx, `INSERT INTO alert_pending (system_id, check_name)
-				SELECT system_id, check_name FROM checks WHERE id = ? ON CONFLICT DO NOTHING`, id); err != nil {
+				SELECT system_id, check_name FROM checks WHERE id = ? `+pendingAgain, id); err != nil {
 				return fmt.Errorf("mark alerts pending: %w", err)
 			}
 			if _, err := tx.Exec(ctx, `DELETE FROM check_states WHERE check_id = ?`, id); err != nil {

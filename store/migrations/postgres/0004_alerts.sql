@@ -7,11 +7,14 @@ ALTER TABLE check_states ADD COLUMN count INTEGER NOT NULL DEFAULT 1;
 -- in the transaction that made the change; the alert engine takes them out
 -- once it has decided. A bad check not yet bad long enough stays. seq
 -- keeps the order in which they came: the engine decides the first first,
--- so that the cause of an outage opens the group the rest join.
+-- so that the cause of an outage opens the group the rest join. gen counts
+-- the changes since the row came: the engine takes out only the
+-- generation it decided on, never a change that came meanwhile.
 CREATE TABLE alert_pending (
 	seq        BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
 	system_id  TEXT NOT NULL,
 	check_name TEXT NOT NULL,
+	gen        INTEGER NOT NULL DEFAULT 0,
 	UNIQUE (system_id, check_name)
 );
 
@@ -63,11 +66,14 @@ CREATE TABLE alert_notes (
 CREATE INDEX alert_notes_alert ON alert_notes (alert_id, at_us);
 
 -- Which recipient was told what about which alert, so that nobody hears
--- the same thing twice: kind is opened, escalated or resolved.
+-- the same thing twice: kind is opened or resolved; doc is the JSON of the
+-- aramaki.Recipient, so that whoever heard of an alert hears it resolved
+-- even when the routes changed since.
 CREATE TABLE alert_told (
 	alert_id  BIGINT NOT NULL,
 	recipient TEXT NOT NULL,
 	kind      TEXT NOT NULL,
+	doc       TEXT NOT NULL,
 	at_us     BIGINT NOT NULL,
 	PRIMARY KEY (alert_id, recipient, kind)
 );
@@ -91,6 +97,7 @@ CREATE TABLE notifications (
 );
 CREATE INDEX notifications_due ON notifications (next_us) WHERE state = 'pending';
 CREATE INDEX notifications_created ON notifications (created_us);
+CREATE INDEX notifications_group ON notifications (group_id);
 
 -- Every delivery attempt: error is empty when it went through.
 CREATE TABLE notification_attempts (
