@@ -202,6 +202,9 @@ type Message struct {
 	Alerts  []Alert   `json:"alerts"`
 	URL     string    `json:"url,omitempty"` // the page to open
 	At      time.Time `json:"at"`
+	// System is what the message is about: where a delivery that finally
+	// fails raises its alert.
+	System string `json:"system,omitempty"`
 }
 
 // Hours is a weekly schedule in a time zone: "24/7", or days and hours,

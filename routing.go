@@ -132,6 +132,9 @@ type Notification struct {
 	LastError string            `json:"last_error,omitempty"`
 	Created   time.Time         `json:"created"`
 	Done      *time.Time        `json:"done,omitempty"`
+	// Lease is until when the sender that claimed it may send it; a
+	// sender whose lease ran out records nothing over another's.
+	Lease time.Time `json:"-"`
 }
 
 // NotificationState is where a notification is.
@@ -361,7 +364,7 @@ func (p Planner) message(g AlertGroup, opened, resolved []Alert) Message {
 		}
 		return strings.Compare(a.System+"/"+a.Check, b.System+"/"+b.Check)
 	})
-	m := Message{At: p.Now}
+	m := Message{At: p.Now, System: g.System}
 	var b strings.Builder
 	switch {
 	case len(opened) > 0:

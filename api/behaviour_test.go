@@ -195,6 +195,7 @@ func TestBadInputGetsAClearErrorAndChangesNothing(t *testing.T) {
 		{"blank password", "POST", "/api/v1/users", `{"name": "bob", "password": "              "}`, 400, "password needs"},
 		{"not an e-mail address", "PUT", "/api/v1/users/vera/email", `{"email": "vera at example"}`, 400, "not an e-mail address"},
 		{"e-mail of an unknown user", "PUT", "/api/v1/users/nobody/email", `{"email": "nobody@example.com"}`, 404, "nobody"},
+		{"a group that is no number", "GET", "/api/v1/alerts?group=x", nil, 400, "group must be a group number"},
 		{"digest over a bad period", "GET", "/api/v1/systems/webshop/digest?period=forever", nil, 400, "period must be a duration"},
 		{"silence without end", "POST", "/api/v1/silences", `{"system": "webshop", "reason": "upgrade"}`, 400, "needs an end"},
 		{"silence ending before it starts", "POST", "/api/v1/silences", `{"system": "webshop", "start": "2099-01-02T10:00:00Z", "end": "2099-01-02T09:00:00Z", "reason": "upgrade"}`, 400, "is not after the start"},

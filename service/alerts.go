@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -78,6 +79,11 @@ func (s *Service) Alerts(ctx context.Context, p aramaki.Principal, q AlertQuery)
 	}
 	if q.Limit == 0 {
 		q.Limit = DefaultAlertLimit
+	}
+	if q.Group != "" {
+		if _, err := strconv.ParseInt(q.Group, 10, 64); err != nil {
+			return nil, aramaki.Errorf(aramaki.EINVALID, "group must be a group number, not %q", q.Group)
+		}
 	}
 	if q.Limit < 0 || q.Limit > MaxAlertLimit {
 		return nil, aramaki.Errorf(aramaki.EINVALID, "limit must be between 1 and %d", MaxAlertLimit)
@@ -157,6 +163,9 @@ func (s *Service) Alert(ctx context.Context, p aramaki.Principal, id string) (Al
 		notes = []aramaki.AlertNote{}
 	}
 	v := AlertView{Alert: a, Notes: notes, Deliveries: []Delivery{}}
+	if p.Anonymous() {
+		return v, nil // who is told where is for the team, not the public
+	}
 	sent, err := s.store.Notifications(ctx, a.Group, 500)
 	if err != nil {
 		return AlertView{}, err
@@ -199,6 +208,17 @@ func (s *Service) ChangeAlert(ctx context.Context, p aramaki.Principal, id strin
 	case AlertAssign:
 		if err := aramaki.ValidateUserName(text); err != nil {
 			return aramaki.Alert{}, aramaki.Errorf(aramaki.EINVALID, "assign to whom? %s", aramaki.ErrorMessage(err))
+		}
+		// Only who may change the alert learns whether a user exists.
+		a, _, err := s.store.Alert(ctx, id)
+		if err != nil {
+			return aramaki.Alert{}, err
+		}
+		if !s.Graph().CanView(p, a.System) && p.GlobalRole() == aramaki.RoleNone {
+			return aramaki.Alert{}, aramaki.Errorf(aramaki.ENOTFOUND, "alert %s not found", id)
+		}
+		if err := s.require(p, a.System, aramaki.RoleOperator); err != nil {
+			return aramaki.Alert{}, err
 		}
 		if _, _, err := s.store.UserByName(ctx, text); aramaki.ErrorCode(err) == aramaki.ENOTFOUND {
 			return aramaki.Alert{}, aramaki.Errorf(aramaki.EINVALID, "there is no user %s to assign the alert to", text)
@@ -376,9 +396,11 @@ func (s *Service) sendNotifications(ctx context.Context, sender Sender) error {
 func (s *Service) deliver(ctx context.Context, sender Sender, nt aramaki.Notification) error {
 	start := s.now()
 	err := sender.Send(ctx, nt.Recipient, nt.Message)
-	if ctx.Err() != nil {
+	if err != nil && ctx.Err() != nil {
 		return nil // shutting down: the lease runs out and it is tried again
 	}
+	// What was sent is recorded even while shutting down.
+	ctx = context.WithoutCancel(ctx)
 	attempt := aramaki.DeliveryAttempt{At: start, Duration: s.now().Sub(start)}
 	var failure *aramaki.Alert
 	now := s.now()
@@ -394,7 +416,7 @@ func (s *Service) deliver(ctx context.Context, sender Sender, nt aramaki.Notific
 		attempts := nt.Attempts + 1
 		if attempts >= s.maxAttempts || s.permanent(err) {
 			nt.State, nt.Done = aramaki.NotificationFailed, &now
-			system := s.failureSystem(ctx, nt)
+			system := s.failureSystem(nt)
 			failure = &aramaki.Alert{System: system, Check: FailureCheck, Status: aramaki.StatusCritical, State: aramaki.AlertOpen,
 				Output: fmt.Sprintf("notification %s to %s (%s) failed after %d attempts: %s", nt.ID, nt.Recipient.Name, nt.Recipient.Type, attempts, attempt.Error),
 				Opened: now, Updated: now}
@@ -412,10 +434,13 @@ func (s *Service) deliver(ctx context.Context, sender Sender, nt aramaki.Notific
 }
 
 // failureSystem is the system a failed notification's alert is raised on:
-// the system of its group.
-func (s *Service) failureSystem(ctx context.Context, nt aramaki.Notification) string {
+// the system the message is about.
+func (s *Service) failureSystem(nt aramaki.Notification) string {
+	if nt.Message.System != "" && s.Graph().System(nt.Message.System) != nil {
+		return nt.Message.System
+	}
 	for _, a := range nt.Message.Alerts {
 		return a.System
 	}
-	return "aramaki"
+	return nt.Message.System
 }

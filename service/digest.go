@@ -65,7 +65,7 @@ func (s *Service) Digest(ctx context.Context, p aramaki.Principal, system string
 	}
 	above := append(slices.Clone(scope), g.Ancestors(system)...)
 	for _, sl := range silences {
-		if slices.Contains(above, sl.System) && sl.End.Before(now.Add(24*time.Hour)) {
+		if slices.Contains(above, sl.System) && sl.End.Before(now.Add(24*time.Hour)) && g.CanView(p, sl.System) {
 			d.Expiring = append(d.Expiring, sl)
 		}
 	}
@@ -142,7 +142,7 @@ func (s *Service) digestMessage(d aramaki.Digest) aramaki.Message {
 	count(len(d.AlwaysBroken), "always broken")
 	count(len(d.Unacknowledged), "unacknowledged alerts")
 	count(len(d.Expiring), "silences ending")
-	m := aramaki.Message{Subject: fmt.Sprintf("Review of %s: %s", d.Title, strings.Join(parts, ", ")), At: d.Until}
+	m := aramaki.Message{Subject: fmt.Sprintf("Review of %s: %s", d.Title, strings.Join(parts, ", ")), At: d.Until, System: d.System}
 	var b strings.Builder
 	fmt.Fprintf(&b, "Review of %s (%s) from %s to %s.\n", d.Title, d.System, d.Since.Format("2006-01-02"), d.Until.Format("2006-01-02"))
 	if len(d.Noisiest) > 0 {

@@ -112,10 +112,20 @@ func (s *Service) SilencesOn(ctx context.Context, p aramaki.Principal, system st
 	out := []aramaki.Silence{}
 	for _, sl := range all {
 		if slices.Contains(above, sl.System) {
-			out = append(out, sl)
+			out = append(out, redactSilence(g, p, sl))
 		}
 	}
 	return out, nil
+}
+
+// redactSilence leaves out who silenced a system the principal cannot see,
+// and why: that it is silenced from above is all they learn.
+func redactSilence(g *aramaki.Graph, p aramaki.Principal, sl aramaki.Silence) aramaki.Silence {
+	if g.CanView(p, sl.System) {
+		return sl
+	}
+	return aramaki.Silence{ID: sl.ID, System: sl.System, Start: sl.Start, End: sl.End, Ended: sl.Ended,
+		Maintenance: sl.Maintenance, Reason: "(on a system above, not visible to you)"}
 }
 
 // tendSilences ends silences that ran out or whose alerts all resolved,
@@ -185,6 +195,11 @@ func (s *Service) tendSilences(ctx context.Context) error {
 // have an address, that it is about to end.
 func (s *Service) remind(ctx context.Context, sl aramaki.Silence) error {
 	now := s.now()
+	if sl.End.Sub(sl.Start) <= 2*aramaki.SilenceReminding {
+		// Too short to need a reminder: its creator just made it.
+		_, err := s.store.RemindSilence(ctx, sl.ID, aramaki.Event{}, nil)
+		return err
+	}
 	summary := fmt.Sprintf("%s: your silence of %s ends at %s (%s)", sl.CreatedBy, sl.System, sl.End.Format("15:04 UTC"), sl.Reason)
 	ev, err := s.event(aramaki.KindSilenceExpiring, "server", []string{sl.System}, summary, sl)
 	if err != nil {
@@ -196,7 +211,7 @@ func (s *Service) remind(ctx context.Context, sl aramaki.Silence) error {
 		return err
 	}
 	if u.Email != "" && !u.Disabled {
-		m := aramaki.Message{ID: fmt.Sprintf("silence-%s-reminder", sl.ID), At: now,
+		m := aramaki.Message{ID: fmt.Sprintf("silence-%s-reminder", sl.ID), At: now, System: sl.System,
 			Subject: fmt.Sprintf("Your silence of %s ends at %s", sl.System, sl.End.Format("15:04 UTC")),
 			Text: fmt.Sprintf("The silence of %s you made (%s) ends at %s. Alerts under it still open will be notified then;\n"+
 				"extend it with a new silence if the work is not done: aramaki silence create --system %s --for 1h --reason ...\n",

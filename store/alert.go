@@ -680,10 +680,11 @@ func (s *Store) ClaimNotifications(ctx context.Context, now time.Time, limit int
 		if err := rows.Err(); err != nil {
 			return fmt.Errorf("read notifications: %w", err)
 		}
-		for _, nt := range out {
+		for i, nt := range out {
 			if _, err := tx.Exec(ctx, `UPDATE notifications SET lease_us = ? WHERE id = ?`, micros(now.Add(lease)), nt.ID); err != nil {
 				return fmt.Errorf("lease notification: %w", err)
 			}
+			out[i].Lease = now.Add(lease)
 		}
 		return nil
 	})
@@ -691,19 +692,24 @@ func (s *Store) ClaimNotifications(ctx context.Context, now time.Time, limit int
 }
 
 // FinishAttempt records a delivery attempt of a notification: sent, to be
-// retried at next, or given up (failed). On giving up, failure is an alert
-// (on the notification's group's system) to open unless one is open, with
-// its event; on success an open failure alert of that system resolves.
+// retried at next, or given up (failed) — unless the sender's lease ran out
+// and another has it. On giving up, failure is an alert to open (unless one
+// is open on that system already: people resolve it once they fixed the
+// channel) and failed makes the event of the failure.
 func (s *Store) FinishAttempt(ctx context.Context, nt aramaki.Notification, at aramaki.DeliveryAttempt, failure *aramaki.Alert, failed func(aramaki.Alert) (aramaki.Event, error)) error {
 	return s.write(ctx, func(tx *txn) error {
 		if _, err := tx.Exec(ctx, `INSERT INTO notification_attempts (notification_id, at_us, duration_us, error) VALUES (?, ?, ?, ?)`,
 			nt.ID, micros(at.At), at.Duration.Microseconds(), at.Error); err != nil {
 			return fmt.Errorf("insert delivery attempt: %w", err)
 		}
-		if _, err := tx.Exec(ctx, `UPDATE notifications SET state = ?, attempts = attempts + 1, next_us = ?, lease_us = NULL,
-			last_error = ?, done_us = ? WHERE id = ?`,
-			string(nt.State), micros(nt.Next), at.Error, nullMicros(nt.Done), nt.ID); err != nil {
+		res, err := tx.Exec(ctx, `UPDATE notifications SET state = ?, attempts = attempts + 1, next_us = ?, lease_us = NULL,
+			last_error = ?, done_us = ? WHERE id = ? AND lease_us = ?`,
+			string(nt.State), micros(nt.Next), at.Error, nullMicros(nt.Done), nt.ID, micros(nt.Lease))
+		if err != nil {
 			return fmt.Errorf("update notification: %w", err)
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 0 {
+			return err // the lease ran out: another sender has it now
 		}
 		if failure == nil {
 			return nil
@@ -711,13 +717,23 @@ func (s *Store) FinishAttempt(ctx context.Context, nt aramaki.Notification, at a
 		if err := lockAlerts(ctx, tx); err != nil {
 			return err
 		}
-		var open int
-		if err := tx.QueryRow(ctx, `SELECT COUNT(*) FROM alerts WHERE system_id = ? AND check_name = ? AND state <> 'resolved'`,
-			failure.System, failure.Check).Scan(&open); err != nil {
+		var open int64
+		err = tx.QueryRow(ctx, `SELECT id FROM alerts WHERE system_id = ? AND check_name = ? AND state <> 'resolved'`,
+			failure.System, failure.Check).Scan(&open)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("query failure alert: %w", err)
 		}
-		if open > 0 {
-			return nil
+		if err == nil {
+			// One failure alert at a time per system; each failure is still
+			// on the timeline.
+			a := *failure
+			a.ID = strconv.FormatInt(open, 10)
+			ev, err := failed(a)
+			if err != nil {
+				return err
+			}
+			_, err = appendEvent(ctx, tx, ev)
+			return err
 		}
 		var group, id int64
 		if err := tx.QueryRow(ctx, `INSERT INTO alert_groups (system_id, opened_us, notify_at_us) VALUES (?, ?, ?) RETURNING id`,
@@ -933,8 +949,11 @@ func (s *Store) RemindSilence(ctx context.Context, id string, ev aramaki.Event, 
 		if err := insertNotifications(ctx, tx, notifications); err != nil {
 			return err
 		}
+		reminded = true
+		if ev.ID == "" {
+			return nil // no event wanted
+		}
 		_, err = appendEvent(ctx, tx, ev)
-		reminded = err == nil
 		return err
 	})
 	return reminded, err

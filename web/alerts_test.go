@@ -151,10 +151,13 @@ func TestTheAlertQueueListsAlertsAndFilters(t *testing.T) {
 	// Notifications link to one group: the two broke together.
 	body = e.MustGet(admin, "/alerts?state=any&group="+url.QueryEscape(web.Group))
 	mustContain(t, "their group", body, "webshop-app · http", "webshop-db · disk", `name="group" value="`+web.Group+`"`, "Only the alerts of group")
-	body = e.MustGet(admin, "/alerts?state=any&group=another")
+	body = e.MustGet(admin, "/alerts?state=any&group=999")
 	mustContain(t, "another group", body, "Only the alerts of group")
 	mustNotContain(t, "another group", body, "webshop-app · http", "webshop-db · disk")
 
+	if status, _, _ := e.Get(admin, "/alerts?group=another"); status != http.StatusBadRequest {
+		t.Errorf("a group that is no number: status %d, want 400", status)
+	}
 	if status, _, _ := e.Get(admin, "/alerts?state=sleeping"); status != http.StatusBadRequest {
 		t.Errorf("an unknown state: status %d, want 400", status)
 	}
