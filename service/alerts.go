@@ -347,12 +347,11 @@ func (s *Service) planNotifications(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		silences, err := s.store.Silences(ctx, s.now())
-		if err != nil {
-			return err
-		}
-		p := aramaki.Planner{Graph: s.Graph(), Notifiers: notifiers, Silences: silences, URL: s.url, Now: s.now()}
-		n, err := s.store.PlanNotifications(ctx, p.Now, planBatch, p.Plan)
+		p := aramaki.Planner{Graph: s.Graph(), Notifiers: notifiers, URL: s.url, Now: s.now()}
+		n, err := s.store.PlanNotifications(ctx, p.Now, planBatch, func(groups []aramaki.PlanGroup, silences []aramaki.Silence) (aramaki.PlanOutput, error) {
+			p.Silences = silences
+			return p.Plan(groups)
+		})
 		if err != nil {
 			return fmt.Errorf("plan notifications: %w", err)
 		}

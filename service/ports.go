@@ -123,7 +123,7 @@ type MonitoringStore interface {
 	ChangeAlert(ctx context.Context, id string, change func(aramaki.Alert) (aramaki.Alert, aramaki.AlertNote, aramaki.Event, error)) (aramaki.Alert, error)
 	// PlanNotifications plans the notifications of due alert groups in one
 	// transaction and returns how many groups it took.
-	PlanNotifications(ctx context.Context, now time.Time, limit int, plan func([]aramaki.PlanGroup) (aramaki.PlanOutput, error)) (int, error)
+	PlanNotifications(ctx context.Context, now time.Time, limit int, plan func([]aramaki.PlanGroup, []aramaki.Silence) (aramaki.PlanOutput, error)) (int, error)
 	// ClaimNotifications leases due notifications for sending.
 	ClaimNotifications(ctx context.Context, now time.Time, limit int, lease time.Duration) ([]aramaki.Notification, error)
 	// FinishAttempt records a delivery attempt and the notification's new

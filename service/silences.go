@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -139,13 +140,16 @@ func (s *Service) tendSilences(ctx context.Context) error {
 	for _, sl := range due {
 		if !now.Before(sl.End) {
 			_, err := s.store.EndSilence(ctx, sl.ID, func(sl aramaki.Silence) (aramaki.Silence, aramaki.Event, error) {
+				if sl.Ended != nil {
+					return sl, aramaki.Event{}, errEndedAlready // by another replica, or by hand
+				}
 				end := sl.End
 				sl.Ended = &end
 				ev, err := s.event(aramaki.KindSilenceEnded, "server", []string{sl.System},
 					fmt.Sprintf("the silence of %s by %s ran out (%s)", sl.System, sl.CreatedBy, sl.Reason), sl)
 				return sl, ev, err
 			})
-			if err != nil {
+			if err != nil && !errors.Is(err, errEndedAlready) {
 				return fmt.Errorf("end silence %s: %w", sl.ID, err)
 			}
 			continue
@@ -179,17 +183,23 @@ func (s *Service) tendSilences(ctx context.Context) error {
 			continue
 		}
 		_, err = s.store.EndSilence(ctx, sl.ID, func(sl aramaki.Silence) (aramaki.Silence, aramaki.Event, error) {
+			if sl.Ended != nil {
+				return sl, aramaki.Event{}, errEndedAlready
+			}
 			sl.Ended = &now
 			ev, err := s.event(aramaki.KindSilenceEnded, "server", []string{sl.System},
 				fmt.Sprintf("the silence of %s ended: its alerts resolved (%s)", sl.System, sl.Reason), sl)
 			return sl, ev, err
 		})
-		if err != nil {
+		if err != nil && !errors.Is(err, errEndedAlready) {
 			return fmt.Errorf("end silence %s: %w", sl.ID, err)
 		}
 	}
 	return nil
 }
+
+// errEndedAlready stops ending a silence someone ended meanwhile.
+var errEndedAlready = errors.New("the silence is over already")
 
 // remind tells a silence's creator, on the timeline and by e-mail if they
 // have an address, that it is about to end.

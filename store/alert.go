@@ -444,10 +444,11 @@ func (s *Store) ChangeAlert(ctx context.Context, id string, change func(aramaki.
 }
 
 // PlanNotifications takes up to limit alert groups due for notification,
-// with their alerts and who was told what, hands them to plan and stores
+// with their alerts and who was told what, hands them and the silences not
+// over to plan and stores
 // the notifications, what was told, escalations and when to look at each
 // group next — in one transaction. It returns how many groups it took.
-func (s *Store) PlanNotifications(ctx context.Context, now time.Time, limit int, plan func([]aramaki.PlanGroup) (aramaki.PlanOutput, error)) (int, error) {
+func (s *Store) PlanNotifications(ctx context.Context, now time.Time, limit int, plan func([]aramaki.PlanGroup, []aramaki.Silence) (aramaki.PlanOutput, error)) (int, error) {
 	var n int
 	err := s.write(ctx, func(tx *txn) error {
 		if err := lockAlerts(ctx, tx); err != nil {
@@ -538,7 +539,13 @@ func (s *Store) PlanNotifications(ctx context.Context, now time.Time, limit int,
 			}
 		}
 
-		out, err := plan(groups)
+		// The silences as they are now, under the lock people who end one
+		// take too: a silence ended meanwhile is not planned around.
+		silences, err := readSilences(ctx, tx, now)
+		if err != nil {
+			return err
+		}
+		out, err := plan(groups, silences)
 		if err != nil {
 			return err
 		}
@@ -792,8 +799,31 @@ func scanSilence(r rowScanner) (aramaki.Silence, error) {
 
 // Silences returns the silences not over at now, by start.
 func (s *Store) Silences(ctx context.Context, now time.Time) ([]aramaki.Silence, error) {
-	return readAll(ctx, s, "silences", scanSilence, `SELECT `+silenceColumns+` FROM silences
+	var out []aramaki.Silence
+	err := s.read(ctx, func(tx *txn) error {
+		var err error
+		out, err = readSilences(ctx, tx, now)
+		return err
+	})
+	return out, err
+}
+
+func readSilences(ctx context.Context, tx *txn, now time.Time) ([]aramaki.Silence, error) {
+	rows, err := tx.Query(ctx, `SELECT `+silenceColumns+` FROM silences
 		WHERE end_us > ? AND (ended_us IS NULL OR ended_us > ?) ORDER BY start_us, id`, micros(now), micros(now))
+	if err != nil {
+		return nil, fmt.Errorf("query silences: %w", err)
+	}
+	defer rows.Close()
+	var out []aramaki.Silence
+	for rows.Next() {
+		sl, err := scanSilence(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, sl)
+	}
+	return out, rows.Err()
 }
 
 // RecentSilences returns the newest silences, over or not.
@@ -833,6 +863,9 @@ func (s *Store) EndSilence(ctx context.Context, id string, change func(aramaki.S
 	}
 	var sl aramaki.Silence
 	err = s.write(ctx, func(tx *txn) error {
+		if err := lockAlerts(ctx, tx); err != nil {
+			return err
+		}
 		before, err := scanSilence(tx.QueryRow(ctx, `SELECT `+silenceColumns+` FROM silences WHERE id = ?`, n))
 		if errors.Is(err, sql.ErrNoRows) {
 			return aramaki.Errorf(aramaki.ENOTFOUND, "silence %s not found", id)

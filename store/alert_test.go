@@ -50,7 +50,7 @@ func TestAlertsFromStatusChangesToNotifications(t *testing.T) {
 
 		// The group is due after the wait; the planner's notifications and
 		// what it told land in the outbox.
-		plan := func(groups []aramaki.PlanGroup) (aramaki.PlanOutput, error) {
+		plan := func(groups []aramaki.PlanGroup, _ []aramaki.Silence) (aramaki.PlanOutput, error) {
 			out := aramaki.PlanOutput{Next: map[string]time.Time{}}
 			for _, g := range groups {
 				for _, a := range g.Alerts {
