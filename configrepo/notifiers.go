@@ -24,7 +24,7 @@ var (
 	notifiersShape = shape{notifiersFile, notifiersFile, []string{"notifiers"}, "{notifiers: [{name: …, type: …}]}"}
 	notifierShape  = shape{"notifier", "a notifier", []string{"name", "type", "url", "room", "to", "secret_env"}, "{name: …, type: webhook, url: https://…}"}
 
-	envName = regexp.MustCompile(`^[A-Z_][A-Z0-9_]*$`)
+	envName = regexp.MustCompile(`^ARAMAKI_NOTIFY_[A-Z0-9_]+$`)
 )
 
 // notifierKeys says which keys each type of notifier takes, and which of
@@ -183,7 +183,7 @@ func (f *fileParser) notifiers(v *yaml.Node) {
 		if v := nodes["secret_env"]; v != nil && !bad["secret_env"] && slices.Contains(keys.takes, "secret_env") && !envName.MatchString(n.SecretEnv) {
 			// Not quoted: whoever got this wrong may have written the
 			// secret itself, and problems end up on the timeline.
-			f.add(v, "secret_env must name an environment variable of the server (upper-case letters, digits and _, like OPS_CHAT_URL), not hold the secret itself")
+			f.add(v, "secret_env must name an environment variable of the server starting with ARAMAKI_NOTIFY_ (then upper-case letters, digits and _, like ARAMAKI_NOTIFY_OPS_CHAT_URL), not hold the secret itself: only those variables are handed to notifiers")
 		}
 		f.p.notifiers = append(f.p.notifiers, n)
 	})

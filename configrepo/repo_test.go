@@ -394,13 +394,13 @@ func MustLoad(t testing.TB, repo *configrepo.Repo) aramaki.ConfigSnapshot {
 func TestLoadNotifiers(t *testing.T) {
 	dir := MustInitRepo(t)
 	MustCommit(t, dir, map[string]string{
-		"notifiers.yaml": "notifiers:\n  - {name: pager, type: webhook, url: \"https://pager.example.com/x\", secret_env: PAGER_KEY}\n",
+		"notifiers.yaml": "notifiers:\n  - {name: pager, type: webhook, url: \"https://pager.example.com/x\", secret_env: ARAMAKI_NOTIFY_PAGER_KEY}\n",
 		"systems/webshop.yaml": "id: webshop\ntitle: Webshop\ncontacts: [{name: On-call}]\n" +
 			"routing: [{contact: On-call, via: pager, severities: [critical]}]\n",
 	}, "Page the on-call")
 	repo := MustOpen(t, dir, configrepo.Options{})
 	snap := MustLoad(t, repo)
-	want := []aramaki.Notifier{{Name: "pager", Type: aramaki.NotifyWebhook, URL: "https://pager.example.com/x", SecretEnv: "PAGER_KEY"}}
+	want := []aramaki.Notifier{{Name: "pager", Type: aramaki.NotifyWebhook, URL: "https://pager.example.com/x", SecretEnv: "ARAMAKI_NOTIFY_PAGER_KEY"}}
 	if !slices.EqualFunc(snap.Notifiers, want, func(a, b aramaki.Notifier) bool {
 		return a.Name == b.Name && a.URL == b.URL && a.SecretEnv == b.SecretEnv
 	}) {

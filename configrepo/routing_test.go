@@ -21,20 +21,20 @@ notifiers:
   - name: pager
     type: webhook
     url: https://pager.example.com/hooks/aramaki
-    secret_env: PAGER_WEBHOOK_KEY
+    secret_env: ARAMAKI_NOTIFY_PAGER_WEBHOOK_KEY
   - {name: dev-slack, type: slack, url: "https://hooks.slack.com/services/T000/B000/XXXX"}
   # Better: the URL, the webhook's password, kept out of the repository.
-  - {name: ops-slack, type: slack, secret_env: OPS_SLACK_URL}
+  - {name: ops-slack, type: slack, secret_env: ARAMAKI_NOTIFY_OPS_SLACK_URL}
   - name: ops-matrix
     type: matrix
     url: https://matrix.example.org
     room: "!AbCdEfGh:example.org"
-    secret_env: MATRIX_TOKEN
+    secret_env: ARAMAKI_NOTIFY_MATRIX_TOKEN
   - name: ops-mail
     type: email
     to: [ops@example.com, "Hosting team <hosting@example.com>"]
   # Plain http is fine to this host itself.
-  - {name: local-bridge, type: webhook, url: "http://127.0.0.1:9000/alerts", secret_env: _BRIDGE_KEY_2}
+  - {name: local-bridge, type: webhook, url: "http://127.0.0.1:9000/alerts", secret_env: ARAMAKI_NOTIFY__BRIDGE_KEY_2}
   - {name: local-chat, type: mattermost, url: "http://localhost:8065/hooks/x"}
   - {name: v6-chat, type: slack, url: "http://[::1]:8080/hooks/x"}
 `,
@@ -88,13 +88,13 @@ routing:
 
 	wantNotifiers := []aramaki.Notifier{
 		{Name: "dev-slack", Type: aramaki.NotifySlack, URL: "https://hooks.slack.com/services/T000/B000/XXXX"},
-		{Name: "local-bridge", Type: aramaki.NotifyWebhook, URL: "http://127.0.0.1:9000/alerts", SecretEnv: "_BRIDGE_KEY_2"},
+		{Name: "local-bridge", Type: aramaki.NotifyWebhook, URL: "http://127.0.0.1:9000/alerts", SecretEnv: "ARAMAKI_NOTIFY__BRIDGE_KEY_2"},
 		{Name: "local-chat", Type: aramaki.NotifyMattermost, URL: "http://localhost:8065/hooks/x"},
 		{Name: "ops-chat", Type: aramaki.NotifyMattermost, URL: "https://chat.example.com/hooks/xq7b3k9d"},
 		{Name: "ops-mail", Type: aramaki.NotifyEmail, To: []string{"ops@example.com", "Hosting team <hosting@example.com>"}},
-		{Name: "ops-matrix", Type: aramaki.NotifyMatrix, URL: "https://matrix.example.org", Room: "!AbCdEfGh:example.org", SecretEnv: "MATRIX_TOKEN"},
-		{Name: "ops-slack", Type: aramaki.NotifySlack, SecretEnv: "OPS_SLACK_URL"},
-		{Name: "pager", Type: aramaki.NotifyWebhook, URL: "https://pager.example.com/hooks/aramaki", SecretEnv: "PAGER_WEBHOOK_KEY"},
+		{Name: "ops-matrix", Type: aramaki.NotifyMatrix, URL: "https://matrix.example.org", Room: "!AbCdEfGh:example.org", SecretEnv: "ARAMAKI_NOTIFY_MATRIX_TOKEN"},
+		{Name: "ops-slack", Type: aramaki.NotifySlack, SecretEnv: "ARAMAKI_NOTIFY_OPS_SLACK_URL"},
+		{Name: "pager", Type: aramaki.NotifyWebhook, URL: "https://pager.example.com/hooks/aramaki", SecretEnv: "ARAMAKI_NOTIFY_PAGER_WEBHOOK_KEY"},
 		{Name: "v6-chat", Type: aramaki.NotifySlack, URL: "http://[::1]:8080/hooks/x"},
 	}
 	if !reflect.DeepEqual(snap.Notifiers, wantNotifiers) {
@@ -358,7 +358,7 @@ var notifierCases = []problemCase{
 		"notifiers.yaml:2: a notifier needs a type: email, webhook, slack, mattermost or matrix"),
 	notifierCase("unknown type", "notifiers:\n  - {name: chat, type: teams, url: \"https://teams.example.com/x\"}\n",
 		`notifiers.yaml:2: unknown notifier type "teams" (use email, webhook, slack, mattermost or matrix)`),
-	notifierCase("webhook without url", "notifiers:\n  - {name: pager, type: webhook, secret_env: PAGER_KEY}\n",
+	notifierCase("webhook without url", "notifiers:\n  - {name: pager, type: webhook, secret_env: ARAMAKI_NOTIFY_PAGER_KEY}\n",
 		"notifiers.yaml:2: a webhook notifier needs url, where to send"),
 	notifierCase("unsigned webhook", "notifiers:\n  - {name: pager, type: webhook, url: \"https://pager.example.com/x\"}\n",
 		"notifiers.yaml:2: a webhook notifier needs secret_env, the environment variable holding the key its requests are signed with: unsigned webhooks are refused"),
@@ -366,11 +366,11 @@ var notifierCases = []problemCase{
 		"notifiers.yaml:2: a slack notifier needs url, its incoming webhook, or better secret_env, the environment variable holding that URL: the URL is the webhook's password"),
 	notifierCase("mattermost without url", "notifiers:\n  - name: chat\n    type: mattermost\n    url:\n",
 		"notifiers.yaml:2: a mattermost notifier needs url, its incoming webhook, or better secret_env, the environment variable holding that URL: the URL is the webhook's password"),
-	notifierCase("chat with url and secret_env", "notifiers:\n  - name: chat\n    type: mattermost\n    url: https://chat.example.com/hooks/x\n    secret_env: OPS_CHAT_URL\n",
+	notifierCase("chat with url and secret_env", "notifiers:\n  - name: chat\n    type: mattermost\n    url: https://chat.example.com/hooks/x\n    secret_env: ARAMAKI_NOTIFY_OPS_CHAT_URL\n",
 		"notifiers.yaml:5: a mattermost notifier takes its URL from url or from the environment variable secret_env names, not both"),
-	notifierCase("matrix without url", "notifiers:\n  - {name: chat, type: matrix, room: \"!abc:example.org\", secret_env: MATRIX_TOKEN}\n",
+	notifierCase("matrix without url", "notifiers:\n  - {name: chat, type: matrix, room: \"!abc:example.org\", secret_env: ARAMAKI_NOTIFY_MATRIX_TOKEN}\n",
 		"notifiers.yaml:2: a matrix notifier needs url, where to send"),
-	notifierCase("matrix without room", "notifiers:\n  - {name: chat, type: matrix, url: \"https://matrix.example.org\", secret_env: MATRIX_TOKEN}\n",
+	notifierCase("matrix without room", "notifiers:\n  - {name: chat, type: matrix, url: \"https://matrix.example.org\", secret_env: ARAMAKI_NOTIFY_MATRIX_TOKEN}\n",
 		"notifiers.yaml:2: a matrix notifier needs room, the id of the room to post in"),
 	notifierCase("matrix without secret_env", "notifiers:\n  - {name: chat, type: matrix, url: \"https://matrix.example.org\", room: \"!abc:example.org\"}\n",
 		"notifiers.yaml:2: a matrix notifier needs secret_env, the environment variable holding its access token"),
@@ -383,7 +383,7 @@ var notifierCases = []problemCase{
 	notifierCase("plain http to another host on the network", "notifiers:\n  - {name: chat, type: mattermost, url: \"http://10.0.0.1/hooks/x\"}\n",
 		"notifiers.yaml:2: url must use https (secure by default): plain http is allowed only to localhost or a loopback address"),
 	// The message does not repeat the URL, nor anything in it.
-	notifierCase("credentials in the url", "notifiers:\n  - name: pager\n    type: webhook\n    url: https://bot:s3cret@pager.example.com/x\n    secret_env: PAGER_KEY\n",
+	notifierCase("credentials in the url", "notifiers:\n  - name: pager\n    type: webhook\n    url: https://bot:s3cret@pager.example.com/x\n    secret_env: ARAMAKI_NOTIFY_PAGER_KEY\n",
 		"notifiers.yaml:4: url must not hold credentials (user:password@): put secrets in secret_env, an environment variable of the server"),
 	notifierCase("url without a scheme", "notifiers:\n  - {name: chat, type: slack, url: hooks.slack.com/services/x}\n",
 		"notifiers.yaml:2: url must be an absolute https:// URL"),
@@ -401,15 +401,15 @@ var notifierCases = []problemCase{
 		`notifiers.yaml:2: "ops@example.com\r\nBcc: all@example.com" is not an e-mail address`),
 	notifierCase("to not a list", "notifiers:\n  - {name: mail, type: email, to: ops@example.com}\n",
 		`notifiers.yaml:2: to must be a list, not "ops@example.com"`),
-	notifierCase("room alias", "notifiers:\n  - {name: chat, type: matrix, url: \"https://matrix.example.org\", room: \"#ops:example.org\", secret_env: MATRIX_TOKEN}\n",
+	notifierCase("room alias", "notifiers:\n  - {name: chat, type: matrix, url: \"https://matrix.example.org\", room: \"#ops:example.org\", secret_env: ARAMAKI_NOTIFY_MATRIX_TOKEN}\n",
 		`notifiers.yaml:2: room "#ops:example.org" is an alias: use the room id, like "!AbCdEfGh:example.org", shown in the room's settings`),
-	notifierCase("room not an id", "notifiers:\n  - {name: chat, type: matrix, url: \"https://matrix.example.org\", room: ops, secret_env: MATRIX_TOKEN}\n",
+	notifierCase("room not an id", "notifiers:\n  - {name: chat, type: matrix, url: \"https://matrix.example.org\", room: ops, secret_env: ARAMAKI_NOTIFY_MATRIX_TOKEN}\n",
 		`notifiers.yaml:2: room "ops" is not a Matrix room id like "!AbCdEfGh:example.org"`),
-	notifierCase("room without a server", "notifiers:\n  - {name: chat, type: matrix, url: \"https://matrix.example.org\", room: \"!abc\", secret_env: MATRIX_TOKEN}\n",
+	notifierCase("room without a server", "notifiers:\n  - {name: chat, type: matrix, url: \"https://matrix.example.org\", room: \"!abc\", secret_env: ARAMAKI_NOTIFY_MATRIX_TOKEN}\n",
 		`notifiers.yaml:2: room "!abc" is not a Matrix room id like "!AbCdEfGh:example.org"`),
-	notifierCase("room unquoted", "notifiers:\n  - name: chat\n    type: matrix\n    url: https://matrix.example.org\n    room: !abc:example.org\n    secret_env: MATRIX_TOKEN\n",
+	notifierCase("room unquoted", "notifiers:\n  - name: chat\n    type: matrix\n    url: https://matrix.example.org\n    room: !abc:example.org\n    secret_env: ARAMAKI_NOTIFY_MATRIX_TOKEN\n",
 		`notifiers.yaml:5: quote the room id (room: "!abc:example.org"): unquoted, YAML reads the ! as the start of a tag`),
-	notifierCase("room on a webhook", "notifiers:\n  - {name: pager, type: webhook, url: \"https://pager.example.com/x\", secret_env: PAGER_KEY, room: \"!abc:example.org\"}\n",
+	notifierCase("room on a webhook", "notifiers:\n  - {name: pager, type: webhook, url: \"https://pager.example.com/x\", secret_env: ARAMAKI_NOTIFY_PAGER_KEY, room: \"!abc:example.org\"}\n",
 		"notifiers.yaml:2: room is for matrix notifiers only"),
 	notifierCase("to on slack", "notifiers:\n  - {name: chat, type: slack, url: \"https://hooks.slack.com/services/x\", to: [ops@example.com]}\n",
 		"notifiers.yaml:2: to is for email notifiers only"),
@@ -417,9 +417,11 @@ var notifierCases = []problemCase{
 		"notifiers.yaml:2: an email notifier has no secret_env: it sends through the server's SMTP settings"),
 	// The message does not repeat the value: it may be the secret itself.
 	notifierCase("secret_env holding the secret", "notifiers:\n  - {name: pager, type: webhook, url: \"https://pager.example.com/x\", secret_env: hunter2-s3cret}\n",
-		"notifiers.yaml:2: secret_env must name an environment variable of the server (upper-case letters, digits and _, like OPS_CHAT_URL), not hold the secret itself"),
+		"notifiers.yaml:2: secret_env must name an environment variable of the server starting with ARAMAKI_NOTIFY_ (then upper-case letters, digits and _, like ARAMAKI_NOTIFY_OPS_CHAT_URL), not hold the secret itself: only those variables are handed to notifiers"),
+	notifierCase("secret_env naming any variable of the server", "notifiers:\n  - {name: pager, type: webhook, url: \"https://pager.example.com/x\", secret_env: DATABASE_PASSWORD}\n",
+		"notifiers.yaml:2: secret_env must name an environment variable of the server starting with ARAMAKI_NOTIFY_ (then upper-case letters, digits and _, like ARAMAKI_NOTIFY_OPS_CHAT_URL), not hold the secret itself: only those variables are handed to notifiers"),
 	notifierCase("secret_env starting with a digit", "notifiers:\n  - {name: pager, type: webhook, url: \"https://pager.example.com/x\", secret_env: 1PAGER_KEY}\n",
-		"notifiers.yaml:2: secret_env must name an environment variable of the server (upper-case letters, digits and _, like OPS_CHAT_URL), not hold the secret itself"),
+		"notifiers.yaml:2: secret_env must name an environment variable of the server starting with ARAMAKI_NOTIFY_ (then upper-case letters, digits and _, like ARAMAKI_NOTIFY_OPS_CHAT_URL), not hold the secret itself: only those variables are handed to notifiers"),
 	{
 		// Routes through the notifiers of a broken notifiers.yaml are
 		// not reported as unknown: that would bury the real problem.

@@ -77,7 +77,7 @@ routing:
 checks:
   - {name: disk, command: "/usr/lib/nagios/plugins/check_dummy 2 'disk full'", interval: 1s}
 `})
-	notifiers := "notifiers:\n  - {name: pager, type: webhook, url: \"" + hookURL + "\", secret_env: ARAMAKI_E2E_HOOK_KEY}\n"
+	notifiers := "notifiers:\n  - {name: pager, type: webhook, url: \"" + hookURL + "\", secret_env: ARAMAKI_NOTIFY_E2E_HOOK_KEY}\n"
 	if err := os.WriteFile(filepath.Join(repo, "notifiers.yaml"), []byte(notifiers), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +96,7 @@ func TestAnAlertReachesOnCallByMailAndAFailingWebhookIsRetriedAcrossAKill9(t *te
 		t.Skipf("%s is not installed (apt-get install monitoring-plugins-basic)", plugin)
 	}
 	key := "e2e webhook key"
-	t.Setenv("ARAMAKI_E2E_HOOK_KEY", key)
+	t.Setenv("ARAMAKI_NOTIFY_E2E_HOOK_KEY", key)
 	relay := notifytest.MustStartRelay(t, notifytest.RelayConfig{})
 	ca := filepath.Join(t.TempDir(), "relay-ca.pem")
 	if err := os.WriteFile(ca, relay.CAPEM, 0o644); err != nil {
