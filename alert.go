@@ -51,8 +51,8 @@ type Alert struct {
 	// Level is the escalation step reached: routes with a delay are
 	// notified when an open alert is still unacknowledged after it.
 	Level int `json:"level"`
-	// Silenced is set when a silence covered the alert as it opened; it is
-	// recorded but nobody is notified.
+	// Silenced names the silence that kept the alert quiet when it was due
+	// to be notified: it is recorded, but nobody was told while it lasted.
 	Silenced string `json:"silenced,omitempty"`
 }
 

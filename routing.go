@@ -186,6 +186,8 @@ type PlanOutput struct {
 	Resolved []string
 	// Escalated are alerts that reached a new escalation level.
 	Escalated []Alert
+	// Silenced are alerts a silence kept quiet, with its id, for the record.
+	Silenced []Alert
 	Events    []Event
 }
 
@@ -281,6 +283,11 @@ func (p Planner) planGroup(pg PlanGroup, out *PlanOutput) error {
 			continue // someone is on it: no more pages, no escalation
 		}
 		if s := p.silencedBy(a.System); s != nil {
+			if a.Silenced == "" {
+				muted := a
+				muted.Silenced = s.ID
+				out.Silenced = append(out.Silenced, muted)
+			}
 			end := s.End
 			if s.Ended != nil && s.Ended.Before(end) {
 				end = *s.Ended

@@ -27,6 +27,11 @@ category: customer project
 subsystems: [webshop-app, webshop-db]
 owners:
   - {name: Sam Shop, email: sam@example.com}
+contacts:
+  - {name: Shop oncall, email: oncall@example.com}
+routing:
+  - {contact: Shop oncall}
+  - {contact: Sam Shop, after: 30m}
 rules:
   - text: Flushing the Varnish cache is always fine.
 checks:

@@ -229,6 +229,13 @@ func (s *Service) ChangeAlert(ctx context.Context, p aramaki.Principal, id strin
 		return aramaki.Alert{}, aramaki.Errorf(aramaki.EINVALID, "unknown change %q: use acknowledge, assign, comment, escalate or resolve", change)
 	}
 	g := s.Graph()
+	var notifiers []aramaki.Notifier
+	if change == AlertEscalate {
+		var err error
+		if notifiers, err = s.store.Notifiers(ctx); err != nil {
+			return aramaki.Alert{}, err
+		}
+	}
 	return s.store.ChangeAlert(ctx, id, func(a aramaki.Alert) (aramaki.Alert, aramaki.AlertNote, aramaki.Event, error) {
 		none := func(err error) (aramaki.Alert, aramaki.AlertNote, aramaki.Event, error) {
 			return aramaki.Alert{}, aramaki.AlertNote{}, aramaki.Event{}, err
@@ -262,6 +269,18 @@ func (s *Service) ChangeAlert(ctx context.Context, p aramaki.Principal, id strin
 		case AlertComment:
 			kind, summary = aramaki.KindAlertCommented, fmt.Sprintf("%s commented on alert %s (%s/%s)", p.User, a.ID, a.System, a.Check)
 		case AlertEscalate:
+			// Only as far as the routes go: escalating past the last level
+			// would page nobody.
+			routes, _ := g.Route(notifiers, a.System, a.Status, time.Time{})
+			var delays []time.Duration
+			for _, r := range routes {
+				if r.After > 0 && !slices.Contains(delays, r.After) {
+					delays = append(delays, r.After)
+				}
+			}
+			if a.Level >= len(delays) {
+				return none(aramaki.Errorf(aramaki.ECONFLICT, "alert %s is at its last escalation level (%d): no route of %s or the systems above it escalates further", a.ID, a.Level, a.System))
+			}
 			a.Level++
 			kind, summary = aramaki.KindAlertEscalated, fmt.Sprintf("%s escalated alert %s (%s/%s) to level %d", p.User, a.ID, a.System, a.Check, a.Level)
 		case AlertResolve:

@@ -367,8 +367,8 @@ func TestASilenceMutesEverythingUnderItButAlertsAreStillRecorded(t *testing.T) {
 	}
 	e.report("storage", "disk", aramaki.StatusCritical)
 	e.later(time.Minute)
-	if got := e.alerts(aramaki.AlertOpen); len(got) != 1 {
-		t.Fatalf("silenced alert not recorded: %+v", got)
+	if got := e.alerts(aramaki.AlertOpen); len(got) != 1 || got[0].Silenced == "" {
+		t.Fatalf("silenced alert not recorded as silenced: %+v", got)
 	}
 	if sent := e.out.take(); len(sent) != 0 {
 		t.Fatalf("a silenced alert was notified to %v", names(sent))

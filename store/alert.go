@@ -570,6 +570,11 @@ func (s *Store) PlanNotifications(ctx context.Context, now time.Time, limit int,
 		if err := insertRows(ctx, tx, "alert_told", toldColumns, ` ON CONFLICT DO NOTHING`, told); err != nil {
 			return fmt.Errorf("insert told: %w", err)
 		}
+		for _, a := range out.Silenced {
+			if _, err := tx.Exec(ctx, `UPDATE alerts SET silenced = ? WHERE id = ? AND silenced = ''`, a.Silenced, a.ID); err != nil {
+				return fmt.Errorf("mark alert %s silenced: %w", a.ID, err)
+			}
+		}
 		for _, a := range out.Escalated {
 			if _, err := tx.Exec(ctx, `UPDATE alerts SET level = ?, updated_us = ? WHERE id = ? AND level < ?`, a.Level, micros(a.Updated), a.ID, a.Level); err != nil {
 				return fmt.Errorf("escalate alert %s: %w", a.ID, err)

@@ -26,6 +26,12 @@ var fixtureFiles = map[string]string{
 title: Webshop
 category: customer project
 subsystems: [webshop-app, webshop-db]
+contacts:
+  - {name: Shop oncall, email: oncall@example.com}
+  - {name: Shop lead, email: lead@example.com}
+routing:
+  - {contact: Shop oncall}
+  - {contact: Shop lead, after: 30m}
 rules:
   - text: Flushing the Varnish cache is always fine.
 `,

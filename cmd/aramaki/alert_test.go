@@ -35,6 +35,12 @@ func MustAlertServer(t *testing.T) *alertServer {
 		"systems/webshop.yaml": `id: webshop
 title: Webshop
 subsystems: [webshop-db]
+contacts:
+  - {name: Oncall, email: oncall@example.com}
+  - {name: Lead, email: lead@example.com}
+routing:
+  - {contact: Oncall}
+  - {contact: Lead, after: 30m}
 checks:
   - {name: http, command: "/usr/lib/nagios/plugins/check_http -H shop.example.com", interval: 1m}
 `,
@@ -162,6 +168,9 @@ func TestTheAlertCommandsWorkAnAlertFromTheTerminal(t *testing.T) {
 	s.MustCLI("alert", "comment", alert.ID, "Varnish", "is", "out", "of", "memory")
 	if out := s.MustCLI("alert", "escalate", alert.ID); !strings.Contains(out, "level 1") {
 		t.Errorf("alert escalate: %s", out)
+	}
+	if code, _, errs := s.CLI("alert", "escalate", alert.ID); code != 1 || !strings.Contains(errs, "last escalation level") {
+		t.Errorf("escalating past the last level: exit %d, %s", code, errs)
 	}
 	if out := s.MustCLI("alerts"); !strings.Contains(out, "otto/admin") {
 		t.Errorf("the table does not say who has it and who acknowledged it:\n%s", out)
