@@ -188,7 +188,7 @@ type PlanOutput struct {
 	Escalated []Alert
 	// Silenced are alerts a silence kept quiet, with its id, for the record.
 	Silenced []Alert
-	Events    []Event
+	Events   []Event
 }
 
 // Planner decides who to notify of what for due alert groups.
