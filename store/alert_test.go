@@ -75,6 +75,11 @@ func TestAlertsFromStatusChangesToNotifications(t *testing.T) {
 		if n, err := s.PlanNotifications(ctx, at(3), 10, plan); err != nil || n != 0 {
 			t.Fatalf("a group with nothing more to do is due again: %d, %v", n, err)
 		}
+		// A new config commit may route differently: open groups are due.
+		MustApply(t, s, snapshot("c-routes"), at(3))
+		if n, err := s.PlanNotifications(ctx, at(3), 10, plan); err != nil || n != 1 {
+			t.Fatalf("groups due after a config commit: %d, %v", n, err)
+		}
 		due, err := s.ClaimNotifications(ctx, at(2), 10, time.Minute)
 		if err != nil || len(due) != 1 || due[0].Recipient.Address != "ops@example.com" || due[0].Message.Subject != "CRITICAL web/http" {
 			t.Fatalf("claimed %+v, %v", due, err)

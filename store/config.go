@@ -162,6 +162,11 @@ func (s *Store) ApplyConfig(ctx context.Context, snap aramaki.ConfigSnapshot, ev
 		); err != nil {
 			return fmt.Errorf("update config state: %w", err)
 		}
+		// Routes and notifiers may have changed: the planner looks at every
+		// group not resolved again, so that new routes hear of open alerts.
+		if _, err := tx.Exec(ctx, `UPDATE alert_groups SET notify_at_us = ? WHERE resolved_us IS NULL`, micros(ev.Time)); err != nil {
+			return fmt.Errorf("replan alert groups: %w", err)
+		}
 		if _, err := appendEvent(ctx, tx, ev); err != nil {
 			return err
 		}
