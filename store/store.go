@@ -52,7 +52,15 @@ type Store struct {
 
 	stmts  *stmtCache
 	checks *checkNumbers
+
+	// The SQLite checkpointer: see checkpoints.
+	stopCheckpoints chan struct{}
+	checkpointsDone chan struct{}
 }
+
+// checkpointEvery is how often the SQLite checkpointer copies the WAL into
+// the database.
+const checkpointEvery = time.Second
 
 // Open connects to the database named by dsn and brings its schema up to
 // date. dsn is a PostgreSQL URL (postgres://… or postgresql://…), or a
@@ -90,7 +98,32 @@ func Open(ctx context.Context, dsn string, log *slog.Logger) (*Store, error) {
 		s.db.Close()
 		return nil, err
 	}
+	if s.dialect == SQLite {
+		s.stopCheckpoints, s.checkpointsDone = make(chan struct{}), make(chan struct{})
+		go s.checkpoints()
+	}
 	return s, nil
+}
+
+// checkpoints copies the WAL into the database in the background, so that
+// no commit waits for it: left to SQLite, the commit that fills the WAL
+// does the checkpoint, and a writer that happens to be an alert or a batch
+// of results waits tens of milliseconds. PASSIVE never blocks writers or
+// readers. wal_autocheckpoint stays as the backstop if this falls behind.
+func (s *Store) checkpoints() {
+	defer close(s.checkpointsDone)
+	t := time.NewTicker(checkpointEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stopCheckpoints:
+			return
+		case <-t.C:
+			if _, err := s.db.Exec(`PRAGMA wal_checkpoint(PASSIVE)`); err != nil {
+				s.log.Warn("checkpoint", "err", err)
+			}
+		}
+	}
 }
 
 // sqliteDSN turns a file path into a modernc.org/sqlite DSN with the
@@ -106,9 +139,9 @@ func Open(ctx context.Context, dsn string, log *slog.Logger) (*Store, error) {
 //   - temp_store=MEMORY: the statement journals of the multi-row inserts
 //     of RecordResults stay in memory instead of going to a temporary
 //     file, a write system call per page;
-//   - wal_autocheckpoint=4000 pages (16 MiB) instead of 1000: a page that
-//     every commit changes, such as a check state, is copied to the
-//     database once per checkpoint, so fewer checkpoints copy less.
+//   - wal_autocheckpoint=65536 pages (256 MiB): checkpoints run in the
+//     background every second (see checkpoints), and a commit checkpoints
+//     only when those fell far behind.
 func sqliteDSN(dsn string) (string, error) {
 	p := strings.TrimPrefix(dsn, "sqlite:")
 	if p == "" || strings.ContainsAny(p, "?#") || p == ":memory:" {
@@ -120,13 +153,17 @@ func sqliteDSN(dsn string) (string, error) {
 	q.Add("_pragma", "journal_mode(WAL)")
 	q.Add("_pragma", "synchronous(NORMAL)")
 	q.Add("_pragma", "temp_store(MEMORY)")
-	q.Add("_pragma", "wal_autocheckpoint(4000)")
+	q.Add("_pragma", "wal_autocheckpoint(65536)")
 	q.Set("_txlock", "immediate")
 	return p + "?" + q.Encode(), nil
 }
 
 // Close closes the database.
 func (s *Store) Close() error {
+	if s.stopCheckpoints != nil {
+		close(s.stopCheckpoints)
+		<-s.checkpointsDone
+	}
 	s.stmts.close()
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("close database: %w", err)
