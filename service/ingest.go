@@ -325,6 +325,10 @@ func (s *Service) Prune(ctx context.Context, r Retention) {
 		if err := s.store.Prune(ctx, now.Add(-r.Results), now.Add(-r.History)); err != nil && ctx.Err() == nil {
 			s.log.Error("pruning history failed", "err", err)
 		}
+		// Alerts, their notifications and silences live as long as history.
+		if err := s.store.PruneAlerts(ctx, now.Add(-r.History)); err != nil && ctx.Err() == nil {
+			s.log.Error("pruning alerts failed", "err", err)
+		}
 		select {
 		case <-ctx.Done():
 			return

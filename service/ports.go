@@ -163,6 +163,9 @@ type MonitoringStore interface {
 	// Prune deletes results received before resultsBefore and status
 	// changes before historyBefore (keeping the last change of each check).
 	Prune(ctx context.Context, resultsBefore, historyBefore time.Time) error
+	// PruneAlerts deletes resolved alerts, done notifications and silences
+	// over before a time.
+	PruneAlerts(ctx context.Context, before time.Time) error
 }
 
 // ConfigSource reads the config repository.

@@ -996,3 +996,56 @@ func (s *Store) RemindSilence(ctx context.Context, id string, ev aramaki.Event, 
 	})
 	return reminded, err
 }
+
+// PruneAlerts deletes what alerting keeps past its retention: alerts
+// resolved before before with their notes and who was told, groups with
+// no alert left, notifications done before it with their attempts, and
+// silences over by then. Each goes in chunks of pruneChunk rows, so that
+// writers never wait long.
+func (s *Store) PruneAlerts(ctx context.Context, before time.Time) error {
+	cut := micros(before)
+	steps := []struct{ what, query string }{
+		{"delivery attempts", `DELETE FROM notification_attempts WHERE id IN (
+			SELECT a.id FROM notification_attempts a JOIN notifications n ON n.id = a.notification_id
+			WHERE n.state <> 'pending' AND n.done_us < ? LIMIT ?)`},
+		{"notifications", `DELETE FROM notifications WHERE id IN (
+			SELECT id FROM notifications WHERE state <> 'pending' AND done_us < ? LIMIT ?)`},
+		{"told", `DELETE FROM alert_told WHERE alert_id IN (
+			SELECT id FROM alerts WHERE state = 'resolved' AND resolved_us < ? LIMIT ?)`},
+		{"alert notes", `DELETE FROM alert_notes WHERE id IN (
+			SELECT n.id FROM alert_notes n JOIN alerts a ON a.id = n.alert_id
+			WHERE a.state = 'resolved' AND a.resolved_us < ? LIMIT ?)`},
+		{"alerts", `DELETE FROM alerts WHERE id IN (
+			SELECT id FROM alerts WHERE state = 'resolved' AND resolved_us < ? LIMIT ?)`},
+		{"alert groups", `DELETE FROM alert_groups WHERE id IN (
+			SELECT g.id FROM alert_groups g WHERE g.resolved_us < ?
+			AND NOT EXISTS (SELECT 1 FROM alerts a WHERE a.group_id = g.id)
+			AND NOT EXISTS (SELECT 1 FROM notifications n WHERE n.group_id = g.id) LIMIT ?)`},
+		{"silences", `DELETE FROM silences WHERE id IN (
+			SELECT id FROM silences WHERE end_us < ? AND (ended_us IS NULL OR ended_us < ?) LIMIT ?)`},
+	}
+	for _, st := range steps {
+		for {
+			args := []any{cut, pruneChunk}
+			if st.what == "silences" {
+				args = []any{cut, cut, pruneChunk}
+			}
+			var n int64
+			err := s.write(ctx, func(tx *txn) error {
+				res, err := tx.Exec(ctx, st.query, args...)
+				if err != nil {
+					return fmt.Errorf("prune %s: %w", st.what, err)
+				}
+				n, err = res.RowsAffected()
+				return err
+			})
+			if err != nil {
+				return err
+			}
+			if n < pruneChunk {
+				break
+			}
+		}
+	}
+	return nil
+}

@@ -136,6 +136,27 @@ func TestAlertsFromStatusChangesToNotifications(t *testing.T) {
 		if err != nil || got.State != aramaki.AlertResolved || got.Resolved == nil {
 			t.Fatalf("alert after recovery %+v, %v", got, err)
 		}
+
+		// Past the retention, resolved alerts and done notifications go;
+		// the failure alert, still open, stays.
+		if err := s.PruneAlerts(ctx, at(4)); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := s.Alert(ctx, a.ID); err != nil {
+			t.Fatalf("an alert resolved after the cut was pruned: %v", err)
+		}
+		if err := s.PruneAlerts(ctx, at(6)); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := s.Alert(ctx, a.ID); aramaki.ErrorCode(err) != aramaki.ENOTFOUND {
+			t.Errorf("the alert resolved before the cut: %v, want it gone", err)
+		}
+		if list, err := s.Notifications(ctx, "", 10); err != nil || len(list) != 0 {
+			t.Errorf("notifications after pruning: %+v, %v", list, err)
+		}
+		if open, err := s.Alerts(ctx, aramaki.AlertFilter{Limit: 10}); err != nil || len(open) != 1 || open[0].Check != "notification" {
+			t.Errorf("alerts after pruning: %+v, %v; want the open failure alert", open, err)
+		}
 	})
 }
 
