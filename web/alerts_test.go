@@ -329,6 +329,7 @@ func TestSilencingASystemFromItsPage(t *testing.T) {
 		{url.Values{"duration": {"forever"}, "reason": {"x"}}, "Choose how long"},
 		{url.Values{"end": {"2001-01-01T10:00"}, "reason": {"x"}}, "is not after the start"},
 		{url.Values{"end": {"tomorrow"}, "reason": {"x"}}, "is not a time like"},
+		{url.Values{"start": {"soon"}, "duration": {"1h"}, "reason": {"x"}}, "The start &#34;soon&#34; is not a time like"},
 	} {
 		status, body := silence(bad.form)
 		if status != http.StatusBadRequest || !strings.Contains(body, bad.want) {
@@ -343,7 +344,13 @@ func TestSilencingASystemFromItsPage(t *testing.T) {
 	if status, body := silence(url.Values{"duration": {"1h"}, "end": {end}, "reason": {"Until the vendor calls back"}}); status != http.StatusSeeOther {
 		t.Fatalf("silence until a time: status %d\n%s", status, body)
 	}
+	// A maintenance window planned for tomorrow morning.
+	start := time.Now().Add(36 * time.Hour).UTC().Format("2006-01-02T15:04")
+	if status, body := silence(url.Values{"start": {start}, "duration": {"2h"}, "reason": {"Storage firmware update"}, "maintenance": {"1"}}); status != http.StatusSeeOther {
+		t.Fatalf("a planned window: status %d\n%s", status, body)
+	}
 	body = e.MustGet(admin, "/systems/webshop")
+	mustContain(t, "the planned window", body, "Storage firmware update", "from <time>"+strings.Replace(start, "T", " ", 1)+" UTC</time>", "Cancel")
 	mustContain(t, "the silenced webshop", body, "Deploying the new checkout", `<span class="tag">maintenance</span>`, "by admin",
 		"ends when its alerts resolve", "(in 2 h)", "Until the vendor calls back", strings.Replace(end, "T", " ", 1)+" UTC", "End now")
 	// It covers the systems under it, and says where it is.

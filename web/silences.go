@@ -35,14 +35,13 @@ func (u *UI) createSilence(w http.ResponseWriter, r *http.Request, s *session) e
 	id := r.PathValue("id")
 	req := service.SilenceRequest{System: id, Reason: r.PostFormValue("reason"),
 		Maintenance: r.PostFormValue("maintenance") != "", UntilResolved: r.PostFormValue("until_resolved") != ""}
-	if end := strings.TrimSpace(r.PostFormValue("end")); end != "" {
-		for _, layout := range endLayouts {
-			if t, err := time.ParseInLocation(layout, end, time.UTC); err == nil {
-				req.End = t
-				break
-			}
+	if start := strings.TrimSpace(r.PostFormValue("start")); start != "" {
+		if req.Start = parseFormTime(start); req.Start.IsZero() {
+			return u.renderSystem(w, r, s, id, http.StatusBadRequest, fmt.Sprintf("The start %q is not a time like 2030-01-31 06:00.", start))
 		}
-		if req.End.IsZero() {
+	}
+	if end := strings.TrimSpace(r.PostFormValue("end")); end != "" {
+		if req.End = parseFormTime(end); req.End.IsZero() {
 			return u.renderSystem(w, r, s, id, http.StatusBadRequest, fmt.Sprintf("The end %q is not a time like 2030-01-31 18:00.", end))
 		}
 	} else {
@@ -60,6 +59,16 @@ func (u *UI) createSilence(w http.ResponseWriter, r *http.Request, s *session) e
 	}
 	http.Redirect(w, r, "/systems/"+url.PathEscape(id)+"#silences", http.StatusSeeOther)
 	return nil
+}
+
+// parseFormTime reads a time in UTC from a form field; zero if it is none.
+func parseFormTime(v string) time.Time {
+	for _, layout := range endLayouts {
+		if t, err := time.ParseInLocation(layout, v, time.UTC); err == nil {
+			return t
+		}
+	}
+	return time.Time{}
 }
 
 // endSilence ends a silence now and goes back to the system page the
