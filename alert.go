@@ -54,6 +54,9 @@ type Alert struct {
 	// Silenced names the silence that kept the alert quiet when it was due
 	// to be notified: it is recorded, but nobody was told while it lasted.
 	Silenced string `json:"silenced,omitempty"`
+	// QuietUntil is when the silence that kept it quiet ended: escalation
+	// counts from then, not from when it opened.
+	QuietUntil *time.Time `json:"quiet_until,omitempty"`
 }
 
 // AlertNote is something a person did to an alert: acknowledged,

@@ -186,7 +186,8 @@ type PlanOutput struct {
 	Resolved []string
 	// Escalated are alerts that reached a new escalation level.
 	Escalated []Alert
-	// Silenced are alerts a silence kept quiet, with its id, for the record.
+	// Silenced are alerts a silence kept quiet, with its id and when it
+	// ends (or ended early).
 	Silenced []Alert
 	Events   []Event
 }
@@ -283,17 +284,33 @@ func (p Planner) planGroup(pg PlanGroup, out *PlanOutput) error {
 			continue // someone is on it: no more pages, no escalation
 		}
 		if s := p.silencedBy(a.System); s != nil {
-			if a.Silenced == "" {
-				muted := a
-				muted.Silenced = s.ID
-				out.Silenced = append(out.Silenced, muted)
-			}
 			end := s.End
 			if s.Ended != nil && s.Ended.Before(end) {
 				end = *s.Ended
 			}
+			if a.Silenced != s.ID || a.QuietUntil == nil || !a.QuietUntil.Equal(end) {
+				muted := a
+				muted.Silenced, muted.QuietUntil = s.ID, &end
+				out.Silenced = append(out.Silenced, muted)
+			}
 			later(end)
 			continue
+		}
+		// Escalation counts from when it could first be heard: its opening,
+		// or the end of the silence that kept it quiet.
+		clock := a.Opened
+		if q := a.QuietUntil; q != nil {
+			if q.After(p.Now) {
+				// The silence ended early.
+				now := p.Now
+				muted := a
+				muted.QuietUntil = &now
+				out.Silenced = append(out.Silenced, muted)
+				q = &now
+			}
+			if q.After(clock) {
+				clock = *q
+			}
 		}
 		routes, wake := p.Graph.Route(p.Notifiers, a.System, a.Status, p.Now)
 		if !wake.IsZero() {
@@ -308,7 +325,7 @@ func (p Planner) planGroup(pg PlanGroup, out *PlanOutput) error {
 			}
 		}
 		slices.Sort(delays)
-		elapsed := p.Now.Sub(a.Opened)
+		elapsed := p.Now.Sub(clock)
 		if a.Level > 0 && a.Level <= len(delays) {
 			elapsed = max(elapsed, delays[a.Level-1])
 		}
@@ -317,7 +334,7 @@ func (p Planner) planGroup(pg PlanGroup, out *PlanOutput) error {
 			if d <= elapsed {
 				level = i + 1
 			} else {
-				later(a.Opened.Add(d))
+				later(clock.Add(d))
 				break
 			}
 		}

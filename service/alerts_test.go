@@ -517,3 +517,30 @@ func TestAnAlertThatWorsensReachesTheRoutesForItsNewStatus(t *testing.T) {
 		t.Fatalf("the resolution reached %q, want everyone who heard of it", got)
 	}
 }
+
+func TestEscalationCountsFromTheEndOfTheSilenceThatKeptAnAlertQuiet(t *testing.T) {
+	e := MustAlerting(t)
+	if _, err := e.svc.CreateSilence(e.ctx, root, service.SilenceRequest{System: "infrastructure", Duration: time.Hour, Reason: "disk swap"}); err != nil {
+		t.Fatal(err)
+	}
+	e.report("storage", "disk", aramaki.StatusCritical)
+	e.later(30 * time.Second)
+	e.later(59 * time.Minute)
+	if sent := e.out.take(); len(sent) != 0 {
+		t.Fatalf("notified during the silence: %v", names(sent))
+	}
+	// The silence runs out: the first level hears now, the hosting team
+	// (after 15 minutes) only 15 minutes later, not at once.
+	e.later(time.Minute)
+	if got := names(e.out.take()); slices.Contains(got, "Hosting team") || !slices.Contains(got, "Infra oncall") {
+		t.Fatalf("when the silence ended: %q; want the first level only", got)
+	}
+	e.later(14 * time.Minute)
+	if got := names(e.out.take()); len(got) != 0 {
+		t.Fatalf("escalated too early: %q", got)
+	}
+	e.later(time.Minute + time.Second)
+	if got := names(e.out.take()); !slices.Equal(got, []string{"Hosting team"}) {
+		t.Fatalf("15 minutes after the silence: %q, want the hosting team", got)
+	}
+}

@@ -38,7 +38,7 @@ const pendingAgain = ` ON CONFLICT (system_id, check_name) DO UPDATE SET gen = a
 
 // alertColumns are read into an aramaki.Alert by scanAlert.
 const alertColumns = `id, system_id, check_name, status, state, output, group_id, opened_us, updated_us,
-	resolved_us, acked_us, acked_by, assignee, level, silenced`
+	resolved_us, acked_us, acked_by, assignee, level, silenced, quiet_us`
 
 func scanAlert(r rowScanner) (aramaki.Alert, error) {
 	var (
@@ -48,15 +48,16 @@ func scanAlert(r rowScanner) (aramaki.Alert, error) {
 		state           string
 		opened, updated int64
 		resolved, acked sql.NullInt64
+		quiet           sql.NullInt64
 	)
 	if err := r.Scan(&id, &a.System, &a.Check, &status, &state, &a.Output, &group, &opened, &updated,
-		&resolved, &acked, &a.AcknowledgedBy, &a.Assignee, &a.Level, &a.Silenced); err != nil {
+		&resolved, &acked, &a.AcknowledgedBy, &a.Assignee, &a.Level, &a.Silenced, &quiet); err != nil {
 		return aramaki.Alert{}, fmt.Errorf("scan alert: %w", err)
 	}
 	a.ID, a.Group = strconv.FormatInt(id, 10), strconv.FormatInt(group, 10)
 	a.Status, a.State = aramaki.Status(status), aramaki.AlertState(state)
 	a.Opened, a.Updated = fromMicros(opened), fromMicros(updated)
-	a.Resolved, a.Acknowledged = fromNullMicros(resolved), fromNullMicros(acked)
+	a.Resolved, a.Acknowledged, a.QuietUntil = fromNullMicros(resolved), fromNullMicros(acked), fromNullMicros(quiet)
 	return a, nil
 }
 
@@ -571,7 +572,7 @@ func (s *Store) PlanNotifications(ctx context.Context, now time.Time, limit int,
 			return fmt.Errorf("insert told: %w", err)
 		}
 		for _, a := range out.Silenced {
-			if _, err := tx.Exec(ctx, `UPDATE alerts SET silenced = ? WHERE id = ? AND silenced = ''`, a.Silenced, a.ID); err != nil {
+			if _, err := tx.Exec(ctx, `UPDATE alerts SET silenced = ?, quiet_us = ? WHERE id = ?`, a.Silenced, nullMicros(a.QuietUntil), a.ID); err != nil {
 				return fmt.Errorf("mark alert %s silenced: %w", a.ID, err)
 			}
 		}

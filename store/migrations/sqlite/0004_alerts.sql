@@ -47,7 +47,8 @@ CREATE TABLE alerts (
 	acked_by    TEXT NOT NULL DEFAULT '',
 	assignee    TEXT NOT NULL DEFAULT '',
 	level       INTEGER NOT NULL DEFAULT 0,
-	silenced    TEXT NOT NULL DEFAULT ''
+	silenced    TEXT NOT NULL DEFAULT '',
+	quiet_us    INTEGER
 );
 CREATE UNIQUE INDEX alerts_active ON alerts (system_id, check_name) WHERE state <> 'resolved';
 CREATE INDEX alerts_group ON alerts (group_id);
