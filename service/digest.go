@@ -72,8 +72,9 @@ func (s *Service) Digest(ctx context.Context, p aramaki.Principal, system string
 	return d, nil
 }
 
-// sendDigests queues the review digest of every system with owners who
-// have an e-mail address, once per digest period.
+// sendDigests queues, once per digest period, one review digest for each
+// owner with an e-mail address, covering every system they own (and what
+// is under it). Owners whose systems have nothing to review get nothing.
 func (s *Service) sendDigests(ctx context.Context) error {
 	if s.digestEvery <= 0 {
 		return nil
@@ -84,94 +85,135 @@ func (s *Service) sendDigests(ctx context.Context) error {
 	}
 	s.digestChecked = now
 	g := s.Graph()
-	everyone := aramaki.Principal{User: "server", Bindings: []aramaki.RoleBinding{{User: "server", System: aramaki.GlobalScope, Role: aramaki.RoleViewer}}}
+	type owner struct {
+		name    string
+		systems []string
+	}
+	owners := map[string]*owner{}
+	var addresses []string
 	for _, sys := range g.Systems() {
-		var to []aramaki.Recipient
 		for _, o := range sys.Owners {
-			if o.Email != "" {
-				to = append(to, aramaki.Recipient{Type: aramaki.NotifyEmail, Name: o.Name, Address: o.Email})
+			if o.Email == "" {
+				continue
 			}
+			key := strings.ToLower(o.Email)
+			if owners[key] == nil {
+				owners[key] = &owner{name: o.Name}
+				addresses = append(addresses, key)
+			}
+			owners[key].systems = append(owners[key].systems, sys.ID)
 		}
-		if len(to) == 0 {
-			continue
-		}
-		last, err := s.store.DigestSent(ctx, sys.ID)
+	}
+	slices.Sort(addresses)
+	everyone := aramaki.Principal{User: "server", Bindings: []aramaki.RoleBinding{{User: "server", System: aramaki.GlobalScope, Role: aramaki.RoleViewer}}}
+	for _, address := range addresses {
+		o, key := owners[address], "owner:"+address
+		last, err := s.store.DigestSent(ctx, key)
 		if err != nil {
 			return err
 		}
 		if now.Sub(last) < s.digestEvery {
 			continue
 		}
-		d, err := s.Digest(ctx, everyone, sys.ID, s.digestEvery)
-		if err != nil {
-			return err
+		var digests []aramaki.Digest
+		for _, id := range o.systems {
+			d, err := s.Digest(ctx, everyone, id, s.digestEvery)
+			if err != nil {
+				return err
+			}
+			if !d.Empty() {
+				digests = append(digests, d)
+			}
 		}
 		var (
 			notifications []aramaki.Notification
 			ev            aramaki.Event
 		)
-		if !d.Empty() {
-			m := s.digestMessage(d)
-			var names []string
-			for i, r := range to {
-				m.ID = fmt.Sprintf("digest-%s-%d-%d", sys.ID, now.UnixMicro(), i)
-				notifications = append(notifications, aramaki.Notification{Recipient: r, Message: m, State: aramaki.NotificationPending, Next: now, Created: now})
-				names = append(names, r.Name)
+		if len(digests) > 0 {
+			m := s.digestMessage(digests)
+			m.ID = fmt.Sprintf("digest-%s-%d", address, now.UnixMicro())
+			notifications = append(notifications, aramaki.Notification{Recipient: aramaki.Recipient{Type: aramaki.NotifyEmail, Name: o.name, Address: address},
+				Message: m, State: aramaki.NotificationPending, Next: now, Created: now})
+			var systems []string
+			for _, d := range digests {
+				systems = append(systems, d.System)
 			}
-			if ev, err = s.event(aramaki.KindDigestSent, "server", []string{sys.ID},
-				fmt.Sprintf("review digest of %s sent to %s: %s", sys.ID, strings.Join(names, ", "), m.Subject), d); err != nil {
+			if ev, err = s.event(aramaki.KindDigestSent, "server", systems,
+				fmt.Sprintf("review digest sent to %s: %s", o.name, m.Subject), digests); err != nil {
 				return err
 			}
 		}
-		if _, err := s.store.QueueDigest(ctx, sys.ID, now.Add(-s.digestEvery), now, notifications, ev); err != nil {
-			return fmt.Errorf("queue digest of %s: %w", sys.ID, err)
+		if _, err := s.store.QueueDigest(ctx, key, now.Add(-s.digestEvery), now, notifications, ev); err != nil {
+			return fmt.Errorf("queue the digest of %s: %w", o.name, err)
 		}
 	}
 	return nil
 }
 
-// digestMessage writes a digest as a message.
-func (s *Service) digestMessage(d aramaki.Digest) aramaki.Message {
+// digestMessage writes the digests of an owner's systems as one message.
+func (s *Service) digestMessage(digests []aramaki.Digest) aramaki.Message {
+	var noisy, broken, unacked, ending int
+	for _, d := range digests {
+		noisy, broken, unacked, ending = noisy+len(d.Noisiest), broken+len(d.AlwaysBroken), unacked+len(d.Unacknowledged), ending+len(d.Expiring)
+	}
 	var parts []string
 	count := func(n int, what string) {
 		if n > 0 {
 			parts = append(parts, fmt.Sprintf("%d %s", n, what))
 		}
 	}
-	count(len(d.Noisiest), "noisy checks")
-	count(len(d.AlwaysBroken), "always broken")
-	count(len(d.Unacknowledged), "unacknowledged alerts")
-	count(len(d.Expiring), "silences ending")
-	m := aramaki.Message{Subject: fmt.Sprintf("Review of %s: %s", d.Title, strings.Join(parts, ", ")), At: d.Until, System: d.System}
+	count(noisy, "noisy checks")
+	count(broken, "always broken")
+	count(unacked, "unacknowledged alerts")
+	count(ending, "silences ending")
+	first := digests[0]
+	what := first.Title
+	if len(digests) > 1 {
+		what = fmt.Sprintf("%s and %d more", first.Title, len(digests)-1)
+	}
+	m := aramaki.Message{Subject: fmt.Sprintf("Review of %s: %s", what, strings.Join(parts, ", ")), At: first.Until, System: first.System}
 	var b strings.Builder
-	fmt.Fprintf(&b, "Review of %s (%s) from %s to %s.\n", d.Title, d.System, d.Since.Format("2006-01-02"), d.Until.Format("2006-01-02"))
+	for i, d := range digests {
+		if i > 0 {
+			b.WriteString("\n\n")
+		}
+		writeDigest(&b, d, s.agentName)
+	}
+	m.Text = b.String()
+	if s.url != "" {
+		m.URL = strings.TrimRight(s.url, "/") + "/review"
+		if len(digests) == 1 {
+			m.URL += "?system=" + first.System
+		}
+	}
+	return m
+}
+
+// writeDigest writes one system's digest as text.
+func writeDigest(b *strings.Builder, d aramaki.Digest, agentName func(string) string) {
+	fmt.Fprintf(b, "Review of %s (%s) from %s to %s.\n", d.Title, d.System, d.Since.Format("2006-01-02"), d.Until.Format("2006-01-02"))
 	if len(d.Noisiest) > 0 {
 		b.WriteString("\nNoisiest checks (status changes):\n")
 		for _, c := range d.Noisiest {
-			fmt.Fprintf(&b, "  %s/%s: %d\n", c.System, c.Check, c.Changes)
+			fmt.Fprintf(b, "  %s/%s: %d\n", c.System, c.Check, c.Changes)
 		}
 	}
 	if len(d.AlwaysBroken) > 0 {
 		b.WriteString("\nBroken since before the period began:\n")
 		for _, st := range d.AlwaysBroken {
-			fmt.Fprintf(&b, "  %s/%s on %s: %s since %s\n", st.System, st.Check, s.agentName(st.Agent), strings.ToUpper(st.Status.String()), st.Since.Format("2006-01-02"))
+			fmt.Fprintf(b, "  %s/%s on %s: %s since %s\n", st.System, st.Check, agentName(st.Agent), strings.ToUpper(st.Status.String()), st.Since.Format("2006-01-02"))
 		}
 	}
 	if len(d.Unacknowledged) > 0 {
 		b.WriteString("\nAlerts nobody acknowledged:\n")
 		for _, a := range d.Unacknowledged {
-			fmt.Fprintf(&b, "  alert %s: %s %s/%s since %s\n", a.ID, strings.ToUpper(a.Status.String()), a.System, a.Check, a.Opened.Format("2006-01-02 15:04 UTC"))
+			fmt.Fprintf(b, "  alert %s: %s %s/%s since %s\n", a.ID, strings.ToUpper(a.Status.String()), a.System, a.Check, a.Opened.Format("2006-01-02 15:04 UTC"))
 		}
 	}
 	if len(d.Expiring) > 0 {
 		b.WriteString("\nSilences ending within a day:\n")
 		for _, sl := range d.Expiring {
-			fmt.Fprintf(&b, "  %s by %s until %s: %s\n", sl.System, sl.CreatedBy, sl.End.Format("2006-01-02 15:04 UTC"), sl.Reason)
+			fmt.Fprintf(b, "  %s by %s until %s: %s\n", sl.System, sl.CreatedBy, sl.End.Format("2006-01-02 15:04 UTC"), sl.Reason)
 		}
 	}
-	m.Text = b.String()
-	if s.url != "" {
-		m.URL = strings.TrimRight(s.url, "/") + "/review?system=" + d.System
-	}
-	return m
 }

@@ -146,12 +146,12 @@ type MonitoringStore interface {
 	DueSilences(ctx context.Context, now, remindBy time.Time) ([]aramaki.Silence, error)
 	// ChangeCounts returns the noisiest checks under systems since a time.
 	ChangeCounts(ctx context.Context, systems []string, since time.Time, limit int) ([]aramaki.CheckChanges, error)
-	// DigestSent returns when a system's review digest was last queued.
-	DigestSent(ctx context.Context, system string) (time.Time, error)
+	// DigestSent returns when a recipient's review digest was last queued.
+	DigestSent(ctx context.Context, recipient string) (time.Time, error)
 	// QueueDigest puts a digest's notifications in the outbox and notes
 	// when, unless it was queued at or after since; ev is appended unless
 	// its id is empty.
-	QueueDigest(ctx context.Context, system string, since, at time.Time, notifications []aramaki.Notification, ev aramaki.Event) (bool, error)
+	QueueDigest(ctx context.Context, recipient string, since, at time.Time, notifications []aramaki.Notification, ev aramaki.Event) (bool, error)
 	// Notifiers returns the notifiers of the config commit in force.
 	Notifiers(ctx context.Context) ([]aramaki.Notifier, error)
 	// Results returns the newest results of a check on a system, newest first.

@@ -920,13 +920,13 @@ func (s *Store) ChangeCounts(ctx context.Context, systems []string, since time.T
 		arg, micros(since)/microsPerDay, limit)
 }
 
-// DigestSent returns when the review digest of a system was last queued;
-// zero if never.
-func (s *Store) DigestSent(ctx context.Context, system string) (time.Time, error) {
+// DigestSent returns when the review digest of a recipient was last
+// queued; zero if never.
+func (s *Store) DigestSent(ctx context.Context, recipient string) (time.Time, error) {
 	var at time.Time
 	err := s.read(ctx, func(tx *txn) error {
 		var us int64
-		err := tx.QueryRow(ctx, `SELECT sent_us FROM digests WHERE system_id = ?`, system).Scan(&us)
+		err := tx.QueryRow(ctx, `SELECT sent_us FROM digests WHERE recipient = ?`, recipient).Scan(&us)
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil
 		} else if err != nil {
@@ -938,24 +938,24 @@ func (s *Store) DigestSent(ctx context.Context, system string) (time.Time, error
 	return at, err
 }
 
-// QueueDigest puts a system's review digest in the outbox and notes when,
-// unless it was queued at or after since already (by another replica).
-// It reports whether it queued.
-func (s *Store) QueueDigest(ctx context.Context, system string, since, at time.Time, notifications []aramaki.Notification, ev aramaki.Event) (bool, error) {
+// QueueDigest puts a recipient's review digest in the outbox and notes
+// when, unless it was queued at or after since already (by another
+// replica). It reports whether it queued.
+func (s *Store) QueueDigest(ctx context.Context, recipient string, since, at time.Time, notifications []aramaki.Notification, ev aramaki.Event) (bool, error) {
 	var queued bool
 	err := s.write(ctx, func(tx *txn) error {
 		if err := lockAlerts(ctx, tx); err != nil {
 			return err
 		}
 		var us int64
-		err := tx.QueryRow(ctx, `SELECT sent_us FROM digests WHERE system_id = ?`, system).Scan(&us)
+		err := tx.QueryRow(ctx, `SELECT sent_us FROM digests WHERE recipient = ?`, recipient).Scan(&us)
 		if err == nil && us >= micros(since) {
 			return nil
 		} else if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("query digest: %w", err)
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO digests (system_id, sent_us) VALUES (?, ?)
-			ON CONFLICT (system_id) DO UPDATE SET sent_us = excluded.sent_us`, system, micros(at)); err != nil {
+		if _, err := tx.Exec(ctx, `INSERT INTO digests (recipient, sent_us) VALUES (?, ?)
+			ON CONFLICT (recipient) DO UPDATE SET sent_us = excluded.sent_us`, recipient, micros(at)); err != nil {
 			return fmt.Errorf("note digest: %w", err)
 		}
 		if err := insertNotifications(ctx, tx, notifications); err != nil {

@@ -132,9 +132,10 @@ CREATE INDEX silences_end ON silences (end_us);
 -- aramaki.Notifier.
 ALTER TABLE config_state ADD COLUMN notifiers TEXT NOT NULL DEFAULT '[]';
 
--- When each system's review digest was last queued for its owners.
+-- When each owner's review digest was last queued: recipient is
+-- owner:ADDRESS.
 CREATE TABLE digests (
-	system_id TEXT PRIMARY KEY,
+	recipient TEXT PRIMARY KEY,
 	sent_us   BIGINT NOT NULL
 );
 
