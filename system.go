@@ -81,6 +81,26 @@ const MaxAlertAfter = 100
 type ActionRef struct {
 	Name        string `json:"name"`
 	Description string `json:"description,omitempty"`
+	// Role is who may run it on this system: operator (the default) or
+	// admin.
+	Role Role `json:"role,omitempty"`
+	// Approval asks a second person to approve each run before it starts
+	// (four eyes); break-glass runs skip it with a reason, loudly.
+	Approval bool `json:"approval,omitempty"`
+	// Rule is shown before running: when it is fine, whom to tell.
+	Rule string `json:"rule,omitempty"`
+	// Agents, when set, names the hosts (agent names) it runs on;
+	// otherwise every agent of the system that allows the action.
+	Agents []string `json:"agents,omitempty"`
+}
+
+// RunRole is the role needed to run the action: operator unless it says
+// admin.
+func (a ActionRef) RunRole() Role {
+	if a.Role == RoleAdmin {
+		return RoleAdmin
+	}
+	return RoleOperator
 }
 
 var systemIDPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`)

@@ -36,7 +36,7 @@ var (
 	linkShape    = shape{"link", "a link", []string{"title", "url", "kind"}, "{title: …, url: …}"}
 	checkShape   = shape{"check", "a check", []string{"name", "command", "interval", "timeout", "agents", "alert_after"}, "{name: …, command: …}"}
 	routeShape   = shape{"route", "a route", []string{"contact", "via", "severities", "hours", "after", "forward"}, "{contact: …, severities: [critical]}"}
-	actionShape  = shape{"action", "an action", []string{"name", "description"}, "{name: …, description: …}"}
+	actionShape  = shape{"action", "an action", []string{"name", "description", "role", "approval", "rule", "agents"}, "{name: flush-varnish, rule: …}"}
 	labelsShape  = shape{"labels", "labels", nil, "{customer: example-corp, env: production}"}
 	rolesShape   = shape{"roles", "roles", nil, "{operator: [bob], viewer: [carol]}"}
 
@@ -403,8 +403,32 @@ func (f *fileParser) actions(v *yaml.Node) []aramaki.ActionRef {
 			switch k.Value {
 			case "name":
 				a.Name, _ = f.text(v, "name")
+				if a.Name != "" && aramaki.ValidateActionName(a.Name) != nil {
+					f.add(v, "action name %q must be lower-case letters, digits, - and _ (at most 63), as the hosts declare it", clip(a.Name))
+				}
 			case "description":
 				a.Description, _ = f.text(v, "description")
+			case "role":
+				if r, ok := f.text(v, "role"); ok {
+					switch aramaki.Role(r) {
+					case aramaki.RoleOperator, aramaki.RoleAdmin:
+						a.Role = aramaki.Role(r)
+					default:
+						f.add(v, "role %q: actions are run by operator (the default) or admin", clip(r))
+					}
+				}
+			case "approval":
+				a.Approval = f.boolean(v, "approval")
+			case "rule":
+				if a.Rule, _ = f.text(v, "rule"); len(a.Rule) > aramaki.MaxReasonLen {
+					f.add(v, "the rule is longer than %d characters", aramaki.MaxReasonLen)
+				}
+			case "agents":
+				f.list(v, "agents", func(item *yaml.Node) {
+					if name, ok := f.text(item, "agent name"); ok {
+						a.Agents = append(a.Agents, name)
+					}
+				})
 			}
 		}) {
 			return

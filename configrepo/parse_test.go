@@ -43,6 +43,11 @@ checks:
   - {name: http, command: "check_http -H shop.example.com", interval: 1m, timeout: 10s}
 actions:
   - {name: flush-varnish, description: Flush the Varnish cache}
+  - name: restart-php
+    role: admin
+    approval: true
+    rule: "Restart one host at a time; tell #shop first."
+    agents: [app1, app2]
 `,
 		"systems/parts.yml": `
 id: webshop-varnish
@@ -74,7 +79,8 @@ subsystems: [storage]
 		Subsystems: []string{"webshop-varnish", "webshop-app", "webshop-db", "storage"},
 		Roles:      map[aramaki.Role][]string{aramaki.RoleOperator: {"bob"}, aramaki.RoleViewer: {"carol"}},
 		Checks:     []aramaki.Check{{Name: "http", Command: "check_http -H shop.example.com", Interval: "1m", Timeout: "10s"}},
-		Actions:    []aramaki.ActionRef{{Name: "flush-varnish", Description: "Flush the Varnish cache"}},
+		Actions: []aramaki.ActionRef{{Name: "flush-varnish", Description: "Flush the Varnish cache"},
+			{Name: "restart-php", Role: aramaki.RoleAdmin, Approval: true, Rule: "Restart one host at a time; tell #shop first.", Agents: []string{"app1", "app2"}}},
 	}
 	if got := ids(systems); !slices.Equal(got, []string{"storage", "webshop", "webshop-app", "webshop-db", "webshop-varnish"}) {
 		t.Fatalf("systems = %v, want all five ordered by id", got)
@@ -219,7 +225,24 @@ actions:
 			`systems/a.yaml:7: unknown key "escalate" in rule (known keys: text, escalate_to)`,
 			`systems/a.yaml:9: unknown key "type" in link (known keys: title, url, kind)`,
 			`systems/a.yaml:11: unknown key "every" in check (known keys: name, command, interval, timeout, agents, alert_after)`,
-			`systems/a.yaml:13: unknown key "label" in action (known keys: name, description)`,
+			`systems/a.yaml:13: unknown key "label" in action (known keys: name, description, role, approval, rule, agents)`,
+		},
+	},
+	{
+		name: "actions on a system",
+		files: map[string]string{"systems/a.yaml": `id: a
+title: A
+actions:
+  - {name: Flush Varnish}
+  - {name: flush-varnish, role: viewer}
+  - {name: restart, approval: maybe}
+  - {name: purge, agents: web1}
+`},
+		want: []string{
+			`systems/a.yaml:4: action name "Flush Varnish" must be lower-case letters, digits, - and _ (at most 63), as the hosts declare it`,
+			`systems/a.yaml:5: role "viewer": actions are run by operator (the default) or admin`,
+			`systems/a.yaml:6: approval must be true or false, not "maybe"`,
+			`systems/a.yaml:7: agents must be a list, not "web1"`,
 		},
 	},
 	{
