@@ -141,3 +141,52 @@ func TestARunMovesOnlyForward(t *testing.T) {
 		t.Error("a run needs a reason")
 	}
 }
+
+func TestARunEndsAsTheWorstOfItsHosts(t *testing.T) {
+	done := func(states ...aramaki.RunState) []aramaki.RunTarget {
+		var ts []aramaki.RunTarget
+		for _, s := range states {
+			ts = append(ts, aramaki.RunTarget{State: s})
+		}
+		return ts
+	}
+	for _, c := range []struct {
+		targets []aramaki.RunTarget
+		want    aramaki.RunState
+		over    bool
+	}{
+		{done(aramaki.RunSucceeded, aramaki.RunSucceeded), aramaki.RunSucceeded, true},
+		{done(aramaki.RunSucceeded, aramaki.RunFailed), aramaki.RunFailed, true},
+		{done(aramaki.RunCancelled, aramaki.RunTimedOut), aramaki.RunTimedOut, true},
+		{done(aramaki.RunCancelled, aramaki.RunSucceeded), aramaki.RunCancelled, true},
+		{done(aramaki.RunSucceeded, aramaki.RunRunning), "", false},
+		{nil, aramaki.RunSucceeded, false},
+	} {
+		got, over := aramaki.Outcome(c.targets)
+		if over != c.over || over && got != c.want {
+			t.Errorf("%+v: %s %v, want %s %v", c.targets, got, over, c.want, c.over)
+		}
+	}
+}
+
+func TestRunStatsSayHowOftenAndHowLong(t *testing.T) {
+	t0 := time.Date(2026, 11, 24, 3, 0, 0, 0, time.UTC)
+	var points []aramaki.RunPoint
+	for i := range 20 {
+		state := aramaki.RunSucceeded
+		if i%5 == 0 {
+			state = aramaki.RunFailed
+		}
+		points = append(points, aramaki.RunPoint{Ended: t0.Add(time.Duration(20-i) * time.Minute), Duration: time.Duration(i+1) * time.Second, State: state})
+	}
+	st := aramaki.ComputeRunStats("shop", "flush-varnish", points)
+	if st.Runs != 20 || st.Failed != 4 || st.Average != 10500*time.Millisecond || st.P95 != 19*time.Second {
+		t.Errorf("stats %+v: want 20 runs, 4 failed, average 10.5s, p95 19s", st)
+	}
+	if !st.Durations[0].Ended.Before(st.Durations[19].Ended) {
+		t.Error("the chart's points are not oldest first")
+	}
+	if empty := aramaki.ComputeRunStats("shop", "x", nil); empty.Runs != 0 || empty.Durations == nil {
+		t.Errorf("no runs: %+v", empty)
+	}
+}
