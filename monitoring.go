@@ -260,6 +260,18 @@ type Agent struct {
 	Revoked   *time.Time `json:"revoked,omitempty"`
 	// LastSeq is the highest result sequence stored from this agent.
 	LastSeq uint64 `json:"last_seq"`
+	// Actions are what the host allows, as the agent last said.
+	Actions []ActionSpec `json:"actions,omitempty"`
+}
+
+// Action returns the host's declaration of an action, if it allows it.
+func (a Agent) Action(name string) (ActionSpec, bool) {
+	for _, s := range a.Actions {
+		if s.Name == name {
+			return s, true
+		}
+	}
+	return ActionSpec{}, false
 }
 
 var agentNamePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$`)

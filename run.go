@@ -134,3 +134,12 @@ func ComputeRunStats(system, action string, points []RunPoint) RunStats {
 	st.P95 = ds[(len(ds)*95+99)/100-1]
 	return st
 }
+
+// RunFilter selects runs, newest first.
+type RunFilter struct {
+	Systems []string // nil: all
+	Action  string
+	States  []RunState
+	Since   time.Time // requested since; zero: any time
+	Limit   int
+}

@@ -154,7 +154,7 @@ func (s *Store) EnrollmentTokens(ctx context.Context) ([]aramaki.EnrollmentToken
 		`SELECT `+enrollmentTokenColumns+` FROM enrollment_tokens ORDER BY created_us, id`)
 }
 
-const agentColumns = `id, name, systems, public_key, version, enrolled_us, last_seen_us, revoked_us, last_seq`
+const agentColumns = `id, name, systems, public_key, version, enrolled_us, last_seen_us, revoked_us, last_seq, actions`
 
 func scanAgent(row rowScanner) (aramaki.Agent, error) {
 	var (
@@ -163,12 +163,18 @@ func scanAgent(row rowScanner) (aramaki.Agent, error) {
 		enrolledUS        int64
 		lastSeen, revoked sql.NullInt64
 		lastSeq           int64
+		actions           string
 	)
-	if err := row.Scan(&a.ID, &a.Name, &systems, &a.PublicKey, &a.Version, &enrolledUS, &lastSeen, &revoked, &lastSeq); err != nil {
+	if err := row.Scan(&a.ID, &a.Name, &systems, &a.PublicKey, &a.Version, &enrolledUS, &lastSeen, &revoked, &lastSeq, &actions); err != nil {
 		return aramaki.Agent{}, err
 	}
 	if err := json.Unmarshal([]byte(systems), &a.Systems); err != nil {
 		return aramaki.Agent{}, fmt.Errorf("decode systems of agent %s: %w", a.ID, err)
+	}
+	if actions != "[]" {
+		if err := json.Unmarshal([]byte(actions), &a.Actions); err != nil {
+			return aramaki.Agent{}, fmt.Errorf("decode actions of agent %s: %w", a.ID, err)
+		}
 	}
 	a.Enrolled = fromMicros(enrolledUS)
 	a.LastSeen = fromNullMicros(lastSeen)

@@ -1,0 +1,397 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/aramaki/aramaki"
+)
+
+// SetAgentActions records the actions an agent's host allows.
+func (s *Store) SetAgentActions(ctx context.Context, agentID string, actions []aramaki.ActionSpec) error {
+	if actions == nil {
+		actions = []aramaki.ActionSpec{}
+	}
+	doc, err := json.Marshal(actions)
+	if err != nil {
+		return fmt.Errorf("marshal actions: %w", err)
+	}
+	return s.write(ctx, func(tx *txn) error {
+		res, err := tx.Exec(ctx, `UPDATE agents SET actions = ? WHERE id = ?`, string(doc), agentID)
+		if err != nil {
+			return fmt.Errorf("update agent actions: %w", err)
+		}
+		return mustAffect(res, "no agent %s", agentID)
+	})
+}
+
+const runColumns = `id, system_id, action, params, reason, requested_by, requested_us, approval, approved_by, approved_us,
+	break_glass, state, started_us, ended_us, cancelled_by, error`
+
+func scanRun(r rowScanner) (aramaki.Run, error) {
+	var (
+		run               aramaki.Run
+		id                int64
+		params, state     string
+		requestedUS       int64
+		approved, started sql.NullInt64
+		ended             sql.NullInt64
+	)
+	if err := r.Scan(&id, &run.System, &run.Action, &params, &run.Reason, &run.RequestedBy, &requestedUS, &run.Approval,
+		&run.ApprovedBy, &approved, &run.BreakGlass, &state, &started, &ended, &run.CancelledBy, &run.Error); err != nil {
+		return aramaki.Run{}, fmt.Errorf("scan run: %w", err)
+	}
+	run.ID, run.State, run.Requested = strconv.FormatInt(id, 10), aramaki.RunState(state), fromMicros(requestedUS)
+	run.Approved, run.Started, run.Ended = fromNullMicros(approved), fromNullMicros(started), fromNullMicros(ended)
+	if err := json.Unmarshal([]byte(params), &run.Params); err != nil {
+		return aramaki.Run{}, fmt.Errorf("decode parameters of run %d: %w", id, err)
+	}
+	run.Targets = []aramaki.RunTarget{}
+	return run, nil
+}
+
+// targetColumns and targetColumnsNoOutput read a run's hosts, with or
+// without what they printed.
+const (
+	targetColumns         = `run_id, agent_id, name, state, started_us, ended_us, exit_code, error, dropped, output`
+	targetColumnsNoOutput = `run_id, agent_id, name, state, started_us, ended_us, exit_code, error, dropped, ''`
+)
+
+func scanTarget(r rowScanner) (int64, aramaki.RunTarget, error) {
+	var (
+		runID          int64
+		t              aramaki.RunTarget
+		state          string
+		started, ended sql.NullInt64
+		exit           sql.NullInt64
+	)
+	if err := r.Scan(&runID, &t.Agent, &t.Name, &state, &started, &ended, &exit, &t.Error, &t.Dropped, &t.Output); err != nil {
+		return 0, t, fmt.Errorf("scan run target: %w", err)
+	}
+	t.State, t.Started, t.Ended = aramaki.RunState(state), fromNullMicros(started), fromNullMicros(ended)
+	if exit.Valid {
+		code := int(exit.Int64)
+		t.ExitCode = &code
+	}
+	return runID, t, nil
+}
+
+func runID(id string) (int64, error) {
+	n, err := strconv.ParseInt(id, 10, 64)
+	if err != nil || n <= 0 {
+		return 0, aramaki.Errorf(aramaki.ENOTFOUND, "run %s not found", id)
+	}
+	return n, nil
+}
+
+// CreateRun stores a new run and its hosts and appends the events events
+// makes of it once it has its id.
+func (s *Store) CreateRun(ctx context.Context, run aramaki.Run, events func(aramaki.Run) ([]aramaki.Event, error)) (aramaki.Run, error) {
+	params, err := json.Marshal(run.Params)
+	if err != nil {
+		return aramaki.Run{}, fmt.Errorf("marshal parameters: %w", err)
+	}
+	err = s.write(ctx, func(tx *txn) error {
+		var id int64
+		if err := tx.QueryRow(ctx, `INSERT INTO runs (system_id, action, params, reason, requested_by, requested_us, approval, approved_by,
+			approved_us, break_glass, state, started_us, ended_us, cancelled_by, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+			run.System, run.Action, string(params), run.Reason, run.RequestedBy, micros(run.Requested), run.Approval, run.ApprovedBy,
+			nullMicros(run.Approved), run.BreakGlass, string(run.State), nullMicros(run.Started), nullMicros(run.Ended), run.CancelledBy, run.Error,
+		).Scan(&id); err != nil {
+			return fmt.Errorf("insert run: %w", err)
+		}
+		run.ID = strconv.FormatInt(id, 10)
+		if err := writeTargets(ctx, tx, id, run.Targets, true); err != nil {
+			return err
+		}
+		evs, err := events(run)
+		if err != nil {
+			return err
+		}
+		for _, ev := range evs {
+			if _, err := appendEvent(ctx, tx, ev); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return run, err
+}
+
+// writeTargets inserts (fresh) or updates the hosts of a run; output is
+// written by AppendRunOutput alone.
+func writeTargets(ctx context.Context, tx *txn, id int64, targets []aramaki.RunTarget, fresh bool) error {
+	for _, t := range targets {
+		var exit sql.NullInt64
+		if t.ExitCode != nil {
+			exit = sql.NullInt64{Int64: int64(*t.ExitCode), Valid: true}
+		}
+		var err error
+		if fresh {
+			_, err = tx.Exec(ctx, `INSERT INTO run_targets (run_id, agent_id, name, state, started_us, ended_us, exit_code, error)
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, id, t.Agent, t.Name, string(t.State), nullMicros(t.Started), nullMicros(t.Ended), exit, t.Error)
+		} else {
+			_, err = tx.Exec(ctx, `UPDATE run_targets SET state = ?, started_us = ?, ended_us = ?, exit_code = ?, error = ?, dropped = ?
+				WHERE run_id = ? AND agent_id = ?`, string(t.State), nullMicros(t.Started), nullMicros(t.Ended), exit, t.Error, t.Dropped, id, t.Agent)
+		}
+		if err != nil {
+			return fmt.Errorf("write run target %s: %w", t.Agent, err)
+		}
+	}
+	return nil
+}
+
+func readRun(ctx context.Context, tx *txn, id int64, lock string, withOutput bool) (aramaki.Run, error) {
+	run, err := scanRun(tx.QueryRow(ctx, `SELECT `+runColumns+` FROM runs WHERE id = ?`+lock, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return aramaki.Run{}, aramaki.Errorf(aramaki.ENOTFOUND, "run %d not found", id)
+	} else if err != nil {
+		return aramaki.Run{}, err
+	}
+	cols := targetColumnsNoOutput
+	if withOutput {
+		cols = targetColumns
+	}
+	rows, err := tx.Query(ctx, `SELECT `+cols+` FROM run_targets WHERE run_id = ? ORDER BY name, agent_id`, id)
+	if err != nil {
+		return aramaki.Run{}, fmt.Errorf("query run targets: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		_, t, err := scanTarget(rows)
+		if err != nil {
+			return aramaki.Run{}, err
+		}
+		run.Targets = append(run.Targets, t)
+	}
+	return run, rows.Err()
+}
+
+// Run returns a run with its hosts and what they printed.
+func (s *Store) Run(ctx context.Context, id string) (aramaki.Run, error) {
+	n, err := runID(id)
+	if err != nil {
+		return aramaki.Run{}, err
+	}
+	var run aramaki.Run
+	err = s.read(ctx, func(tx *txn) error {
+		run, err = readRun(ctx, tx, n, "", true)
+		return err
+	})
+	return run, err
+}
+
+// ChangeRun moves a run on in one transaction: change gets it as stored
+// (its hosts without output) and returns it changed, with the events of the
+// change. Concurrent changes of one run wait for each other.
+func (s *Store) ChangeRun(ctx context.Context, id string, change func(aramaki.Run) (aramaki.Run, []aramaki.Event, error)) (aramaki.Run, error) {
+	n, err := runID(id)
+	if err != nil {
+		return aramaki.Run{}, err
+	}
+	var run aramaki.Run
+	err = s.write(ctx, func(tx *txn) error {
+		before, err := readRun(ctx, tx, n, s.forUpdate(), false)
+		if err != nil {
+			return err
+		}
+		after, evs, err := change(before)
+		if err != nil {
+			return err
+		}
+		run = after
+		if _, err := tx.Exec(ctx, `UPDATE runs SET approved_by = ?, approved_us = ?, break_glass = ?, state = ?, started_us = ?,
+			ended_us = ?, cancelled_by = ?, error = ? WHERE id = ?`,
+			after.ApprovedBy, nullMicros(after.Approved), after.BreakGlass, string(after.State), nullMicros(after.Started),
+			nullMicros(after.Ended), after.CancelledBy, after.Error, n); err != nil {
+			return fmt.Errorf("update run: %w", err)
+		}
+		if err := writeTargets(ctx, tx, n, after.Targets, false); err != nil {
+			return err
+		}
+		for _, ev := range evs {
+			if _, err := appendEvent(ctx, tx, ev); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return run, err
+}
+
+// AppendRunOutput adds what a host printed to its run: frames are numbered
+// from 1, and one seen already (sent again after a reconnect) is skipped.
+// At most aramaki.MaxRunOutput bytes are kept; the rest is counted.
+func (s *Store) AppendRunOutput(ctx context.Context, id, agentID string, seq uint64, data string) error {
+	n, err := runID(id)
+	if err != nil {
+		return err
+	}
+	return s.write(ctx, func(tx *txn) error {
+		// The run's row first, as ChangeRun takes it: one change of a run
+		// at a time.
+		var locked int64
+		if err := tx.QueryRow(ctx, `SELECT id FROM runs WHERE id = ?`+s.forUpdate(), n).Scan(&locked); errors.Is(err, sql.ErrNoRows) {
+			return aramaki.Errorf(aramaki.ENOTFOUND, "run %s not found", id)
+		} else if err != nil {
+			return fmt.Errorf("lock run: %w", err)
+		}
+		var (
+			have    string
+			lastSeq int64
+		)
+		err := tx.QueryRow(ctx, `SELECT output, output_seq FROM run_targets WHERE run_id = ? AND agent_id = ?`+s.forUpdate(), n, agentID).Scan(&have, &lastSeq)
+		if errors.Is(err, sql.ErrNoRows) {
+			return aramaki.Errorf(aramaki.ENOTFOUND, "run %s has no host %s", id, agentID)
+		} else if err != nil {
+			return fmt.Errorf("query run output: %w", err)
+		}
+		if int64(seq) <= lastSeq {
+			return nil // seen already
+		}
+		keep, dropped := data, 0
+		if room := aramaki.MaxRunOutput - len(have); len(keep) > room {
+			room = max(room, 0)
+			for room > 0 && !utf8.RuneStart(keep[room]) {
+				room-- // do not cut a character in two
+			}
+			keep, dropped = keep[:room], len(data)-room
+		}
+		if _, err := tx.Exec(ctx, `UPDATE run_targets SET output = output || ?, output_seq = ?, dropped = dropped + ?
+			WHERE run_id = ? AND agent_id = ?`, keep, int64(seq), dropped, n, agentID); err != nil {
+			return fmt.Errorf("append run output: %w", err)
+		}
+		return nil
+	})
+}
+
+// Runs returns runs, newest first, with their hosts but not their output.
+func (s *Store) Runs(ctx context.Context, f aramaki.RunFilter) ([]aramaki.Run, error) {
+	var (
+		where []string
+		args  []any
+	)
+	if f.Systems != nil {
+		in, arg := s.inStrings("system_id", f.Systems)
+		where, args = append(where, in), append(args, arg)
+	}
+	if f.Action != "" {
+		where, args = append(where, "action = ?"), append(args, f.Action)
+	}
+	if len(f.States) > 0 {
+		var states []string
+		for _, st := range f.States {
+			states = append(states, string(st))
+		}
+		in, arg := s.inStrings("state", states)
+		where, args = append(where, in), append(args, arg)
+	}
+	if !f.Since.IsZero() {
+		where, args = append(where, "requested_us >= ?"), append(args, micros(f.Since))
+	}
+	q := `SELECT ` + runColumns + ` FROM runs`
+	if len(where) > 0 {
+		q += ` WHERE ` + strings.Join(where, " AND ")
+	}
+	q += ` ORDER BY id DESC LIMIT ?`
+	args = append(args, max(f.Limit, 1))
+	var runs []aramaki.Run
+	err := s.read(ctx, func(tx *txn) error {
+		rows, err := tx.Query(ctx, q, args...)
+		if err != nil {
+			return fmt.Errorf("query runs: %w", err)
+		}
+		byID := map[string]int{}
+		var ids []string
+		for rows.Next() {
+			r, err := scanRun(rows)
+			if err != nil {
+				rows.Close()
+				return err
+			}
+			byID[r.ID] = len(runs)
+			ids = append(ids, r.ID)
+			runs = append(runs, r)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("read runs: %w", err)
+		}
+		if len(ids) == 0 {
+			return nil
+		}
+		in, arg := s.inStrings("CAST(run_id AS TEXT)", ids)
+		rows, err = tx.Query(ctx, `SELECT `+targetColumnsNoOutput+` FROM run_targets WHERE `+in+` ORDER BY name, agent_id`, arg)
+		if err != nil {
+			return fmt.Errorf("query run targets: %w", err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			id, t, err := scanTarget(rows)
+			if err != nil {
+				return err
+			}
+			i := byID[strconv.FormatInt(id, 10)]
+			runs[i].Targets = append(runs[i].Targets, t)
+		}
+		return rows.Err()
+	})
+	return runs, err
+}
+
+// RunStart is a host's part of a run to start: what its agent is asked.
+type RunStart struct {
+	Run    string
+	Agent  string
+	Action string
+	Params map[string]string
+}
+
+// WaitingTargets returns the hosts, among agents, whose runs are running
+// but that were not asked to start yet: what the replica the agents are
+// connected to sends them, also after a restart.
+func (s *Store) WaitingTargets(ctx context.Context, agents []string) ([]RunStart, error) {
+	if len(agents) == 0 {
+		return nil, nil
+	}
+	in, arg := s.inStrings("t.agent_id", agents)
+	return readAll(ctx, s, "waiting runs", func(r rowScanner) (RunStart, error) {
+		var (
+			rs     RunStart
+			id     int64
+			params string
+		)
+		if err := r.Scan(&id, &rs.Agent, &rs.Action, &params); err != nil {
+			return rs, err
+		}
+		rs.Run = strconv.FormatInt(id, 10)
+		return rs, json.Unmarshal([]byte(params), &rs.Params)
+	}, `SELECT r.id, t.agent_id, r.action, r.params FROM run_targets t JOIN runs r ON r.id = t.run_id
+		WHERE t.state = 'requested' AND r.state = 'running' AND `+in+` ORDER BY r.id`, arg)
+}
+
+// RunPoints returns the finished runs of an action on a system since a
+// time: when each ended, how long it took and how it ended.
+func (s *Store) RunPoints(ctx context.Context, system, action string, since time.Time) ([]aramaki.RunPoint, error) {
+	return readAll(ctx, s, "run points", func(r rowScanner) (aramaki.RunPoint, error) {
+		var (
+			p              aramaki.RunPoint
+			started, ended int64
+			state          string
+		)
+		if err := r.Scan(&started, &ended, &state); err != nil {
+			return p, err
+		}
+		p.Ended, p.Duration, p.State = fromMicros(ended), time.Duration(ended-started)*time.Microsecond, aramaki.RunState(state)
+		return p, nil
+	}, `SELECT started_us, ended_us, state FROM runs
+		WHERE system_id = ? AND action = ? AND ended_us >= ? AND started_us IS NOT NULL AND ended_us IS NOT NULL
+		ORDER BY ended_us`, system, action, micros(since))
+}
