@@ -143,3 +143,11 @@ type RunFilter struct {
 	Since   time.Time // requested since; zero: any time
 	Limit   int
 }
+
+// RunStart is a host's part of a run to start: what its agent is asked.
+type RunStart struct {
+	Run    string            `json:"run"`
+	Agent  string            `json:"agent"`
+	Action string            `json:"action"`
+	Params map[string]string `json:"params"`
+}

@@ -152,6 +152,23 @@ type MonitoringStore interface {
 	// when, unless it was queued at or after since; ev is appended unless
 	// its id is empty.
 	QueueDigest(ctx context.Context, recipient string, since, at time.Time, notifications []aramaki.Notification, ev aramaki.Event) (bool, error)
+	// SetAgentActions records the actions an agent's host allows.
+	SetAgentActions(ctx context.Context, agentID string, actions []aramaki.ActionSpec) error
+	// CreateRun stores a new run with its hosts, events and notifications.
+	CreateRun(ctx context.Context, run aramaki.Run, events func(aramaki.Run) ([]aramaki.Event, []aramaki.Notification, error)) (aramaki.Run, error)
+	// Run returns a run with its hosts' output; ENOTFOUND if there is none.
+	Run(ctx context.Context, id string) (aramaki.Run, error)
+	// ChangeRun moves a run on in one transaction, one change at a time.
+	ChangeRun(ctx context.Context, id string, change func(aramaki.Run) (aramaki.Run, []aramaki.Event, error)) (aramaki.Run, error)
+	// AppendRunOutput adds a host's output frame to its run, once.
+	AppendRunOutput(ctx context.Context, id, agentID string, seq uint64, data string) error
+	// Runs returns runs, newest first, without output.
+	Runs(ctx context.Context, f aramaki.RunFilter) ([]aramaki.Run, error)
+	// WaitingTargets returns the parts of running runs not yet started on
+	// the given agents.
+	WaitingTargets(ctx context.Context, agents []string) ([]aramaki.RunStart, error)
+	// RunPoints returns the finished runs of an action on a system since a time.
+	RunPoints(ctx context.Context, system, action string, since time.Time) ([]aramaki.RunPoint, error)
 	// Notifiers returns the notifiers of the config commit in force.
 	Notifiers(ctx context.Context) ([]aramaki.Notifier, error)
 	// Results returns the newest results of a check on a system, newest first.

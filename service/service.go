@@ -42,6 +42,8 @@ type Service struct {
 
 	digestEvery   time.Duration
 	digestChecked time.Time // only RunAlerts' goroutine touches it
+
+	runWake chan struct{} // a run may be waiting to start
 }
 
 // Options tune a Service; the zero value is usable.
@@ -83,7 +85,7 @@ func New(store Store, config ConfigSource, log *slog.Logger, opts Options) *Serv
 	}
 	return &Service{store: store, config: config, log: log, now: opts.Now, graph: empty,
 		logins: newLoginGuard(), ingest: make(chan *submission, 1024), seen: map[string]aramaki.AgentSeen{}, changed: make(chan struct{}),
-		groupWait: opts.GroupWait, alertWake: make(chan struct{}, 1), url: opts.URL, maxAttempts: opts.MaxAttempts, permanent: opts.Permanent, digestEvery: opts.DigestEvery}
+		groupWait: opts.GroupWait, alertWake: make(chan struct{}, 1), url: opts.URL, maxAttempts: opts.MaxAttempts, permanent: opts.Permanent, digestEvery: opts.DigestEvery, runWake: make(chan struct{}, 1)}
 }
 
 // Open loads the system graph in force, and the agents' names for the

@@ -91,9 +91,9 @@ func runID(id string) (int64, error) {
 	return n, nil
 }
 
-// CreateRun stores a new run and its hosts and appends the events events
-// makes of it once it has its id.
-func (s *Store) CreateRun(ctx context.Context, run aramaki.Run, events func(aramaki.Run) ([]aramaki.Event, error)) (aramaki.Run, error) {
+// CreateRun stores a new run and its hosts, and the events and
+// notifications events makes of it once it has its id.
+func (s *Store) CreateRun(ctx context.Context, run aramaki.Run, events func(aramaki.Run) ([]aramaki.Event, []aramaki.Notification, error)) (aramaki.Run, error) {
 	params, err := json.Marshal(run.Params)
 	if err != nil {
 		return aramaki.Run{}, fmt.Errorf("marshal parameters: %w", err)
@@ -111,7 +111,7 @@ func (s *Store) CreateRun(ctx context.Context, run aramaki.Run, events func(aram
 		if err := writeTargets(ctx, tx, id, run.Targets, true); err != nil {
 			return err
 		}
-		evs, err := events(run)
+		evs, notifications, err := events(run)
 		if err != nil {
 			return err
 		}
@@ -120,7 +120,7 @@ func (s *Store) CreateRun(ctx context.Context, run aramaki.Run, events func(aram
 				return err
 			}
 		}
-		return nil
+		return insertNotifications(ctx, tx, notifications)
 	})
 	return run, err
 }
@@ -346,25 +346,17 @@ func (s *Store) Runs(ctx context.Context, f aramaki.RunFilter) ([]aramaki.Run, e
 	return runs, err
 }
 
-// RunStart is a host's part of a run to start: what its agent is asked.
-type RunStart struct {
-	Run    string
-	Agent  string
-	Action string
-	Params map[string]string
-}
-
 // WaitingTargets returns the hosts, among agents, whose runs are running
 // but that were not asked to start yet: what the replica the agents are
 // connected to sends them, also after a restart.
-func (s *Store) WaitingTargets(ctx context.Context, agents []string) ([]RunStart, error) {
+func (s *Store) WaitingTargets(ctx context.Context, agents []string) ([]aramaki.RunStart, error) {
 	if len(agents) == 0 {
 		return nil, nil
 	}
 	in, arg := s.inStrings("t.agent_id", agents)
-	return readAll(ctx, s, "waiting runs", func(r rowScanner) (RunStart, error) {
+	return readAll(ctx, s, "waiting runs", func(r rowScanner) (aramaki.RunStart, error) {
 		var (
-			rs     RunStart
+			rs     aramaki.RunStart
 			id     int64
 			params string
 		)

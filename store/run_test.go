@@ -31,9 +31,9 @@ func TestRuns(t *testing.T) {
 		requested := aramaki.Run{System: "shop", Action: "flush-varnish", Params: map[string]string{"pattern": "."}, Reason: "stale product pages",
 			RequestedBy: "olga", Requested: at(0), State: aramaki.RunRunning, Started: &[]time.Time{at(0)}[0],
 			Targets: []aramaki.RunTarget{{Agent: "a1", Name: "web1", State: aramaki.RunRequested}, {Agent: "a2", Name: "web2", State: aramaki.RunRequested}}}
-		run, err := s.CreateRun(ctx, requested, func(r aramaki.Run) ([]aramaki.Event, error) {
+		run, err := s.CreateRun(ctx, requested, func(r aramaki.Run) ([]aramaki.Event, []aramaki.Notification, error) {
 			ev, err := aramaki.NewEvent(at(0), aramaki.KindRunRequested, "user:olga", []string{"shop"}, "olga ran flush-varnish ("+r.ID+")", nil)
-			return []aramaki.Event{ev}, err
+			return []aramaki.Event{ev}, nil, err
 		})
 		if err != nil || run.ID == "" {
 			t.Fatalf("create run: %+v, %v", run, err)

@@ -1,0 +1,557 @@
+package service
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/aramaki/aramaki"
+)
+
+// RunHub reaches the agents connected to this server for action runs.
+type RunHub interface {
+	// StartRun asks a connected agent to start its part of a run;
+	// ENOTFOUND when the agent is not connected here.
+	StartRun(start aramaki.RunStart, timeout time.Duration) error
+	// CancelRun asks a connected agent to stop its part of a run.
+	CancelRun(agentID, run string) error
+	// ConnectedAgents lists the agents connected here.
+	ConnectedAgents() []string
+}
+
+// RunRequest asks to run an action on a system.
+type RunRequest struct {
+	System string            `json:"system"`
+	Action string            `json:"action"`
+	Reason string            `json:"reason"`
+	Params map[string]string `json:"params"`
+	// BreakGlass runs an action that needs approval without it: the reason
+	// is required as always, and the run is highlighted on the timeline
+	// and told to the system's owners.
+	BreakGlass bool `json:"break_glass"`
+}
+
+// RunView is a run with what people need before and after: the rule of
+// the action and its recent runs on the system.
+type RunView struct {
+	aramaki.Run
+	Rule string `json:"rule,omitempty"`
+}
+
+// actionRef finds an action on a system.
+func actionRef(g *aramaki.Graph, system, action string) (aramaki.ActionRef, error) {
+	sys := g.System(system)
+	if sys != nil {
+		for _, a := range sys.Actions {
+			if a.Name == action {
+				return a, nil
+			}
+		}
+	}
+	return aramaki.ActionRef{}, aramaki.Errorf(aramaki.ENOTFOUND, "system %s has no action %s", system, action)
+}
+
+// RequestRun runs an allowed action on a system, on every host of the
+// system that allows it (or those the config names). Who may is the
+// action's role; a reason is required. Actions that need approval wait
+// for a second person, unless broken glass.
+func (s *Service) RequestRun(ctx context.Context, p aramaki.Principal, req RunRequest) (aramaki.Run, error) {
+	g := s.Graph()
+	if err := s.visible(g, p, req.System); err != nil {
+		return aramaki.Run{}, err
+	}
+	if err := aramaki.ValidateActionName(req.Action); err != nil {
+		return aramaki.Run{}, err
+	}
+	ref, err := actionRef(g, req.System, req.Action)
+	if err != nil {
+		return aramaki.Run{}, err
+	}
+	if err := s.require(p, req.System, ref.RunRole()); err != nil {
+		return aramaki.Run{}, err
+	}
+	if err := aramaki.ValidateReason(req.Reason); err != nil {
+		return aramaki.Run{}, err
+	}
+	if req.BreakGlass && !ref.Approval {
+		return aramaki.Run{}, aramaki.Errorf(aramaki.EINVALID, "action %s needs no approval: run it without breaking glass", req.Action)
+	}
+	agents, err := s.store.Agents(ctx)
+	if err != nil {
+		return aramaki.Run{}, err
+	}
+	if req.Params == nil {
+		req.Params = map[string]string{}
+	}
+	run := aramaki.Run{System: req.System, Action: req.Action, Reason: strings.TrimSpace(req.Reason), RequestedBy: p.User,
+		Requested: s.now(), Approval: ref.Approval, BreakGlass: req.BreakGlass, Targets: []aramaki.RunTarget{}}
+	for _, a := range agents {
+		if a.Revoked != nil || !slices.Contains(a.Systems, req.System) || len(ref.Agents) > 0 && !slices.Contains(ref.Agents, a.Name) {
+			continue
+		}
+		spec, ok := a.Action(req.Action)
+		if !ok {
+			continue
+		}
+		values, err := spec.Values(req.Params)
+		if err != nil {
+			return aramaki.Run{}, aramaki.Errorf(aramaki.EINVALID, "%s (as %s declares it)", aramaki.ErrorMessage(err), a.Name)
+		}
+		if run.Params == nil {
+			run.Params = values
+		}
+		run.Targets = append(run.Targets, aramaki.RunTarget{Agent: a.ID, Name: a.Name, State: aramaki.RunRequested})
+	}
+	if len(run.Targets) == 0 {
+		return aramaki.Run{}, aramaki.Errorf(aramaki.ENOTFOUND, "no host of %s allows action %s: its agents' local configuration must declare it", req.System, req.Action)
+	}
+	now := run.Requested
+	run.State = aramaki.RunRunning
+	if ref.Approval && !req.BreakGlass {
+		run.State = aramaki.RunAwaitingApproval
+	} else {
+		run.Started = &now
+	}
+	created, err := s.store.CreateRun(ctx, run, func(r aramaki.Run) ([]aramaki.Event, []aramaki.Notification, error) {
+		var hosts []string
+		for _, t := range r.Targets {
+			hosts = append(hosts, t.Name)
+		}
+		what := fmt.Sprintf("%s asked to run %s on %s (run %s, on %s): %s", p.User, r.Action, r.System, r.ID, strings.Join(hosts, ", "), r.Reason)
+		evs := []aramaki.Event{}
+		add := func(kind aramaki.EventKind, summary string) error {
+			ev, err := s.event(kind, p.Actor(), []string{r.System}, summary, aramaki.RunData{Run: r, Actor: p.User})
+			evs = append(evs, ev)
+			return err
+		}
+		if err := add(aramaki.KindRunRequested, what); err != nil {
+			return nil, nil, err
+		}
+		var notifications []aramaki.Notification
+		switch {
+		case r.State == aramaki.RunAwaitingApproval:
+			if err := add(aramaki.KindRunAwaiting, fmt.Sprintf("run %s of %s on %s waits for a second person to approve it", r.ID, r.Action, r.System)); err != nil {
+				return nil, nil, err
+			}
+		case r.BreakGlass:
+			summary := fmt.Sprintf("BREAK GLASS: %s ran %s on %s without the approval it needs (run %s): %s", p.User, r.Action, r.System, r.ID, r.Reason)
+			if err := add(aramaki.KindRunBreakGlass, summary); err != nil {
+				return nil, nil, err
+			}
+			notifications = s.tellOwners(g, r.System, "Break glass: "+r.Action+" on "+r.System, summary+"\n", "/runs/"+r.ID)
+			fallthrough
+		default:
+			if err := add(aramaki.KindRunStarted, fmt.Sprintf("run %s of %s on %s started", r.ID, r.Action, r.System)); err != nil {
+				return nil, nil, err
+			}
+		}
+		return evs, notifications, nil
+	})
+	if err != nil {
+		return aramaki.Run{}, err
+	}
+	s.wakeRuns()
+	return created, nil
+}
+
+// tellOwners makes notifications to the e-mail addresses of the owners of
+// a system and of the systems above it, each once.
+func (s *Service) tellOwners(g *aramaki.Graph, system, subject, text, page string) []aramaki.Notification {
+	now := s.now()
+	var out []aramaki.Notification
+	seen := map[string]bool{}
+	var owners []aramaki.Contact
+	for _, id := range append([]string{system}, g.Ancestors(system)...) {
+		if sys := g.System(id); sys != nil {
+			owners = append(owners, sys.Owners...)
+		}
+	}
+	for i, o := range owners {
+		if o.Email == "" || seen[strings.ToLower(o.Email)] {
+			continue
+		}
+		seen[strings.ToLower(o.Email)] = true
+		m := aramaki.Message{ID: fmt.Sprintf("%s-%d-%d", strings.ReplaceAll(page, "/", ""), now.UnixMicro(), i), Subject: subject, Text: text, At: now, System: system}
+		if s.url != "" {
+			m.URL = strings.TrimRight(s.url, "/") + page
+		}
+		out = append(out, aramaki.Notification{Recipient: aramaki.Recipient{Type: aramaki.NotifyEmail, Name: o.Name, Address: o.Email},
+			Message: m, State: aramaki.NotificationPending, Next: now, Created: now})
+	}
+	return out
+}
+
+// runEvent makes the event of a run's transition.
+func (s *Service) runEvent(kind aramaki.EventKind, actor string, r aramaki.Run, summary string) (aramaki.Event, error) {
+	return s.event(kind, actor, []string{r.System}, summary, aramaki.RunData{Run: r, Actor: strings.TrimPrefix(actor, "user:")})
+}
+
+// ApproveRun lets a run that waits for approval start. The approver must
+// be another person than who asked, with the action's role.
+func (s *Service) ApproveRun(ctx context.Context, p aramaki.Principal, id string) (aramaki.Run, error) {
+	g := s.Graph()
+	run, err := s.store.ChangeRun(ctx, id, func(r aramaki.Run) (aramaki.Run, []aramaki.Event, error) {
+		if err := s.mayRun(g, p, r); err != nil {
+			return r, nil, err
+		}
+		if r.State != aramaki.RunAwaitingApproval {
+			if r.State.Final() {
+				return r, nil, aramaki.Errorf(aramaki.ECONFLICT, "run %s is %s already", r.ID, r.State)
+			}
+			return r, nil, aramaki.Errorf(aramaki.ECONFLICT, "run %s needs no approval: it is %s", r.ID, r.State)
+		}
+		if r.RequestedBy == p.User {
+			return r, nil, aramaki.Errorf(aramaki.EFORBIDDEN, "you asked for run %s: another person must approve it", r.ID)
+		}
+		now := s.now()
+		r.State, r.ApprovedBy, r.Approved, r.Started = aramaki.RunRunning, p.User, &now, &now
+		approved, err := s.runEvent(aramaki.KindRunApproved, p.Actor(), r, fmt.Sprintf("%s approved run %s of %s on %s, asked by %s", p.User, r.ID, r.Action, r.System, r.RequestedBy))
+		if err != nil {
+			return r, nil, err
+		}
+		started, err := s.runEvent(aramaki.KindRunStarted, p.Actor(), r, fmt.Sprintf("run %s of %s on %s started", r.ID, r.Action, r.System))
+		return r, []aramaki.Event{approved, started}, err
+	})
+	if err == nil {
+		s.wakeRuns()
+	}
+	return run, err
+}
+
+// mayRun checks that the principal may see the run's system and holds the
+// action's role there.
+func (s *Service) mayRun(g *aramaki.Graph, p aramaki.Principal, r aramaki.Run) error {
+	if !g.CanView(p, r.System) && p.GlobalRole() == aramaki.RoleNone {
+		return aramaki.Errorf(aramaki.ENOTFOUND, "run %s not found", r.ID)
+	}
+	role := aramaki.RoleOperator
+	if ref, err := actionRef(g, r.System, r.Action); err == nil {
+		role = ref.RunRole()
+	}
+	return s.require(p, r.System, role)
+}
+
+// CancelRun stops a run: one waiting for approval ends at once; a running
+// one is stopped on every host (the agents kill the process groups) and
+// ends when they say so.
+func (s *Service) CancelRun(ctx context.Context, p aramaki.Principal, id string) (aramaki.Run, error) {
+	g := s.Graph()
+	var stop []string // agents to tell
+	run, err := s.store.ChangeRun(ctx, id, func(r aramaki.Run) (aramaki.Run, []aramaki.Event, error) {
+		if err := s.mayRun(g, p, r); err != nil {
+			return r, nil, err
+		}
+		if r.State.Final() {
+			return r, nil, aramaki.Errorf(aramaki.ECONFLICT, "run %s is %s already", r.ID, r.State)
+		}
+		if r.CancelledBy != "" {
+			return r, nil, aramaki.Errorf(aramaki.ECONFLICT, "run %s is being cancelled already, by %s", r.ID, r.CancelledBy)
+		}
+		now := s.now()
+		r.CancelledBy = p.User
+		for i, t := range r.Targets {
+			switch t.State {
+			case aramaki.RunRequested:
+				r.Targets[i].State, r.Targets[i].Ended, r.Targets[i].Error = aramaki.RunCancelled, &now, "cancelled before it started"
+			case aramaki.RunRunning:
+				stop = append(stop, t.Agent)
+			}
+		}
+		evs := []aramaki.Event{}
+		if outcome, over := aramaki.Outcome(r.Targets); over {
+			r.State, r.Ended = outcome, &now
+			ev, err := s.runEvent(aramaki.KindRunFinished, p.Actor(), r, fmt.Sprintf("%s cancelled run %s of %s on %s", p.User, r.ID, r.Action, r.System))
+			if err != nil {
+				return r, nil, err
+			}
+			evs = append(evs, ev)
+		}
+		return r, evs, nil
+	})
+	if err != nil {
+		return run, err
+	}
+	if hub, ok := s.hub.(RunHub); ok {
+		for _, a := range stop {
+			if err := hub.CancelRun(a, run.ID); err != nil {
+				s.log.Info("cannot tell the agent to cancel; it stops when it reconnects or its timeout ends", "run", run.ID, "agent", a, "err", err)
+			}
+		}
+	}
+	return run, nil
+}
+
+// Run returns a run with what its hosts printed, and the action's rule.
+func (s *Service) Run(ctx context.Context, p aramaki.Principal, id string) (RunView, error) {
+	r, err := s.store.Run(ctx, id)
+	if err != nil {
+		return RunView{}, err
+	}
+	g := s.Graph()
+	if !g.CanView(p, r.System) && p.GlobalRole() == aramaki.RoleNone {
+		return RunView{}, aramaki.Errorf(aramaki.ENOTFOUND, "run %s not found", id)
+	}
+	v := RunView{Run: r}
+	if ref, err := actionRef(g, r.System, r.Action); err == nil {
+		v.Rule = ref.Rule
+	}
+	return v, nil
+}
+
+// RunQuery selects runs. Zero fields select all.
+type RunQuery struct {
+	System string // and everything under it
+	Action string
+	States []aramaki.RunState
+	Since  time.Duration // requested within
+	Limit  int
+}
+
+// Runs returns runs on systems the principal can see, newest first: also
+// "was this done just now, and by whom?" before running an action again.
+func (s *Service) Runs(ctx context.Context, p aramaki.Principal, q RunQuery) ([]aramaki.Run, error) {
+	g := s.Graph()
+	for _, st := range q.States {
+		if !st.Valid() {
+			return nil, aramaki.Errorf(aramaki.EINVALID, "unknown run state %q", st)
+		}
+	}
+	if q.Action != "" {
+		if err := aramaki.ValidateActionName(q.Action); err != nil {
+			return nil, err
+		}
+	}
+	if q.Limit == 0 {
+		q.Limit = DefaultAlertLimit
+	}
+	if q.Limit < 0 || q.Limit > MaxAlertLimit {
+		return nil, aramaki.Errorf(aramaki.EINVALID, "limit must be between 1 and %d", MaxAlertLimit)
+	}
+	f := aramaki.RunFilter{Action: q.Action, States: q.States, Limit: q.Limit}
+	if q.System != "" {
+		if err := s.visible(g, p, q.System); err != nil {
+			return nil, err
+		}
+		f.Systems = append([]string{q.System}, g.Descendants(q.System)...)
+	} else if p.GlobalRole() == aramaki.RoleNone {
+		f.Systems = g.Visible(p)
+	}
+	if q.Since > 0 {
+		f.Since = s.now().Add(-q.Since)
+	}
+	runs, err := s.store.Runs(ctx, f)
+	if err != nil {
+		return nil, err
+	}
+	runs = slices.DeleteFunc(runs, func(r aramaki.Run) bool { return !g.CanView(p, r.System) && p.GlobalRole() == aramaki.RoleNone })
+	if runs == nil {
+		runs = []aramaki.Run{}
+	}
+	return runs, nil
+}
+
+// RunStats sums up the runs of an action on a system over a period: how
+// many, how many failed, how long they took on average and at the 95th
+// percentile, and each for the chart.
+func (s *Service) RunStats(ctx context.Context, p aramaki.Principal, system, action string, period time.Duration) (aramaki.RunStats, error) {
+	g := s.Graph()
+	if err := s.visible(g, p, system); err != nil {
+		return aramaki.RunStats{}, err
+	}
+	if err := aramaki.ValidateActionName(action); err != nil {
+		return aramaki.RunStats{}, err
+	}
+	if period <= 0 || period > 366*24*time.Hour {
+		return aramaki.RunStats{}, aramaki.Errorf(aramaki.EINVALID, "the period must be between 1s and a year")
+	}
+	points, err := s.store.RunPoints(ctx, system, action, s.now().Add(-period))
+	if err != nil {
+		return aramaki.RunStats{}, err
+	}
+	return aramaki.ComputeRunStats(system, action, points), nil
+}
+
+// ---- What agents say ----
+
+// SetAgentActions records what an agent's host allows, as it said on
+// connecting or after its configuration changed.
+func (s *Service) SetAgentActions(ctx context.Context, a aramaki.Agent, actions []aramaki.ActionSpec) error {
+	for _, spec := range actions {
+		if err := spec.Validate(); err != nil {
+			return err
+		}
+	}
+	return s.store.SetAgentActions(ctx, a.ID, actions)
+}
+
+// RunOutput records what an agent's part of a run printed.
+func (s *Service) RunOutput(ctx context.Context, a aramaki.Agent, run string, seq uint64, data string) error {
+	return s.store.AppendRunOutput(ctx, run, a.ID, seq, data)
+}
+
+// RunEnd is how an agent's part of a run ended.
+type RunEnd struct {
+	State    aramaki.RunState
+	ExitCode *int
+	Started  time.Time
+	Ended    time.Time
+	Error    string
+	Dropped  int64
+}
+
+// RunFinished records how an agent's part of a run ended, and ends the run
+// when every host has. An agent that disconnected mid-run had its part
+// marked failed (outcome unknown); what it says when it is back replaces
+// that.
+func (s *Service) RunFinished(ctx context.Context, a aramaki.Agent, run string, end RunEnd) error {
+	if !end.State.Final() {
+		return aramaki.Errorf(aramaki.EINVALID, "a run does not end %s", end.State)
+	}
+	_, err := s.store.ChangeRun(ctx, run, func(r aramaki.Run) (aramaki.Run, []aramaki.Event, error) {
+		i := slices.IndexFunc(r.Targets, func(t aramaki.RunTarget) bool { return t.Agent == a.ID })
+		if i < 0 {
+			return r, nil, aramaki.Errorf(aramaki.ENOTFOUND, "run %s has no part on agent %s", r.ID, a.ID)
+		}
+		t := &r.Targets[i]
+		reconciled := t.State == aramaki.RunFailed && t.Error == disconnectedMidRun
+		if t.State.Final() && !reconciled {
+			return r, nil, nil // said already
+		}
+		started, ended := end.Started, end.Ended
+		t.State, t.ExitCode, t.Error, t.Dropped = end.State, end.ExitCode, end.Error, t.Dropped+end.Dropped
+		if t.Started == nil && !started.IsZero() {
+			t.Started = &started
+		}
+		t.Ended = &ended
+		outcome, over := aramaki.Outcome(r.Targets)
+		if !over {
+			return r, nil, nil
+		}
+		r.State = outcome
+		if r.Ended == nil || r.Ended.Before(ended) {
+			r.Ended = &ended
+		}
+		summary := fmt.Sprintf("run %s of %s on %s %s", r.ID, r.Action, r.System, strings.ReplaceAll(string(outcome), "_", " "))
+		if reconciled {
+			summary += fmt.Sprintf(" (%s said how it ended when it came back)", t.Name)
+		}
+		ev, err := s.runEvent(aramaki.KindRunFinished, "agent:"+a.ID, r, summary)
+		return r, []aramaki.Event{ev}, err
+	})
+	return err
+}
+
+// disconnectedMidRun is the error of a host's part of a run whose agent
+// went away while it ran.
+const disconnectedMidRun = "the agent disconnected while it ran: its outcome is unknown until it reconnects"
+
+// AgentGone marks the running parts of runs on an agent that disconnected
+// as failed, outcome unknown; the agent's report when it is back replaces
+// that.
+func (s *Service) AgentGone(ctx context.Context, agentID string) error {
+	runs, err := s.store.Runs(ctx, aramaki.RunFilter{States: []aramaki.RunState{aramaki.RunRunning}, Limit: MaxAlertLimit})
+	if err != nil {
+		return err
+	}
+	now := s.now()
+	for _, run := range runs {
+		if !slices.ContainsFunc(run.Targets, func(t aramaki.RunTarget) bool { return t.Agent == agentID && t.State == aramaki.RunRunning }) {
+			continue
+		}
+		_, err := s.store.ChangeRun(ctx, run.ID, func(r aramaki.Run) (aramaki.Run, []aramaki.Event, error) {
+			for i, t := range r.Targets {
+				if t.Agent == agentID && t.State == aramaki.RunRunning {
+					r.Targets[i].State, r.Targets[i].Ended, r.Targets[i].Error = aramaki.RunFailed, &now, disconnectedMidRun
+				}
+			}
+			outcome, over := aramaki.Outcome(r.Targets)
+			if !over || r.State.Final() {
+				return r, nil, nil
+			}
+			r.State, r.Ended = outcome, &now
+			ev, err := s.runEvent(aramaki.KindRunFinished, "server", r, fmt.Sprintf("run %s of %s on %s failed: an agent disconnected while it ran", r.ID, r.Action, r.System))
+			return r, []aramaki.Event{ev}, err
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ---- Dispatch ----
+
+// wakeRuns tells the dispatcher that a run may be waiting to start.
+func (s *Service) wakeRuns() {
+	select {
+	case s.runWake <- struct{}{}:
+	default:
+	}
+}
+
+// RunDispatch starts the parts of runs waiting for agents connected here,
+// at once when a run is asked for and every second (for runs asked on
+// other replicas, and after a restart), until ctx ends.
+func (s *Service) RunDispatch(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		if err := s.DispatchRuns(ctx); err != nil && ctx.Err() == nil {
+			s.log.Error("dispatching runs", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-s.runWake:
+		}
+	}
+}
+
+// DispatchRuns asks the connected agents to start their waiting parts of
+// runs, once.
+func (s *Service) DispatchRuns(ctx context.Context) error {
+	hub, ok := s.hub.(RunHub)
+	if !ok {
+		return nil
+	}
+	waiting, err := s.store.WaitingTargets(ctx, hub.ConnectedAgents())
+	if err != nil {
+		return err
+	}
+	for _, w := range waiting {
+		timeout := aramaki.DefaultRunTimeout
+		if a, err := s.store.Agent(ctx, w.Agent); err == nil {
+			if spec, ok := a.Action(w.Action); ok && spec.Timeout > 0 {
+				timeout = spec.Timeout
+			}
+		}
+		now := s.now()
+		// Marked running first: a start sent twice would run twice.
+		started := false
+		_, err := s.store.ChangeRun(ctx, w.Run, func(r aramaki.Run) (aramaki.Run, []aramaki.Event, error) {
+			for i, t := range r.Targets {
+				if t.Agent == w.Agent && t.State == aramaki.RunRequested && r.State == aramaki.RunRunning {
+					r.Targets[i].State, r.Targets[i].Started = aramaki.RunRunning, &now
+					started = true
+				}
+			}
+			return r, nil, nil
+		})
+		if err != nil || !started {
+			continue
+		}
+		if err := hub.StartRun(w, timeout); err != nil {
+			// Gone meanwhile: its part fails, outcome known (it never began).
+			s.log.Info("cannot start a run on an agent", "run", w.Run, "agent", w.Agent, "err", err)
+			end := s.now()
+			if ferr := s.RunFinished(ctx, aramaki.Agent{ID: w.Agent}, w.Run, RunEnd{State: aramaki.RunFailed, Started: now, Ended: end,
+				Error: "the agent could not be asked to start it: " + aramaki.ErrorMessage(err)}); ferr != nil {
+				return ferr
+			}
+		}
+	}
+	return nil
+}

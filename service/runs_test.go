@@ -1,0 +1,350 @@
+package service_test
+
+import (
+	"context"
+	"crypto/ed25519"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aramaki/aramaki"
+	"github.com/aramaki/aramaki/service"
+	"github.com/aramaki/aramaki/store"
+)
+
+// hosts is a RunHub of agents that are all connected and remember what
+// they were asked.
+type hosts struct {
+	mu        sync.Mutex
+	connected []string
+	started   []aramaki.RunStart
+	cancelled []string
+}
+
+func (h *hosts) StartRun(s aramaki.RunStart, _ time.Duration) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !slices.Contains(h.connected, s.Agent) {
+		return aramaki.Errorf(aramaki.ENOTFOUND, "agent %s is not connected", s.Agent)
+	}
+	h.started = append(h.started, s)
+	return nil
+}
+
+func (h *hosts) CancelRun(agent, run string) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.cancelled = append(h.cancelled, agent+"/"+run)
+	return nil
+}
+
+func (h *hosts) ConnectedAgents() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return slices.Clone(h.connected)
+}
+
+// The AgentHub part: not used by runs.
+func (h *hosts) Connected(string) bool                    { return true }
+func (h *hosts) Revoked(string, string)                   {}
+func (h *hosts) Run(string, string, string, string) error { return nil }
+
+func (h *hosts) take() ([]aramaki.RunStart, []string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	s, c := h.started, h.cancelled
+	h.started, h.cancelled = nil, nil
+	return s, c
+}
+
+// shopActions: the shop's two web hosts allow flushing Varnish; the
+// database restart needs a second person.
+type shopActions struct {
+	t     *testing.T
+	ctx   context.Context
+	svc   *service.Service
+	st    *store.Store
+	hub   *hosts
+	web   []aramaki.Agent
+	db    aramaki.Agent
+	olga  aramaki.Principal // operator of the shop
+	otto  aramaki.Principal // another operator
+	vera  aramaki.Principal // viewer
+	clock *clock
+}
+
+func MustShopActions(t *testing.T) *shopActions {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "db"), log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	systems := []aramaki.System{
+		{ID: "shop", Title: "Shop", Subsystems: []string{"shop-web", "shop-db"},
+			Owners: []aramaki.Contact{{Name: "Sam", Email: "sam@example.com"}}},
+		{ID: "shop-web", Title: "Shop web", Actions: []aramaki.ActionRef{{Name: "flush-varnish", Rule: "Flush only when product pages are stale."}}},
+		{ID: "shop-db", Title: "Shop database", Actions: []aramaki.ActionRef{{Name: "restart-db", Approval: true}, {Name: "drop-db", Role: aramaki.RoleAdmin}}},
+	}
+	clk := &clock{now: time.Date(2026, 11, 24, 3, 0, 0, 0, time.UTC)}
+	svc := service.New(st, staticConfig{systems}, log, service.Options{Now: clk.Now})
+	if err := svc.Open(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.SyncConfig(ctx, "config"); err != nil {
+		t.Fatal(err)
+	}
+	h := &hosts{}
+	svc.SetHub(h)
+	e := &shopActions{t: t, ctx: ctx, svc: svc, st: st, hub: h, clock: clk}
+	enroll := func(name, system string, specs ...aramaki.ActionSpec) aramaki.Agent {
+		tok, err := svc.CreateEnrollmentToken(ctx, root, []string{system}, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pub, _, _ := ed25519.GenerateKey(nil)
+		a, err := svc.Enroll(ctx, tok.ID, tok.Secret, pub, name, "test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := svc.SetAgentActions(ctx, a, specs); err != nil {
+			t.Fatal(err)
+		}
+		h.connected = append(h.connected, a.ID)
+		return a
+	}
+	flush := aramaki.ActionSpec{Name: "flush-varnish", Argv: []string{"/usr/bin/varnishadm", "ban", "req.url", "~", "{pattern}"},
+		Params: []aramaki.Param{{Name: "pattern", Type: aramaki.ParamString, Pattern: `[A-Za-z0-9/^$.*_-]{1,100}`, Default: ptr(".")}}, Timeout: 30 * time.Second}
+	e.web = []aramaki.Agent{enroll("web1", "shop-web", flush), enroll("web2", "shop-web", flush)}
+	e.db = enroll("db1", "shop-db", aramaki.ActionSpec{Name: "restart-db", Argv: []string{"/usr/bin/systemctl", "restart", "postgresql"}},
+		aramaki.ActionSpec{Name: "drop-db", Argv: []string{"/usr/bin/dropdb", "shop"}})
+	enroll("web3", "shop-web") // allows nothing
+	for user, role := range map[string]aramaki.Role{"olga": aramaki.RoleOperator, "otto": aramaki.RoleOperator, "vera": aramaki.RoleViewer} {
+		p := aramaki.Principal{User: user, Bindings: []aramaki.RoleBinding{{User: user, System: "shop", Role: role}}}
+		switch user {
+		case "olga":
+			e.olga = p
+		case "otto":
+			e.otto = p
+		default:
+			e.vera = p
+		}
+	}
+	return e
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func (e *shopActions) events(kinds ...aramaki.EventKind) []string {
+	e.t.Helper()
+	page, err := e.svc.Timeline(e.ctx, root, service.TimelineRequest{System: "shop", Kinds: kinds})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	var out []string
+	for _, ev := range page.Events {
+		out = append(out, ev.Summary)
+	}
+	slices.Reverse(out)
+	return out
+}
+
+func TestFlushingVarnishRunsOnEveryHostThatAllowsItAndEndsWhenTheyAllDid(t *testing.T) {
+	e := MustShopActions(t)
+	run, err := e.svc.RequestRun(e.ctx, e.olga, service.RunRequest{System: "shop-web", Action: "flush-varnish", Reason: "product pages are stale",
+		Params: map[string]string{"pattern": "^/products/"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if run.State != aramaki.RunRunning || len(run.Targets) != 2 || run.Params["pattern"] != "^/products/" {
+		t.Fatalf("run %+v: want it running on web1 and web2 (web3 allows nothing)", run)
+	}
+	if err := e.svc.DispatchRuns(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	started, _ := e.hub.take()
+	if len(started) != 2 || started[0].Action != "flush-varnish" || started[0].Params["pattern"] != "^/products/" {
+		t.Fatalf("asked to start: %+v", started)
+	}
+	if err := e.svc.DispatchRuns(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if again, _ := e.hub.take(); len(again) != 0 {
+		t.Fatalf("started twice: %+v", again)
+	}
+
+	// The hosts print and finish.
+	now := e.clock.Now()
+	zero := 0
+	for i, a := range e.web {
+		if err := e.svc.RunOutput(e.ctx, a, run.ID, 1, "ban added\n"); err != nil {
+			t.Fatal(err)
+		}
+		e.clock.Add(2 * time.Second)
+		if err := e.svc.RunFinished(e.ctx, a, run.ID, service.RunEnd{State: aramaki.RunSucceeded, ExitCode: &zero, Started: now, Ended: e.clock.Now()}); err != nil {
+			t.Fatal(err)
+		}
+		got, err := e.svc.Run(e.ctx, e.olga, run.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := map[int]aramaki.RunState{0: aramaki.RunRunning, 1: aramaki.RunSucceeded}[i]; got.State != want {
+			t.Fatalf("after %d of 2 hosts: %s, want %s", i+1, got.State, want)
+		}
+		if got.Rule != "Flush only when product pages are stale." || got.Targets[i].Output != "ban added\n" {
+			t.Errorf("run view %+v", got)
+		}
+	}
+	got := e.events(aramaki.KindRunRequested, aramaki.KindRunStarted, aramaki.KindRunFinished)
+	if len(got) != 3 || !strings.Contains(got[0], "olga asked to run flush-varnish on shop-web") || !strings.Contains(got[0], "product pages are stale") ||
+		!strings.Contains(got[2], "succeeded") {
+		t.Errorf("on the timeline: %q", got)
+	}
+
+	// "Flushed 4 minutes ago by olga": the recent runs before running again.
+	recent, err := e.svc.Runs(e.ctx, e.otto, service.RunQuery{System: "shop-web", Action: "flush-varnish", Since: time.Hour})
+	if err != nil || len(recent) != 1 || recent[0].RequestedBy != "olga" || recent[0].State != aramaki.RunSucceeded {
+		t.Errorf("recent runs: %+v, %v", recent, err)
+	}
+	stats, err := e.svc.RunStats(e.ctx, e.vera, "shop-web", "flush-varnish", 24*time.Hour)
+	if err != nil || stats.Runs != 1 || stats.Failed != 0 || stats.Average != 4*time.Second {
+		t.Errorf("stats %+v, %v", stats, err)
+	}
+}
+
+func TestWhoMayRunWhatAndWithWhichValues(t *testing.T) {
+	e := MustShopActions(t)
+	for _, c := range []struct {
+		name string
+		p    aramaki.Principal
+		req  service.RunRequest
+		code string
+		want string
+	}{
+		{"a viewer", e.vera, service.RunRequest{System: "shop-web", Action: "flush-varnish", Reason: "x"}, aramaki.EFORBIDDEN, ""},
+		{"no reason", e.olga, service.RunRequest{System: "shop-web", Action: "flush-varnish", Reason: " "}, aramaki.EINVALID, "needs a reason"},
+		{"an action the system does not have", e.olga, service.RunRequest{System: "shop-web", Action: "reboot", Reason: "x"}, aramaki.ENOTFOUND, "has no action reboot"},
+		{"an action for admins", e.olga, service.RunRequest{System: "shop-db", Action: "drop-db", Reason: "x"}, aramaki.EFORBIDDEN, ""},
+		{"shell metacharacters", e.olga, service.RunRequest{System: "shop-web", Action: "flush-varnish", Reason: "x", Params: map[string]string{"pattern": "x; reboot"}}, aramaki.EINVALID, "does not match"},
+		{"an unknown parameter", e.olga, service.RunRequest{System: "shop-web", Action: "flush-varnish", Reason: "x", Params: map[string]string{"argv": "/bin/sh"}}, aramaki.EINVALID, `no parameter "argv"`},
+		{"break glass on what needs no approval", e.olga, service.RunRequest{System: "shop-web", Action: "flush-varnish", Reason: "x", BreakGlass: true}, aramaki.EINVALID, "needs no approval"},
+	} {
+		_, err := e.svc.RequestRun(e.ctx, c.p, c.req)
+		if aramaki.ErrorCode(err) != c.code || !strings.Contains(aramaki.ErrorMessage(err), c.want) {
+			t.Errorf("%s: %v, want %s saying %q", c.name, err, c.code, c.want)
+		}
+	}
+	if runs, _ := e.svc.Runs(e.ctx, root, service.RunQuery{}); len(runs) != 0 {
+		t.Errorf("refused requests left runs: %+v", runs)
+	}
+}
+
+func TestARestartNeedsASecondPersonUnlessGlassIsBroken(t *testing.T) {
+	e := MustShopActions(t)
+	run, err := e.svc.RequestRun(e.ctx, e.olga, service.RunRequest{System: "shop-db", Action: "restart-db", Reason: "connections stuck"})
+	if err != nil || run.State != aramaki.RunAwaitingApproval {
+		t.Fatalf("run %+v, %v: want it awaiting approval", run, err)
+	}
+	e.svc.DispatchRuns(e.ctx)
+	if started, _ := e.hub.take(); len(started) != 0 {
+		t.Fatalf("started before approval: %+v", started)
+	}
+	if _, err := e.svc.ApproveRun(e.ctx, e.olga, run.ID); aramaki.ErrorCode(err) != aramaki.EFORBIDDEN {
+		t.Errorf("approving one's own run: %v", err)
+	}
+	if _, err := e.svc.ApproveRun(e.ctx, e.vera, run.ID); aramaki.ErrorCode(err) != aramaki.EFORBIDDEN {
+		t.Errorf("a viewer approving: %v", err)
+	}
+	approved, err := e.svc.ApproveRun(e.ctx, e.otto, run.ID)
+	if err != nil || approved.State != aramaki.RunRunning || approved.ApprovedBy != "otto" {
+		t.Fatalf("approved %+v, %v", approved, err)
+	}
+	if _, err := e.svc.ApproveRun(e.ctx, e.otto, run.ID); aramaki.ErrorCode(err) != aramaki.ECONFLICT {
+		t.Errorf("approving twice: %v", err)
+	}
+	e.svc.DispatchRuns(e.ctx)
+	if started, _ := e.hub.take(); len(started) != 1 || started[0].Agent != e.db.ID {
+		t.Fatalf("started after approval: %+v", started)
+	}
+
+	// At 3am, alone: break glass.
+	glass, err := e.svc.RequestRun(e.ctx, e.olga, service.RunRequest{System: "shop-db", Action: "restart-db", Reason: "shop down, nobody answers", BreakGlass: true})
+	if err != nil || glass.State != aramaki.RunRunning || !glass.BreakGlass {
+		t.Fatalf("break glass %+v, %v", glass, err)
+	}
+	got := e.events(aramaki.KindRunBreakGlass)
+	if len(got) != 1 || !strings.HasPrefix(got[0], "BREAK GLASS: olga ran restart-db on shop-db") {
+		t.Errorf("break glass on the timeline: %q", got)
+	}
+	// The owners are told, through the outbox alerting sends from.
+	told, err := e.st.Notifications(e.ctx, "", 10)
+	if err != nil || len(told) != 1 || told[0].Recipient.Address != "sam@example.com" || !strings.Contains(told[0].Message.Subject, "Break glass") {
+		t.Errorf("owners told: %+v, %v", told, err)
+	}
+}
+
+func TestCancellingARunStopsItOnItsHostsAndAFinishedOneCannotBe(t *testing.T) {
+	e := MustShopActions(t)
+	waiting, _ := e.svc.RequestRun(e.ctx, e.olga, service.RunRequest{System: "shop-db", Action: "restart-db", Reason: "x"})
+	cancelled, err := e.svc.CancelRun(e.ctx, e.otto, waiting.ID)
+	if err != nil || cancelled.State != aramaki.RunCancelled || cancelled.CancelledBy != "otto" {
+		t.Fatalf("cancelling a run awaiting approval: %+v, %v", cancelled, err)
+	}
+	if _, err := e.svc.CancelRun(e.ctx, e.otto, waiting.ID); aramaki.ErrorCode(err) != aramaki.ECONFLICT || !strings.Contains(aramaki.ErrorMessage(err), "cancelled already") {
+		t.Errorf("cancelling a finished run: %v", err)
+	}
+
+	run, _ := e.svc.RequestRun(e.ctx, e.olga, service.RunRequest{System: "shop-web", Action: "flush-varnish", Reason: "stale"})
+	e.svc.DispatchRuns(e.ctx)
+	e.hub.take()
+	if _, err := e.svc.CancelRun(e.ctx, e.olga, run.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, cancels := e.hub.take(); len(cancels) != 2 {
+		t.Fatalf("agents told to cancel: %q", cancels)
+	}
+	for _, a := range e.web {
+		if err := e.svc.RunFinished(e.ctx, a, run.ID, service.RunEnd{State: aramaki.RunCancelled, Started: e.clock.Now(), Ended: e.clock.Now()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, _ := e.svc.Run(e.ctx, e.olga, run.ID); got.State != aramaki.RunCancelled {
+		t.Errorf("after the hosts stopped: %s", got.State)
+	}
+}
+
+func TestAnAgentThatDisconnectsMidRunFailsItUntilItSaysHowItEnded(t *testing.T) {
+	e := MustShopActions(t)
+	run, _ := e.svc.RequestRun(e.ctx, e.olga, service.RunRequest{System: "shop-web", Action: "flush-varnish", Reason: "stale"})
+	e.svc.DispatchRuns(e.ctx)
+	zero := 0
+	if err := e.svc.RunFinished(e.ctx, e.web[0], run.ID, service.RunEnd{State: aramaki.RunSucceeded, ExitCode: &zero, Started: e.clock.Now(), Ended: e.clock.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.svc.AgentGone(e.ctx, e.web[1].ID); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := e.svc.Run(e.ctx, e.olga, run.ID)
+	if got.State != aramaki.RunFailed || !strings.Contains(got.Targets[1].Error, "disconnected") {
+		t.Fatalf("after web2 went away: %s, %+v", got.State, got.Targets[1])
+	}
+	// Back, it says the flush went through.
+	if err := e.svc.RunFinished(e.ctx, e.web[1], run.ID, service.RunEnd{State: aramaki.RunSucceeded, ExitCode: &zero, Started: e.clock.Now(), Ended: e.clock.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	got, _ = e.svc.Run(e.ctx, e.olga, run.ID)
+	if got.State != aramaki.RunSucceeded || got.Targets[1].Error != "" {
+		t.Fatalf("reconciled: %s, %+v", got.State, got.Targets[1])
+	}
+	if ev := e.events(aramaki.KindRunFinished); len(ev) != 2 || !strings.Contains(ev[1], "said how it ended when it came back") {
+		t.Errorf("finished events %q", ev)
+	}
+}
