@@ -42,8 +42,8 @@ type Auth struct {
 func (*Auth) FrameType() Type { return TypeAuth }
 
 func (m *Auth) Validate(now time.Time) error {
-	if m.Version != Version {
-		return errorf("auth: protocol version %d is not spoken here (this server speaks %d)", m.Version, Version)
+	if m.Version < MinVersion || m.Version > Version {
+		return errorf("auth: protocol version %d is not spoken here (this server speaks %d to %d)", m.Version, MinVersion, Version)
 	}
 	if !ValidAgentID(m.AgentID) {
 		return errorf("auth: invalid agent id")
