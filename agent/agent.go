@@ -34,6 +34,7 @@ import (
 	"time"
 
 	"github.com/aramaki/aramaki"
+	"github.com/aramaki/aramaki/agent/action"
 	"github.com/aramaki/aramaki/agent/check"
 	"github.com/aramaki/aramaki/agent/queue"
 	"github.com/aramaki/aramaki/wire"
@@ -63,6 +64,9 @@ type Config struct {
 	// FactsInterval is how often inventory facts are sent besides on every
 	// connect (default 24h).
 	FactsInterval time.Duration
+	// ActionsDir holds the host's allow-listed actions (see package
+	// action); empty or missing: none.
+	ActionsDir string
 	// Reconnecting waits between MinBackoff and MaxBackoff (defaults 1s and
 	// 60s), doubling with each failure, with jitter; after the server said
 	// the agent is revoked it waits RevokedBackoff (default 24h).
@@ -101,6 +105,8 @@ type Agent struct {
 	client *http.Client
 
 	queue *queue.Queue // while Run runs
+	runs  *runs        // the host's action runs
+	ctx   context.Context
 }
 
 // New loads the agent enrolled in cfg.Dir. It returns ErrNotEnrolled when
@@ -169,8 +175,23 @@ func (a *Agent) Run(ctx context.Context) error {
 		a.log.Info("agent stopped", "pending", q.Pending())
 	}()
 	sched.Start(ctx)
+	a.ctx = ctx
+	runner := action.NewRunner(action.Config{})
+	if a.cfg.ActionsDir != "" {
+		specs, problems, err := action.Load(a.cfg.ActionsDir)
+		for _, p := range problems {
+			a.log.Error("an allow-listed action is refused", "problem", p.String())
+		}
+		if err != nil {
+			a.log.Error("cannot read the allow-listed actions; none are offered", "dir", a.cfg.ActionsDir, "err", err)
+		} else if err := runner.Set(specs); err != nil {
+			a.log.Error("the allow-listed actions are refused; none are offered", "err", err)
+		}
+	}
+	a.runs = newRuns(runner)
+	defer runner.Wait()
 	a.log.Info("agent started", "server", a.id.ServerURL, "name", a.id.Name, "version", a.cfg.Version,
-		"checks", len(defs), "pending", q.Pending(), "last_seq", q.Last())
+		"checks", len(defs), "actions", len(runner.Actions()), "pending", q.Pending(), "last_seq", q.Last())
 
 	failures := 0
 	for {

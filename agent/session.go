@@ -11,6 +11,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/aramaki/aramaki"
 	"github.com/aramaki/aramaki/agent/check"
 	"github.com/aramaki/aramaki/agent/inventory"
 	"github.com/aramaki/aramaki/agent/queue"
@@ -43,6 +44,8 @@ type session struct {
 	// more than maxSkew: timestamps sent are corrected by it, or the server
 	// would refuse every frame of an agent whose clock is far off.
 	skew time.Duration
+	// version is the protocol version the server chose.
+	version int
 }
 
 // maxSkew is the clock difference tolerated without correction.
@@ -58,7 +61,7 @@ func (a *Agent) session(ctx context.Context, q *queue.Queue, sched *check.Schedu
 	defer cancel()
 	conn, resp, err := websocket.Dial(hctx, a.id.ServerURL+ConnectPath, &websocket.DialOptions{
 		HTTPClient:   a.client,
-		Subprotocols: []string{wire.Subprotocol},
+		Subprotocols: wire.Subprotocols(),
 	})
 	if err != nil {
 		if resp != nil && resp.StatusCode != 101 {
@@ -67,9 +70,10 @@ func (a *Agent) session(ctx context.Context, q *queue.Queue, sched *check.Schedu
 		return false, fmt.Errorf("connect: %w", err)
 	}
 	defer conn.CloseNow()
-	if conn.Subprotocol() != wire.Subprotocol {
-		conn.Close(websocket.StatusPolicyViolation, "this agent speaks "+wire.Subprotocol)
-		return false, fmt.Errorf("connect: the server does not speak %s", wire.Subprotocol)
+	version, ok := wire.VersionOf(conn.Subprotocol())
+	if !ok {
+		conn.Close(websocket.StatusPolicyViolation, "this agent speaks "+strings.Join(wire.Subprotocols(), " or "))
+		return false, fmt.Errorf("connect: the server speaks none of %s", strings.Join(wire.Subprotocols(), ", "))
 	}
 	conn.SetReadLimit(wire.MaxFrameSize)
 	var binding []byte
@@ -79,9 +83,9 @@ func (a *Agent) session(ctx context.Context, q *queue.Queue, sched *check.Schedu
 			return false, fmt.Errorf("connect: channel binding: %w", err)
 		}
 	}
-	s := &session{a: a, conn: conn, q: q, sched: sched}
+	s := &session{a: a, conn: conn, q: q, sched: sched, version: version}
 
-	hello, err := expect[*wire.Hello](hctx, conn)
+	hello, err := expect[*wire.Hello](hctx, conn, version)
 	if err != nil {
 		return false, err
 	}
@@ -91,7 +95,7 @@ func (a *Agent) session(ctx context.Context, q *queue.Queue, sched *check.Schedu
 			"server_minus_host", skew.Round(time.Second))
 	}
 	auth := &wire.Auth{
-		Version:      wire.Version,
+		Version:      version,
 		AgentID:      a.id.AgentID,
 		AgentVersion: a.cfg.Version,
 		Time:         s.now(),
@@ -101,7 +105,7 @@ func (a *Agent) session(ctx context.Context, q *queue.Queue, sched *check.Schedu
 	if err := s.send(auth); err != nil {
 		return false, fmt.Errorf("send auth: %w", err)
 	}
-	welcome, err := expect[*wire.Welcome](hctx, conn)
+	welcome, err := expect[*wire.Welcome](hctx, conn, version)
 	if err != nil {
 		return false, err
 	}
@@ -114,13 +118,13 @@ func (a *Agent) session(ctx context.Context, q *queue.Queue, sched *check.Schedu
 
 // expect reads one handshake frame of type M; an error frame becomes a
 // *ServerError.
-func expect[M wire.Message](ctx context.Context, conn *websocket.Conn) (M, error) {
+func expect[M wire.Message](ctx context.Context, conn *websocket.Conn, version int) (M, error) {
 	var zero M
 	_, raw, err := conn.Read(ctx)
 	if err != nil {
 		return zero, fmt.Errorf("handshake: %w", err)
 	}
-	m, err := wire.DecodeFromServer(raw, time.Now())
+	m, err := wire.DecodeFromServerVersion(raw, version, time.Now())
 	if err != nil {
 		return zero, fmt.Errorf("handshake: %w", err)
 	}
@@ -199,8 +203,28 @@ func (s *session) serve(ctx context.Context, w *wire.Welcome) error {
 	if err := s.fill(); err != nil {
 		return err
 	}
+	// Actions, version 2: what this host allows, what runs it knows of,
+	// and what the server may have missed of them.
+	var runsNotify <-chan struct{}
+	if s.version >= 2 {
+		if err := s.announceActions(); err != nil {
+			return err
+		}
+		a.runs.reconnected()
+		if err := s.send(&wire.Runs{Runs: a.runs.statuses()}); err != nil {
+			return fmt.Errorf("send runs: %w", err)
+		}
+		if err := s.sendRuns(); err != nil {
+			return err
+		}
+		runsNotify = a.runs.notify
+	}
 	for {
 		select {
+		case <-runsNotify:
+			if err := s.sendRuns(); err != nil {
+				return err
+			}
 		case <-ctx.Done():
 			s.conn.Close(websocket.StatusNormalClosure, "agent stopping")
 			return nil
@@ -253,7 +277,7 @@ func (s *session) readLoop(ctx context.Context, frames chan<- wire.Message, read
 			}
 			return
 		}
-		m, err := wire.DecodeFromServer(raw, time.Now())
+		m, err := wire.DecodeFromServerVersion(raw, s.version, time.Now())
 		if err != nil {
 			readErr <- fmt.Errorf("the server sent a frame this agent refuses: %w", err)
 			return
@@ -287,6 +311,12 @@ func (s *session) handle(m wire.Message) error {
 		if !s.sched.RunNow(m.System, m.Check, m.Request) {
 			s.a.log.Warn("the server asked to run a check this agent does not have", "system", m.System, "check", m.Check, "request", m.Request)
 		}
+	case *wire.StartRun:
+		s.a.runs.start(s.a.ctx, m, s.skew)
+	case *wire.CancelRun:
+		s.a.runs.cancel(m.Run)
+	case *wire.RunAck:
+		s.a.runs.acked(m.Run)
 	case *wire.ErrorMessage:
 		return &ServerError{Code: m.Code, Message: m.Message}
 	default:
@@ -343,7 +373,7 @@ func (s *session) fill() error {
 }
 
 func (s *session) send(m wire.Message) error {
-	raw, err := wire.Encode(m, s.now())
+	raw, err := wire.EncodeVersion(m, s.version, s.now())
 	if err != nil {
 		return err
 	}
@@ -356,4 +386,42 @@ func (s *session) send(m wire.Message) error {
 		return err
 	}
 	return nil
+}
+
+// announceActions tells the server what this host allows. A declaration
+// the server would refuse is left out, and said so here.
+func (s *session) announceActions() error {
+	var decls []wire.ActionDeclaration
+	for _, spec := range s.a.runs.runner.Actions() {
+		d := declarationOf(spec)
+		if err := d.Validate(); err != nil {
+			s.a.log.Warn("not offering an action the server would refuse", "action", spec.Name, "err", err)
+			continue
+		}
+		decls = append(decls, d)
+	}
+	if err := s.send(&wire.Actions{Actions: decls}); err != nil {
+		return fmt.Errorf("send actions: %w", err)
+	}
+	return nil
+}
+
+// sendRuns sends the output and ends of runs the server has not seen.
+func (s *session) sendRuns() error {
+	for _, m := range s.a.runs.pending(s.skew) {
+		if err := s.send(m); err != nil {
+			return fmt.Errorf("send %s: %w", m.FrameType(), err)
+		}
+	}
+	return nil
+}
+
+// declarationOf is an action as the wire carries it.
+func declarationOf(a aramaki.ActionSpec) wire.ActionDeclaration {
+	d := wire.ActionDeclaration{Name: a.Name, Description: a.Description, Argv: a.Argv, Timeout: wire.Millis(a.Timeout), User: a.User}
+	for _, p := range a.Params {
+		d.Params = append(d.Params, wire.ActionParam{Name: p.Name, Type: string(p.Type), Description: p.Description,
+			Pattern: p.Pattern, Min: p.Min, Max: p.Max, Values: p.Values, Default: p.Default})
+	}
+	return d
 }

@@ -14,6 +14,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -112,11 +113,12 @@ func (s *Server) enroll(w http.ResponseWriter, r *http.Request) {
 
 // conn is one authenticated agent connection.
 type conn struct {
-	agent aramaki.Agent
-	ws    *websocket.Conn
-	out   chan []byte // frames to send; the writer goroutine owns ws writes
-	done  chan struct{}
-	once  sync.Once
+	agent   aramaki.Agent
+	version int // the protocol version spoken
+	ws      *websocket.Conn
+	out     chan []byte // frames to send; the writer goroutine owns ws writes
+	done    chan struct{}
+	once    sync.Once
 }
 
 func (c *conn) close(code websocket.StatusCode, reason string) {
@@ -127,23 +129,24 @@ func (c *conn) close(code websocket.StatusCode, reason string) {
 }
 
 func (s *Server) connect(w http.ResponseWriter, r *http.Request) {
-	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: []string{wire.Subprotocol}})
+	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: wire.Subprotocols()})
 	if err != nil {
 		return // Accept has answered
 	}
-	if ws.Subprotocol() != wire.Subprotocol {
-		ws.Close(websocket.StatusPolicyViolation, "speak "+wire.Subprotocol)
+	version, ok := wire.VersionOf(ws.Subprotocol())
+	if !ok {
+		ws.Close(websocket.StatusPolicyViolation, "speak "+strings.Join(wire.Subprotocols(), " or "))
 		return
 	}
 	ws.SetReadLimit(wire.MaxFrameSize)
 	ctx := r.Context()
-	a, err := s.handshake(ctx, r, ws)
+	a, err := s.handshake(ctx, r, ws, version)
 	if err != nil {
 		s.log.Warn("agent refused", "remote", r.RemoteAddr, "reason", err)
 		s.sendError(ctx, ws, err)
 		return
 	}
-	c := &conn{agent: a, ws: ws, out: make(chan []byte, 64), done: make(chan struct{})}
+	c := &conn{agent: a, version: version, ws: ws, out: make(chan []byte, 64), done: make(chan struct{})}
 	// Registered before the welcome: once the agent knows it is in, the
 	// server can reach it.
 	s.register(c)
@@ -157,6 +160,15 @@ func (s *Server) connect(w http.ResponseWriter, r *http.Request) {
 	err = s.serve(ctx, c)
 	c.close(websocket.StatusNormalClosure, "")
 	s.log.Info("agent disconnected", "agent", a.ID, "host", a.Name, "reason", err)
+	s.unregister(c)
+	if s.lookup(a.ID) == nil {
+		// Its running actions' outcome is unknown until it is back.
+		gctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		if err := s.svc.AgentGone(gctx, a.ID); err != nil {
+			s.log.Error("cannot mark the runs of a disconnected agent", "agent", a.ID, "err", err)
+		}
+		cancel()
+	}
 }
 
 func (s *Server) sendError(ctx context.Context, ws *websocket.Conn, err error) {
@@ -181,12 +193,12 @@ func (s *Server) sendError(ctx context.Context, ws *websocket.Conn, err error) {
 }
 
 // handshake: hello with a nonce, auth signed over it and the TLS channel.
-func (s *Server) handshake(ctx context.Context, r *http.Request, ws *websocket.Conn) (aramaki.Agent, error) {
+func (s *Server) handshake(ctx context.Context, r *http.Request, ws *websocket.Conn, version int) (aramaki.Agent, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.opts.AuthTimeout)
 	defer cancel()
 	nonce := make([]byte, wire.NonceSize)
 	rand.Read(nonce)
-	hello, err := wire.Encode(&wire.Hello{Version: wire.Version, Nonce: nonce, ServerTime: time.Now().UTC()}, time.Now())
+	hello, err := wire.EncodeVersion(&wire.Hello{Version: version, Nonce: nonce, ServerTime: time.Now().UTC()}, version, time.Now())
 	if err != nil {
 		return aramaki.Agent{}, err
 	}
@@ -197,7 +209,7 @@ func (s *Server) handshake(ctx context.Context, r *http.Request, ws *websocket.C
 	if err != nil {
 		return aramaki.Agent{}, err
 	}
-	auth, err := wire.DecodeAuth(raw, time.Now())
+	auth, err := wire.DecodeAuthVersion(raw, version, time.Now())
 	if err != nil {
 		return aramaki.Agent{}, err
 	}
@@ -315,7 +327,7 @@ func (s *Server) reader(ctx context.Context, c *conn, pending chan<- (<-chan ser
 		if err != nil {
 			return err
 		}
-		msg, err := wire.DecodeFromAgent(raw, time.Now())
+		msg, err := wire.DecodeFromAgentVersion(raw, c.version, time.Now())
 		if err != nil {
 			s.log.Warn("agent sent a bad frame", "agent", c.agent.ID, "err", err)
 			s.sendError(ctx, c.ws, err)
@@ -335,6 +347,44 @@ func (s *Server) reader(ctx context.Context, c *conn, pending chan<- (<-chan ser
 			if err := s.svc.RecordFacts(ctx, c.agent, m.Collected, raw); err != nil {
 				s.log.Warn("storing agent facts failed", "agent", c.agent.ID, "err", err)
 			}
+			continue
+		case *wire.Actions:
+			specs := make([]aramaki.ActionSpec, 0, len(m.Actions))
+			for _, d := range m.Actions {
+				specs = append(specs, specOf(d))
+			}
+			if err := s.svc.SetAgentActions(ctx, c.agent, specs); err != nil {
+				s.log.Warn("storing the actions an agent allows failed", "agent", c.agent.ID, "err", err)
+			}
+			c.agent.Actions = specs
+			continue
+		case *wire.RunOutput:
+			if err := s.svc.RunOutput(ctx, c.agent, m.Run, m.Seq, m.Data); err != nil {
+				s.log.Warn("storing run output failed", "agent", c.agent.ID, "run", m.Run, "err", err)
+			}
+			continue
+		case *wire.RunFinished:
+			end := service.RunEnd{State: aramaki.RunState(m.State), ExitCode: m.ExitCode, Started: m.Started.UTC(), Ended: m.Ended.UTC(),
+				Error: m.Error, Dropped: int64(m.Dropped)}
+			err := s.svc.RunFinished(ctx, c.agent, m.Run, end)
+			if err != nil && aramaki.ErrorCode(err) != aramaki.ENOTFOUND {
+				s.log.Warn("storing how a run ended failed; the agent says it again", "agent", c.agent.ID, "run", m.Run, "err", err)
+				continue
+			}
+			// Stored (or a run this server does not know): the agent may
+			// forget it.
+			s.send(c, &wire.RunAck{Run: m.Run})
+			continue
+		case *wire.Runs:
+			known := map[string]string{}
+			for _, r := range m.Runs {
+				known[r.Run] = r.State
+			}
+			if err := s.svc.ReconcileRuns(ctx, c.agent, known); err != nil {
+				s.log.Warn("reconciling an agent's runs failed", "agent", c.agent.ID, "err", err)
+			}
+			continue
+		default:
 			continue
 		}
 		if err != nil {
@@ -423,4 +473,69 @@ func (s *Server) Run(agentID, request, system, check string) error {
 	default:
 		return aramaki.Errorf(aramaki.EUNAVAILABLE, "agent %s is busy", agentID)
 	}
+}
+
+// specOf is an action as the domain knows it.
+func specOf(d wire.ActionDeclaration) aramaki.ActionSpec {
+	a := aramaki.ActionSpec{Name: d.Name, Description: d.Description, Argv: d.Argv, Timeout: d.Timeout.D(), User: d.User}
+	for _, p := range d.Params {
+		a.Params = append(a.Params, aramaki.Param{Name: p.Name, Type: aramaki.ParamType(p.Type), Description: p.Description,
+			Pattern: p.Pattern, Min: p.Min, Max: p.Max, Values: p.Values, Default: p.Default})
+	}
+	return a
+}
+
+// send queues a frame for a connection's writer; a full queue drops it
+// (what is dropped is said again: acks are asked for again, runs started
+// again by the dispatcher).
+func (s *Server) send(c *conn, m wire.Message) error {
+	frame, err := wire.EncodeVersion(m, c.version, time.Now())
+	if err != nil {
+		return err
+	}
+	select {
+	case c.out <- frame:
+		return nil
+	case <-c.done:
+		return aramaki.Errorf(aramaki.EUNAVAILABLE, "agent %s is gone", c.agent.ID)
+	default:
+		return aramaki.Errorf(aramaki.EUNAVAILABLE, "agent %s is busy", c.agent.ID)
+	}
+}
+
+// StartRun asks a connected agent to start its part of a run.
+func (s *Server) StartRun(start aramaki.RunStart, timeout time.Duration) error {
+	c := s.lookup(start.Agent)
+	if c == nil {
+		return aramaki.Errorf(aramaki.ENOTFOUND, "agent %s is not connected here", start.Agent)
+	}
+	if c.version < 2 {
+		return aramaki.Errorf(aramaki.EUNAVAILABLE, "agent %s speaks protocol version %d, which has no actions: upgrade it", start.Agent, c.version)
+	}
+	return s.send(c, &wire.StartRun{Run: start.Run, Action: start.Action, Params: start.Params, Timeout: wire.Millis(timeout)})
+}
+
+// CancelRun asks a connected agent to stop its part of a run.
+func (s *Server) CancelRun(agentID, run string) error {
+	c := s.lookup(agentID)
+	if c == nil {
+		return aramaki.Errorf(aramaki.ENOTFOUND, "agent %s is not connected here", agentID)
+	}
+	if c.version < 2 {
+		return aramaki.Errorf(aramaki.EUNAVAILABLE, "agent %s speaks protocol version %d, which has no actions", agentID, c.version)
+	}
+	return s.send(c, &wire.CancelRun{Run: run})
+}
+
+// ConnectedAgents lists the agents connected here that can run actions.
+func (s *Server) ConnectedAgents() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]string, 0, len(s.conns))
+	for id, c := range s.conns {
+		if c.version >= 2 {
+			out = append(out, id)
+		}
+	}
+	return out
 }

@@ -555,3 +555,42 @@ func (s *Service) DispatchRuns(ctx context.Context) error {
 	}
 	return nil
 }
+
+// lostByAgent is the error of a host's part of a run its agent does not
+// know of when it reconnects: it restarted and lost it.
+const lostByAgent = "the agent does not know this run any more (it restarted while it ran): its outcome is unknown"
+
+// ReconcileRuns compares what a reconnected agent says it knows of runs
+// (run id → state) with what the server thinks runs there: a part the
+// agent does not know was lost, and fails with the reason.
+func (s *Service) ReconcileRuns(ctx context.Context, a aramaki.Agent, known map[string]string) error {
+	runs, err := s.store.Runs(ctx, aramaki.RunFilter{States: []aramaki.RunState{aramaki.RunRunning}, Limit: MaxAlertLimit})
+	if err != nil {
+		return err
+	}
+	now := s.now()
+	for _, run := range runs {
+		lost := slices.ContainsFunc(run.Targets, func(t aramaki.RunTarget) bool { return t.Agent == a.ID && t.State == aramaki.RunRunning })
+		if _, ok := known[run.ID]; ok || !lost {
+			continue
+		}
+		_, err := s.store.ChangeRun(ctx, run.ID, func(r aramaki.Run) (aramaki.Run, []aramaki.Event, error) {
+			for i, t := range r.Targets {
+				if t.Agent == a.ID && t.State == aramaki.RunRunning {
+					r.Targets[i].State, r.Targets[i].Ended, r.Targets[i].Error = aramaki.RunFailed, &now, lostByAgent
+				}
+			}
+			outcome, over := aramaki.Outcome(r.Targets)
+			if !over || r.State.Final() {
+				return r, nil, nil
+			}
+			r.State, r.Ended = outcome, &now
+			ev, err := s.runEvent(aramaki.KindRunFinished, "server", r, fmt.Sprintf("run %s of %s on %s failed: %s lost it", r.ID, r.Action, r.System, a.Name))
+			return r, []aramaki.Event{ev}, err
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}

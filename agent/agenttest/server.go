@@ -280,7 +280,9 @@ func (s *Server) connect(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: []string{wire.Subprotocol}})
+	// Version 1, as servers before actions: the agent's tests prove it
+	// still talks to them; version 2 is tested against the real server.
+	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: []string{wire.SubprotocolV1}})
 	if err != nil {
 		return
 	}
@@ -291,7 +293,7 @@ func (s *Server) connect(w http.ResponseWriter, r *http.Request) {
 
 	nonce := make([]byte, wire.NonceSize)
 	rand.Read(nonce)
-	if s.write(conn, &wire.Hello{Version: wire.Version, Nonce: nonce, ServerTime: s.now()}) != nil {
+	if s.write(conn, &wire.Hello{Version: 1, Nonce: nonce, ServerTime: s.now()}) != nil {
 		return
 	}
 	hctx, cancel := context.WithTimeout(ctx, 10*time.Second)

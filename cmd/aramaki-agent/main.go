@@ -47,6 +47,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	data := fs.String("data", "", "the agent's data directory (required)")
 	token := fs.String("enroll", "", "enroll with this token (\"-\": read it from standard input), then run")
 	force := fs.Bool("force", false, "with --enroll: enroll again, replacing the agent's identity")
+	actions := fs.String("actions", "/etc/aramaki/actions.d", "directory of the host's allow-listed actions (*.yaml); see docs/agents.md")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	fs.Usage = func() {
@@ -95,7 +96,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		}
 		log.Info("enrolled", "agent", id.AgentID, "name", id.Name, "server", id.ServerURL, "systems", strings.Join(id.Systems, " "))
 	}
-	a, err := agent.New(agent.Config{Dir: *data, Version: agentVersion()}, log)
+	a, err := agent.New(agent.Config{Dir: *data, Version: agentVersion(), ActionsDir: *actions}, log)
 	if err != nil {
 		fmt.Fprintf(stderr, "aramaki-agent: %v\n", err)
 		return 1

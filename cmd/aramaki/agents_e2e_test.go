@@ -613,15 +613,22 @@ func (s *server) MustLockDatabase() (unlock func()) {
 
 // testAgent is an enrolled aramaki-agent and its data directory.
 type testAgent struct {
-	t   *testing.T
-	id  string
-	dir string
-	p   *proc
+	t    *testing.T
+	id   string
+	dir  string
+	args []string // more flags
+	p    *proc
 }
 
 // MustEnrollAgent enrolls a new agent for systems with a token from the
 // CLI, as an admin would, and leaves it running.
 func MustEnrollAgent(t *testing.T, s *server, systems ...string) *testAgent {
+	t.Helper()
+	return MustEnrollAgentWith(t, s, nil, systems...)
+}
+
+// MustEnrollAgentWith is MustEnrollAgent with more flags for the agent.
+func MustEnrollAgentWith(t *testing.T, s *server, flags []string, systems ...string) *testAgent {
 	t.Helper()
 	args := []string{"agent", "token", "-o", "json"}
 	for _, sys := range systems {
@@ -629,8 +636,8 @@ func MustEnrollAgent(t *testing.T, s *server, systems ...string) *testAgent {
 	}
 	var tok struct{ Token string }
 	mustJSON(t, s.MustCLI(args...), &tok)
-	a := &testAgent{t: t, dir: filepath.Join(t.TempDir(), "agent")}
-	a.p = startProc(t, "aramaki-agent", agentBinary, "--data", a.dir, "--enroll", tok.Token)
+	a := &testAgent{t: t, dir: filepath.Join(t.TempDir(), "agent"), args: flags}
+	a.p = startProc(t, "aramaki-agent", agentBinary, append([]string{"--data", a.dir, "--enroll", tok.Token}, flags...)...)
 	Eventually(t, 20*time.Second, "the agent's enrollment", func() bool {
 		id, err := agent.LoadIdentity(a.dir)
 		a.id = id.AgentID
@@ -641,7 +648,7 @@ func MustEnrollAgent(t *testing.T, s *server, systems ...string) *testAgent {
 
 // MustStart starts the enrolled agent (again).
 func (a *testAgent) MustStart() {
-	a.p = startProc(a.t, "aramaki-agent", agentBinary, "--data", a.dir)
+	a.p = startProc(a.t, "aramaki-agent", agentBinary, append([]string{"--data", a.dir}, a.args...)...)
 }
 
 // MustStop stops the agent with SIGTERM and wants exit code 0.

@@ -204,6 +204,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	s.background(func() { s.svc.WatchConfig(bg, s.cfg.PollInterval) })
 	s.background(func() { s.svc.RunIngest(bg) })
 	s.background(func() { s.svc.RunAlerts(bg, sender) })
+	s.background(func() { s.svc.RunDispatch(bg) })
 	s.background(func() { s.svc.WatchKeepalives(bg, s.cfg.KeepaliveTimeout, max(s.cfg.KeepaliveTimeout/4, time.Second)) })
 	s.background(func() {
 		s.svc.Prune(bg, service.Retention{Results: s.cfg.ResultsRetention, History: s.cfg.HistoryRetention})
