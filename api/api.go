@@ -91,6 +91,8 @@ func New(svc *service.Service, log *slog.Logger, opts Options) *API {
 		{"POST", "/api/v1/systems/{id}/checks/{check}/run", a.runCheck},
 		{"GET", "/api/v1/systems/{id}/silences", a.systemSilences},
 		{"GET", "/api/v1/systems/{id}/digest", a.digest},
+		{"POST", "/api/v1/systems/{id}/actions/{action}/runs", a.requestRun},
+		{"GET", "/api/v1/systems/{id}/actions/{action}/stats", a.runStats},
 
 		{"GET", "/api/v1/alerts", a.listAlerts},
 		{"GET", "/api/v1/alerts/{id}", a.getAlert},
@@ -103,6 +105,11 @@ func New(svc *service.Service, log *slog.Logger, opts Options) *API {
 		{"GET", "/api/v1/silences", a.listSilences},
 		{"POST", "/api/v1/silences", a.createSilence},
 		{"DELETE", "/api/v1/silences/{id}", a.endSilence},
+
+		{"GET", "/api/v1/runs", a.listRuns},
+		{"GET", "/api/v1/runs/{id}", a.getRun},
+		{"POST", "/api/v1/runs/{id}/approve", a.changeRun((*service.Service).ApproveRun)},
+		{"POST", "/api/v1/runs/{id}/cancel", a.changeRun((*service.Service).CancelRun)},
 
 		{"GET", "/api/v1/agents", a.listAgents},
 		{"GET", "/api/v1/agents/{id}", a.getAgent},

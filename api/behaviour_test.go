@@ -161,6 +161,10 @@ func TestBadInputGetsAClearErrorAndChangesNothing(t *testing.T) {
 	for i := range tooMany {
 		tooMany[i] = strconv.Itoa(i + 1)
 	}
+	ownRun := "/api/v1/runs/" + e.MustRun("admin", "webshop-db", "restart-db", "Vacuum is stuck").ID
+	finishedRun := "/api/v1/runs/" + e.MustRun("admin", "webshop-app", "flush-varnish", "Stale pages").ID
+	e.MustDo("POST", finishedRun+"/cancel", "admin", nil, 200, nil)
+	flush := "/api/v1/systems/webshop-app/actions/flush-varnish"
 	before := len(e.MustTimeline("admin", url.Values{"limit": {"500"}}).Events)
 	cases := []struct {
 		name, method, path string
@@ -225,6 +229,32 @@ func TestBadInputGetsAClearErrorAndChangesNothing(t *testing.T) {
 		{"acknowledge with ids as a string", "POST", "/api/v1/alerts/acknowledge", `{"ids": "1,2"}`, 400, `field "ids" must be []string`},
 		{"wrong method on bulk acknowledge", "DELETE", "/api/v1/alerts/acknowledge", nil, 405, "use POST"},
 		{"wrong method on silences", "PUT", "/api/v1/silences", nil, 405, "does not take PUT"},
+		{"run without reason", "POST", flush + "/runs", `{"params": {"pattern": "^/"}}`, 400, "a run needs a reason"},
+		{"run of an unknown action", "POST", "/api/v1/systems/webshop-app/actions/flush-everything/runs", `{"reason": "stale"}`, 404, "system webshop-app has no action flush-everything"},
+		{"run of an action of another system", "POST", "/api/v1/systems/webshop/actions/flush-varnish/runs", `{"reason": "stale"}`, 404, "has no action flush-varnish"},
+		{"run of a malformed action", "POST", "/api/v1/systems/webshop-app/actions/Flush%20All/runs", `{"reason": "stale"}`, 400, "invalid action name"},
+		{"run with shell metacharacters", "POST", flush + "/runs", `{"reason": "stale", "params": {"pattern": "/; rm -rf / #"}}`, 400, "does not match its pattern (?:" + banPattern + ")"},
+		{"run with an unknown parameter", "POST", flush + "/runs", `{"reason": "stale", "params": {"colour": "red"}}`, 400, `has no parameter "colour"`},
+		{"run with parameters as a list", "POST", flush + "/runs", `{"reason": "stale", "params": ["pattern=/"]}`, 400, `field "params" must be map[string]string`},
+		{"run with a number as a value", "POST", flush + "/runs", `{"reason": "stale", "params": {"pattern": 1}}`, 400, `must be string`},
+		{"run with an unknown field", "POST", flush + "/runs", `{"reason": "stale", "force": true}`, 400, `unknown field "force"`},
+		{"breaking glass for no reason", "POST", flush + "/runs", `{"reason": "stale", "break_glass": true}`, 400, "needs no approval"},
+		{"approving one's own run", "POST", ownRun + "/approve", nil, 403, "another person must approve it"},
+		{"approving with a comment", "POST", ownRun + "/approve", `{"text": "ok"}`, 400, `unknown field "text"`},
+		{"cancelling a finished run", "POST", finishedRun + "/cancel", nil, 409, "is cancelled already"},
+		{"approving a finished run", "POST", finishedRun + "/approve", nil, 409, "is cancelled already"},
+		{"an unknown run", "GET", "/api/v1/runs/999999", nil, 404, "run 999999 not found"},
+		{"cancelling an unknown run", "POST", "/api/v1/runs/999999/cancel", nil, 404, "run 999999 not found"},
+		{"a run id that is no number", "GET", "/api/v1/runs/abc", nil, 404, "not found"},
+		{"unknown run state filter", "GET", "/api/v1/runs?state=running,sleeping", nil, 400, `unknown run state "sleeping"`},
+		{"runs since a bad duration", "GET", "/api/v1/runs?since=yesterday", nil, 400, "since must be a duration"},
+		{"run limit too high", "GET", "/api/v1/runs?limit=5000", nil, 400, "limit must be between 1 and 1000"},
+		{"misspelt run filter", "GET", "/api/v1/runs?sytem=webshop", nil, 400, `unknown query parameter "sytem"`},
+		{"runs of an unknown system", "GET", "/api/v1/runs?system=nope", nil, 404, "no system nope"},
+		{"stats over a bad period", "GET", flush + "/stats?period=forever", nil, 400, "period must be a duration"},
+		{"stats over too long a period", "GET", flush + "/stats?period=10000h", nil, 400, "between 1s and a year"},
+		{"misspelt stats parameter", "GET", flush + "/stats?since=1h", nil, 400, `unknown query parameter "since"`},
+		{"wrong method on runs", "POST", "/api/v1/runs", nil, 405, "does not take POST"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -37,12 +37,19 @@ rules:
 checks:
   - {name: http, command: "/usr/lib/nagios/plugins/check_http -H shop.example.com", interval: 1m, timeout: 10s}
 `,
-	"systems/webshop-app.yaml": "id: webshop-app\ntitle: Webshop app\nsubsystems: [compute]\n",
+	"systems/webshop-app.yaml": `id: webshop-app
+title: Webshop app
+subsystems: [compute]
+actions:
+  - {name: flush-varnish, description: Flush the Varnish cache, rule: Flushing the Varnish cache is always fine.}
+`,
 	"systems/webshop-db.yaml": `id: webshop-db
 title: Webshop database
 subsystems: [storage]
 checks:
   - {name: postgres, command: "/usr/lib/nagios/plugins/check_pgsql", interval: 1m}
+actions:
+  - {name: restart-db, approval: true, rule: Tell the shop's owner before restarting.}
 `,
 	"systems/blog.yaml": `id: blog
 title: Blog
@@ -51,6 +58,8 @@ subsystems: [blog-db]
 public: true
 checks:
   - {name: http, command: "/usr/lib/nagios/plugins/check_http -H blog.example.org", interval: 1m}
+actions:
+  - {name: flush-cache}
 `,
 	"systems/blog-db.yaml": `id: blog-db
 title: Blog database
@@ -62,6 +71,8 @@ checks:
 title: Hosting infrastructure
 category: infrastructure
 subsystems: [storage, compute]
+actions:
+  - {name: rebalance-storage, role: admin}
 `,
 	"systems/storage.yaml": "id: storage\ntitle: Storage\ncategory: infrastructure\n",
 	"systems/compute.yaml": "id: compute\ntitle: Compute\ncategory: infrastructure\n",
@@ -76,6 +87,7 @@ type env struct {
 	tokens  map[string]string // role name -> token: viewer, operator, admin
 	secrets map[string]string // user -> password
 	checker *checker          // reports check results: see MustReport
+	hosts   []aramaki.Agent   // the hosts that allow actions: see MustActionHosts
 }
 
 // MustEnv starts the API with users vera (viewer on webshop), otto

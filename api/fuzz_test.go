@@ -12,6 +12,7 @@ import (
 func FuzzRequestBodies(f *testing.F) {
 	e := MustEnv(f)
 	alert := "/api/v1/alerts/" + e.MustAlert("webshop", "http", "CRITICAL - shop down").ID
+	restart := "/api/v1/runs/" + e.MustRun("admin", "webshop-db", "restart-db", "Vacuum is stuck").ID
 	targets := []struct{ method, path string }{
 		{"POST", "/api/v1/systems/webshop/notes"},
 		{"POST", "/api/v1/login"},
@@ -25,6 +26,10 @@ func FuzzRequestBodies(f *testing.F) {
 		{"POST", "/api/v1/alerts/acknowledge"},
 		{"POST", "/api/v1/silences"},
 		{"PUT", "/api/v1/users/otto/email"},
+		{"POST", "/api/v1/systems/webshop-app/actions/flush-varnish/runs"},
+		{"POST", "/api/v1/systems/webshop-db/actions/restart-db/runs"},
+		{"POST", restart + "/approve"},
+		{"POST", restart + "/cancel"},
 	}
 	for i := range targets {
 		f.Add(uint8(i), `{"text": "hello"}`)
@@ -35,6 +40,10 @@ func FuzzRequestBodies(f *testing.F) {
 		f.Add(uint8(i), `{"email": "Carol <carol@example.com>\r\nBcc: x@example.com"}`)
 		f.Add(uint8(i), `{"system": "webshop", "start": "2099-01-01T00:00:00Z", "duration": "1h", "reason": "r", "maintenance": true}`)
 		f.Add(uint8(i), `{"system": "webshop", "end": "9999-12-31T23:59:59+23:59", "duration": "-9223372036854775808ns", "until_resolved": 1}`)
+		f.Add(uint8(i), `{"reason": "stale pages", "params": {"pattern": "^/products/"}}`)
+		f.Add(uint8(i), `{"reason": "down", "break_glass": true, "params": {}}`)
+		f.Add(uint8(i), `{"reason": "x", "params": {"pattern": "$(reboot)\u0000\n-rf", "": null}, "break_glass": "yes"}`)
+		f.Add(uint8(i), `{}`)
 	}
 	f.Fuzz(func(t *testing.T, which uint8, body string) {
 		e.t = t

@@ -33,6 +33,19 @@ func shopAlert(suffix string, body any) func(*env, string) (string, any) {
 	}
 }
 
+// shopRun sends to a new run on the webshop, with suffix after its path.
+// Someone else than role asks for it, so that role may approve it.
+func shopRun(action, suffix string, body any) func(*env, string) (string, any) {
+	return func(e *env, role string) (string, any) {
+		asker := "admin"
+		if role == "admin" {
+			asker = "operator"
+		}
+		system := map[string]string{"restart-db": "webshop-db", "flush-varnish": "webshop-app"}[action]
+		return "/api/v1/runs/" + e.MustRun(asker, system, action, "Checking who may "+suffix).ID + suffix, body
+	}
+}
+
 func routeCases() []routeCase {
 	n := 0
 	unique := func(prefix string) string { n++; return fmt.Sprintf("%s%d", prefix, n) }
@@ -58,6 +71,16 @@ func routeCases() []routeCase {
 		{"POST", "/api/v1/systems/{id}/checks/{check}/run", [4]int{401, 403, 404, 404}, fixed("/api/v1/systems/webshop/checks/http/run", map[string]string{})},
 		{"GET", "/api/v1/systems/{id}/silences", [4]int{401, 200, 200, 200}, fixed("/api/v1/systems/webshop-db/silences", nil)},
 		{"GET", "/api/v1/systems/{id}/digest", [4]int{401, 200, 200, 200}, fixed("/api/v1/systems/webshop/digest?period=24h", nil)},
+		{"POST", "/api/v1/systems/{id}/actions/{action}/runs", [4]int{401, 403, 201, 201}, func(e *env, _ string) (string, any) {
+			e.MustActionHosts()
+			return "/api/v1/systems/webshop-app/actions/flush-varnish/runs", map[string]any{"reason": unique("Stale pages "), "params": map[string]string{"pattern": "^/products/"}}
+		}},
+		{"GET", "/api/v1/systems/{id}/actions/{action}/stats", [4]int{401, 200, 200, 200}, fixed("/api/v1/systems/webshop-app/actions/flush-varnish/stats?period=24h", nil)},
+		// Nobody logged in sees only runs on public systems.
+		{"GET", "/api/v1/runs", [4]int{200, 200, 200, 200}, fixed("/api/v1/runs?state=running,awaiting_approval&since=1h", nil)},
+		{"GET", "/api/v1/runs/{id}", [4]int{404, 200, 200, 200}, shopRun("flush-varnish", "", nil)},
+		{"POST", "/api/v1/runs/{id}/approve", [4]int{404, 403, 200, 200}, shopRun("restart-db", "/approve", nil)},
+		{"POST", "/api/v1/runs/{id}/cancel", [4]int{404, 403, 200, 200}, shopRun("flush-varnish", "/cancel", map[string]string{})},
 		{"GET", "/api/v1/alerts", [4]int{200, 200, 200, 200}, fixed("/api/v1/alerts?state=open,acknowledged", nil)},
 		// An alert on a private system is not found by anonymous visitors.
 		{"GET", "/api/v1/alerts/{id}", [4]int{404, 200, 200, 200}, shopAlert("", nil)},

@@ -1,0 +1,126 @@
+package api
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aramaki/aramaki"
+	"github.com/aramaki/aramaki/service"
+)
+
+// DefaultStatsPeriod is the period run statistics cover unless asked.
+const DefaultStatsPeriod = 7 * 24 * time.Hour
+
+// RunRequest is the body asking to run an action on a system: why, the
+// values of its parameters, and whether to break glass (run without the
+// approval it needs, loudly).
+type RunRequest struct {
+	Reason     string            `json:"reason"`
+	Params     map[string]string `json:"params,omitempty"`
+	BreakGlass bool              `json:"break_glass,omitempty"`
+}
+
+// RunsResponse lists runs, newest first.
+type RunsResponse struct {
+	Runs []aramaki.Run `json:"runs"`
+}
+
+func (a *API) requestRun(w http.ResponseWriter, r *http.Request, p aramaki.Principal) error {
+	var req RunRequest
+	if err := decode(w, r, &req); err != nil {
+		return err
+	}
+	if len(req.Params) > aramaki.MaxParams {
+		return aramaki.Errorf(aramaki.EINVALID, "at most %d parameters", aramaki.MaxParams)
+	}
+	run, err := a.svc.RequestRun(r.Context(), p, service.RunRequest{System: r.PathValue("id"), Action: r.PathValue("action"),
+		Reason: req.Reason, Params: req.Params, BreakGlass: req.BreakGlass})
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusCreated, run)
+}
+
+func (a *API) listRuns(w http.ResponseWriter, r *http.Request, p aramaki.Principal) error {
+	if err := queryParams(r, "system", "action", "state", "since", "limit"); err != nil {
+		return err
+	}
+	q := r.URL.Query()
+	rq := service.RunQuery{System: q.Get("system"), Action: q.Get("action")}
+	for _, v := range q["state"] {
+		for _, st := range strings.Split(v, ",") {
+			if st = strings.TrimSpace(st); st != "" {
+				rq.States = append(rq.States, aramaki.RunState(st))
+			}
+		}
+	}
+	if v := q.Get("since"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return aramaki.Errorf(aramaki.EINVALID, "since must be a duration like 24h, not %q", v)
+		}
+		rq.Since = d
+	}
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return aramaki.Errorf(aramaki.EINVALID, "limit must be a number between 1 and %d", service.MaxAlertLimit)
+		}
+		rq.Limit = n
+	}
+	runs, err := a.svc.Runs(r.Context(), p, rq)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, RunsResponse{Runs: runs})
+}
+
+func (a *API) getRun(w http.ResponseWriter, r *http.Request, p aramaki.Principal) error {
+	v, err := a.svc.Run(r.Context(), p, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, v)
+}
+
+// changeRun returns the handler of approve or cancel. Neither takes
+// anything; an empty object is accepted as well as no body.
+func (a *API) changeRun(change func(*service.Service, context.Context, aramaki.Principal, string) (aramaki.Run, error)) func(http.ResponseWriter, *http.Request, aramaki.Principal) error {
+	return func(w http.ResponseWriter, r *http.Request, p aramaki.Principal) error {
+		if r.ContentLength != 0 {
+			var empty struct{}
+			if err := decode(w, r, &empty); err != nil {
+				return err
+			}
+		}
+		run, err := change(a.svc, r.Context(), p, r.PathValue("id"))
+		if err != nil {
+			return err
+		}
+		return writeJSON(w, http.StatusOK, run)
+	}
+}
+
+// runStats sums up the runs of an action on a system over a period
+// (default a week).
+func (a *API) runStats(w http.ResponseWriter, r *http.Request, p aramaki.Principal) error {
+	if err := queryParams(r, "period"); err != nil {
+		return err
+	}
+	period := DefaultStatsPeriod
+	if v := r.URL.Query().Get("period"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return aramaki.Errorf(aramaki.EINVALID, "period must be a duration like 168h, not %q", v)
+		}
+		period = d
+	}
+	st, err := a.svc.RunStats(r.Context(), p, r.PathValue("id"), r.PathValue("action"), period)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, st)
+}
