@@ -118,7 +118,7 @@ func TestBrowserLoginHomeLogout(t *testing.T) {
 	}
 	screenshot(t, ctx, "home-desktop")
 
-	for _, path := range []string{"/", "/systems/webshop", "/systems/hostile", "/timeline", "/agents", "/review"} {
+	for _, path := range []string{"/", "/systems/webshop", "/systems/hostile", "/timeline", "/runs", "/agents", "/review"} {
 		err := chromedp.Do(ctx,
 			chromedp.EmulateViewport(375, 812, chromedp.EmulateMobile),
 			chromedp.Navigate(e.srv.URL+path),
@@ -348,4 +348,133 @@ func TestBrowserAlertsOnAPhone(t *testing.T) {
 	}
 	noOverflow(t, ctx, "/systems/webshop with silences at 375 px")
 	screenshot(t, ctx, "system-silences-phone")
+}
+
+func TestBrowserRunningAnActionOnAPhone(t *testing.T) {
+	s := MustShop(t)
+	before := s.MustRun("otto", "flush-varnish", "yesterday's flush", nil)
+	s.MustFinish(before.ID, s.web1, aramaki.RunSucceeded, 3*time.Second, "")
+	s.MustFinish(before.ID, s.web2, aramaki.RunFailed, 5*time.Second, "")
+	ctx := MustBrowser(t)
+
+	// The system page with its actions, the run form open.
+	err := chromedp.Do(ctx,
+		chromedp.EmulateViewport(375, 812, chromedp.EmulateMobile),
+		chromedp.Navigate(s.srv.URL+"/systems/webshop-app"),
+		chromedp.WaitVisible(chromedp.CSS(`input[name=user]`)),
+		chromedp.SendKeys(chromedp.CSS(`input[name=user]`), "olga"),
+		chromedp.SendKeys(chromedp.CSS(`input[name=password]`), s.pw["olga"]),
+		chromedp.Click(chromedp.CSS(`form.stack button[type=submit]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#actions svg.durations`)),
+	)
+	if err != nil {
+		t.Fatalf("log in to the system page: %v", err)
+	}
+	noOverflow(t, ctx, "/systems/webshop-app with actions at 375 px")
+	form := `#action-flush-varnish form`
+	err = chromedp.Do(ctx,
+		chromedp.Click(chromedp.CSS(`#action-flush-varnish summary`)),
+		chromedp.WaitVisible(chromedp.CSS(form+` textarea[name=reason]`)),
+	)
+	if err != nil {
+		t.Fatalf("open the run form: %v", err)
+	}
+	noOverflow(t, ctx, "the run form at 375 px")
+	screenshot(t, ctx, "actions-phone")
+
+	// Every pattern on the page compiles as the browser compiles it, and
+	// holds back what the server would refuse.
+	valid, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`Array.from(document.querySelectorAll("input[pattern]")).every(function (i) {
+		try { new RegExp(i.pattern, "v"); return true; } catch (e) { return false; } })`))
+	if err != nil || !valid {
+		t.Errorf("a pattern attribute does not compile in the browser: %v", err)
+	}
+	for _, c := range patternCases {
+		if c.js == "" {
+			continue
+		}
+		js := `(function () { var re = new RegExp("^(?:" + ` + strconv.Quote(c.js) + ` + ")$", "v"); return [` +
+			jsStrings(c.match) + `].every(function (v) { return re.test(v); }) && ![` + jsStrings(c.nomatch) + `].some(function (v) { return re.test(v); }); })()`
+		if same, err := chromedp.Run(ctx, chromedp.Evaluate[bool](js)); err != nil || !same {
+			t.Errorf("pattern %s as %s: the browser disagrees with the server: %v", c.pattern, c.js, err)
+		}
+	}
+	if err := chromedp.Do(ctx, chromedp.SetValue(chromedp.CSS(form+` input[name="p.pattern"]`), "/img/ && rm")); err != nil {
+		t.Fatal(err)
+	}
+	mismatch, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.querySelector('#action-flush-varnish input[name="p.pattern"]').validity.patternMismatch`))
+	if err != nil || !mismatch {
+		t.Errorf("the browser lets a value through its pattern: %v", err)
+	}
+
+	// Run it by filling the form.
+	err = chromedp.Do(ctx,
+		chromedp.SendKeys(chromedp.CSS(form+` textarea[name=reason]`), "product pages are stale"),
+		chromedp.SetValue(chromedp.CSS(form+` input[name="p.pattern"]`), "^/products/"),
+		chromedp.SetValue(chromedp.CSS(form+` select[name="p.scope"]`), "all"),
+		chromedp.Click(chromedp.CSS(form+` input[name=confirm]`)),
+		chromedp.Click(chromedp.CSS(form+` button[type=submit]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#run h1 .run-running`)),
+	)
+	if err != nil {
+		t.Fatalf("run the action: %v", err)
+	}
+	runs, err := s.svc.Runs(s.ctx, s.admin, service.RunQuery{})
+	if err != nil || len(runs) != 2 {
+		t.Fatalf("runs: %v %+v", err, runs)
+	}
+	run := runs[0]
+	if run.Reason != "product pages are stale" || run.Params["pattern"] != "^/products/" || run.Params["scope"] != "all" || run.RequestedBy != "olga" {
+		t.Fatalf("the run from the form: %+v", run)
+	}
+	noOverflow(t, ctx, "the run page at 375 px")
+
+	// Output arrives on the open page without reloading it, escaped.
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`window.stillThisPage = true`)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.svc.DispatchRuns(s.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.svc.RunOutput(s.ctx, s.web1, run.ID, 1, "ban req.url ~ ^/products/\n<script>document.title='owned'</script>\n"+
+		"purged 12 objects from https://shop.example.com/a/very/long/url/without/any/break/points/that/must/not/scroll/sideways\n"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor := func(js, what string) {
+		t.Helper()
+		for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+			ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](js))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ok {
+				return
+			}
+			if time.Now().After(deadline) {
+				page, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`main`)))
+				t.Fatalf("%s did not happen on the open run page:\n%s", what, page)
+			}
+		}
+	}
+	waitFor(`document.querySelector("#run pre.output") !== null && document.querySelector("#run pre.output").innerText.includes("purged 12 objects")`, "the output arriving")
+	if ok, _ := chromedp.Run(ctx, chromedp.Evaluate[bool](`window.stillThisPage === true && document.querySelectorAll("main script").length === 0 && document.title !== "owned" && document.querySelector("#run pre.output").innerText.includes("<script>")`)); !ok {
+		t.Error("the page reloaded, or output from a host became markup")
+	}
+	noOverflow(t, ctx, "the run page with long output at 375 px")
+
+	// The hosts finish: the page says so, and stops asking.
+	s.MustFinish(run.ID, s.web1, aramaki.RunSucceeded, 2*time.Second, "")
+	s.MustFinish(run.ID, s.web2, aramaki.RunSucceeded, 3*time.Second, "done\n")
+	waitFor(`!!document.querySelector("#run h1 .run-succeeded") && !document.querySelector("#run[hx-trigger]") && window.stillThisPage === true`, "the run ending")
+	noOverflow(t, ctx, "the finished run page at 375 px")
+	screenshot(t, ctx, "run-phone")
+}
+
+// jsStrings writes strings as JavaScript array elements.
+func jsStrings(ss []string) string {
+	var quoted []string
+	for _, s := range ss {
+		quoted = append(quoted, strconv.QuoteToASCII(s))
+	}
+	return strings.Join(quoted, ", ")
 }

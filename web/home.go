@@ -2,6 +2,7 @@ package web
 
 import (
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/aramaki/aramaki"
@@ -44,8 +45,9 @@ func (u *UI) homePage(w http.ResponseWriter, r *http.Request, s *session) error 
 const stripDays = 30
 
 // systemPage shows one system: what it is, its rules and people, its status
-// with the problems and open alerts first, the silences on it, and the
-// systems above and below it.
+// with the problems and open alerts first, the silences on it, its actions
+// with their rules, recent runs and durations (and for those who may, the
+// form to run each), and the systems above and below it.
 func (u *UI) systemPage(w http.ResponseWriter, r *http.Request, s *session) error {
 	return u.renderSystem(w, r, s, r.PathValue("id"), http.StatusOK, "")
 }
@@ -53,6 +55,12 @@ func (u *UI) systemPage(w http.ResponseWriter, r *http.Request, s *session) erro
 // renderSystem draws the system page, with a message at the top when a
 // form on it was refused.
 func (u *UI) renderSystem(w http.ResponseWriter, r *http.Request, s *session, id string, status int, msg string) error {
+	return u.renderSystemWith(w, r, s, id, status, msg, nil)
+}
+
+// renderSystemWith draws the system page, and an action's form filled
+// again with why the run it asked for was refused.
+func (u *UI) renderSystemWith(w http.ResponseWriter, r *http.Request, s *session, id string, status int, msg string, attempt *runAttempt) error {
 	ctx := r.Context()
 	sys, err := u.svc.System(ctx, s.Principal, id)
 	if err != nil {
@@ -80,6 +88,13 @@ func (u *UI) renderSystem(w http.ResponseWriter, r *http.Request, s *session, id
 	if err != nil {
 		return err
 	}
+	actions, err := u.actionCards(ctx, s, sys, attempt)
+	if err != nil {
+		return err
+	}
+	if attempt != nil && !slices.ContainsFunc(actions, func(c actionCard) bool { return c.Name == attempt.Action }) {
+		msg = attempt.Error // no card to say it in
+	}
 	g, now := u.svc.Graph(), u.opts.Now()
 	views := make([]silenceView, 0, len(silences))
 	for _, sl := range silences {
@@ -90,6 +105,7 @@ func (u *UI) renderSystem(w http.ResponseWriter, r *http.Request, s *session, id
 		"System": sys, "Status": st, "Events": tl.Events, "Checks": checks,
 		"Alerts": alerts, "MoreAlerts": len(alerts) == systemAlerts, "Silences": views,
 		"CanPost": operator, "CanSilence": operator, "Durations": silenceDurations, "Error": msg,
+		"Actions": actions,
 	})
 	return nil
 }

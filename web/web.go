@@ -64,6 +64,12 @@ func New(svc *service.Service, log *slog.Logger, opts Options) *UI {
 	u.mux.HandleFunc("POST /systems/{id}/notes", u.wrap(u.csrf(u.postNote)))
 	u.mux.HandleFunc("POST /systems/{id}/silences", u.wrap(u.csrf(u.createSilence)))
 	u.mux.HandleFunc("POST /silences/{id}/end", u.wrap(u.csrf(u.endSilence)))
+	u.mux.HandleFunc("POST /systems/{id}/actions/{action}/runs", u.wrap(u.csrf(u.requestRun)))
+	u.mux.HandleFunc("GET /runs", u.wrap(u.runsPage))
+	u.mux.HandleFunc("GET /runs/{id}", u.wrap(u.runPage))
+	u.mux.HandleFunc("GET /runs/{id}/live", u.wrap(u.runLive))
+	u.mux.HandleFunc("POST /runs/{id}/approve", u.wrap(u.csrf(u.changeRun(svc.ApproveRun))))
+	u.mux.HandleFunc("POST /runs/{id}/cancel", u.wrap(u.csrf(u.changeRun(svc.CancelRun))))
 	u.mux.HandleFunc("GET /alerts", u.wrap(u.alertsPage))
 	u.mux.HandleFunc("POST /alerts/acknowledge", u.wrap(u.csrf(u.acknowledgeAlerts)))
 	u.mux.HandleFunc("GET /alerts/{id}", u.wrap(u.alertPage))
@@ -183,6 +189,10 @@ func (u *UI) funcs() template.FuncMap {
 			return t.UTC().Format("2006-01-02 15:04 UTC")
 		},
 		"firstLine": firstLine,
+		"duration":  formatDuration,
+		"stateWord": stateWord,
+		"failed":    failureRate,
+		"runOf":     runOf,
 		"did":       func(kind string) string { return cmp.Or(noteVerbs[kind], kind) },
 		"in": func(t time.Time) string {
 			d := t.Sub(u.opts.Now()).Round(time.Minute)
