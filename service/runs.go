@@ -564,20 +564,27 @@ const lostByAgent = "the agent does not know this run any more (it restarted whi
 // (run id → state) with what the server thinks runs there: a part the
 // agent does not know was lost, and fails with the reason.
 func (s *Service) ReconcileRuns(ctx context.Context, a aramaki.Agent, known map[string]string) error {
-	runs, err := s.store.Runs(ctx, aramaki.RunFilter{States: []aramaki.RunState{aramaki.RunRunning}, Limit: MaxAlertLimit})
+	// Running here, or failed when it went away: a week back is plenty.
+	now := s.now()
+	runs, err := s.store.Runs(ctx, aramaki.RunFilter{States: []aramaki.RunState{aramaki.RunRunning, aramaki.RunFailed},
+		Since: now.Add(-7 * 24 * time.Hour), Limit: MaxAlertLimit})
 	if err != nil {
 		return err
 	}
-	now := s.now()
+	unsure := func(t aramaki.RunTarget) bool {
+		return t.Agent == a.ID && (t.State == aramaki.RunRunning || t.State == aramaki.RunFailed && t.Error == disconnectedMidRun)
+	}
 	for _, run := range runs {
-		lost := slices.ContainsFunc(run.Targets, func(t aramaki.RunTarget) bool { return t.Agent == a.ID && t.State == aramaki.RunRunning })
-		if _, ok := known[run.ID]; ok || !lost {
+		if _, ok := known[run.ID]; ok || !slices.ContainsFunc(run.Targets, unsure) {
 			continue
 		}
 		_, err := s.store.ChangeRun(ctx, run.ID, func(r aramaki.Run) (aramaki.Run, []aramaki.Event, error) {
 			for i, t := range r.Targets {
-				if t.Agent == a.ID && t.State == aramaki.RunRunning {
-					r.Targets[i].State, r.Targets[i].Ended, r.Targets[i].Error = aramaki.RunFailed, &now, lostByAgent
+				if unsure(t) {
+					r.Targets[i].State, r.Targets[i].Error = aramaki.RunFailed, lostByAgent
+					if r.Targets[i].Ended == nil {
+						r.Targets[i].Ended = &now
+					}
 				}
 			}
 			outcome, over := aramaki.Outcome(r.Targets)

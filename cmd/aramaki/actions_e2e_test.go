@@ -122,3 +122,59 @@ actions:
 		t.Errorf("a value outside the pattern: %d", code)
 	}
 }
+
+// A run outlives a crash of the server: the host finishes it meanwhile and
+// says so when the server is back. An agent killed mid-run restarts
+// without it: the run fails, saying why, instead of running forever.
+func TestARunSurvivesKill9OfTheServerAndALostOneFailsSayingWhy(t *testing.T) {
+	t.Parallel()
+	actions := t.TempDir()
+	if err := os.WriteFile(filepath.Join(actions, "slow.yaml"), []byte(`actions:
+  - name: slow
+    argv: [/bin/sleep, "{seconds}"]
+    params:
+      - {name: seconds, type: int, min: 1, max: 30}
+    timeout: 1m
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	srv := MustStartServer(t, MustConfigRepo(t, map[string]string{"host.yaml": "id: host\ntitle: Host\nactions:\n  - {name: slow}\n"}))
+	agent := MustEnrollAgentWith(t, srv, []string{"--actions", actions}, "host")
+	start := func(seconds string) runView {
+		t.Helper()
+		var run runView
+		Eventually(t, 20*time.Second, "a run to be taken", func() bool {
+			return srv.MustAPI("POST", "/api/v1/systems/host/actions/slow/runs", map[string]any{
+				"reason": "crash test", "params": map[string]string{"seconds": seconds}}, &run) == http.StatusCreated
+		})
+		Eventually(t, 20*time.Second, "the host to start it", func() bool {
+			srv.MustAPI("GET", "/api/v1/runs/"+run.ID, nil, &run)
+			return len(run.Targets) == 1 && run.Targets[0].State == "running"
+		})
+		return run
+	}
+	wait := func(run runView) runView {
+		t.Helper()
+		Eventually(t, 60*time.Second, "the run to end", func() bool {
+			srv.MustAPI("GET", "/api/v1/runs/"+run.ID, nil, &run)
+			return run.State != "running"
+		})
+		return run
+	}
+
+	run := start("3")
+	srv.Kill9()
+	time.Sleep(4 * time.Second) // the host finishes while the server is down
+	srv.MustRestart()
+	if run = wait(run); run.State != "succeeded" || run.Targets[0].ExitCode == nil || *run.Targets[0].ExitCode != 0 {
+		t.Fatalf("the run across the server's crash: %+v", run)
+	}
+
+	run = start("20")
+	agent.Kill9()
+	agent.MustStart()
+	Eventually(t, 30*time.Second, "the restarted agent to say it lost the run", func() bool {
+		srv.MustAPI("GET", "/api/v1/runs/"+run.ID, nil, &run)
+		return run.State == "failed" && strings.Contains(run.Targets[0].Error, "does not know this run")
+	})
+}
