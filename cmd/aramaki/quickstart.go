@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -100,7 +101,7 @@ func (c *QuickstartCommand) Run(ctx context.Context, args []string) error {
 	if ca := srv.CAPath(); ca != "" {
 		fmt.Fprintf(c.stdout, " ARAMAKI_CA=%s", ca)
 	}
-	fmt.Fprintf(c.stdout, "\n  aramaki systems\n  aramaki timeline\n\nStop with Ctrl-C; run it again to carry on with the same data.\n")
+	fmt.Fprintf(c.stdout, "\n  aramaki systems\n  aramaki timeline\n  aramaki run disk-usage --system compute --reason \"trying actions\" --wait 30s\n\nStop with Ctrl-C; run it again to carry on with the same data.\n")
 	<-ctx.Done()
 	stopCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -133,5 +134,25 @@ func startLocalAgent(ctx context.Context, srv *Server, dir string, log *slog.Log
 	} else if err != nil {
 		return nil, err
 	}
-	return agent.New(agent.Config{Dir: dir, Version: version}, log.With("component", "agent"))
+	// A harmless action for this host, to try runs with.
+	actions := filepath.Join(filepath.Dir(dir), "actions.d")
+	if err := os.MkdirAll(actions, 0o700); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(actions, "quickstart.yaml"), []byte(quickstartActions), 0o600); err != nil {
+		return nil, err
+	}
+	return agent.New(agent.Config{Dir: dir, Version: version, ActionsDir: actions}, log.With("component", "agent"))
 }
+
+// quickstartActions are the actions the quickstart's host allows.
+const quickstartActions = `# The actions this host allows (see docs/agents.md). The quickstart writes
+# this file on every start.
+actions:
+  - name: disk-usage
+    description: Show how full a file system is
+    argv: [/usr/bin/df, -h, "{mount}"]
+    params:
+      - {name: mount, type: enum, values: [/, /tmp], default: /}
+    timeout: 10s
+`
