@@ -72,8 +72,9 @@ const (
 )
 
 // DefaultParamPattern is what a string parameter without a pattern of its
-// own may hold: a plain word, path or host name, never an option.
-const DefaultParamPattern = `[A-Za-z0-9_./:@+=,][A-Za-z0-9_./:@+=,-]{0,255}`
+// own may hold: a plain word or relative path, never an option, never
+// absolute, never a host:path or @file; ".." is refused besides.
+const DefaultParamPattern = `[A-Za-z0-9_][A-Za-z0-9_./=,-]{0,255}`
 
 var (
 	actionNamePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
@@ -179,8 +180,8 @@ func (p Param) check(v string) (string, error) {
 		if err != nil || !re.MatchString(v) {
 			return "", Errorf(EINVALID, "value %q of %s does not match its pattern %s", v, p.Name, strings.TrimPrefix(re.String(), "^"))
 		}
-		if strings.HasPrefix(v, "-") && p.Pattern == "" {
-			return "", Errorf(EINVALID, "value %q of %s looks like an option", v, p.Name)
+		if p.Pattern == "" && slices.Contains(strings.Split(v, "/"), "..") {
+			return "", Errorf(EINVALID, "value %q of %s climbs out of its directory (..)", v, p.Name)
 		}
 		return v, nil
 	case ParamInt:
@@ -190,6 +191,11 @@ func (p Param) check(v string) (string, error) {
 		}
 		if p.Min != nil && n < *p.Min || p.Max != nil && n > *p.Max {
 			return "", Errorf(EINVALID, "value %d of %s is out of range", n, p.Name)
+		}
+		if n < 0 && p.Min == nil {
+			// "-1" is an option to many programs (kill -1): negative
+			// values only where a negative min says they are meant.
+			return "", Errorf(EINVALID, "value %d of %s is negative; the action declares no negative min", n, p.Name)
 		}
 		return strconv.FormatInt(n, 10), nil
 	case ParamBool:

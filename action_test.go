@@ -80,6 +80,12 @@ func TestValuesThatTryToBreakOutAreRefused(t *testing.T) {
 		{"a newline", flushVarnish(), map[string]string{"pattern": "a\nb"}, "control characters"},
 		{"outside the action's own pattern", flushVarnish(), map[string]string{"pattern": "a b"}, "does not match"},
 		{"too long", flushVarnish(), map[string]string{"pattern": strings.Repeat("a", 2000)}, "too long"},
+		{"climbing out of a directory", restartUnit(), map[string]string{"unit": "nginx", "host": "logs/../../etc"}, "climbs out"},
+		{"an absolute path", restartUnit(), map[string]string{"unit": "nginx", "host": "/etc/shadow"}, "does not match"},
+		{"a response file", restartUnit(), map[string]string{"unit": "nginx", "host": "@/etc/shadow"}, "does not match"},
+		{"a remote path", restartUnit(), map[string]string{"unit": "nginx", "host": "evil.example.com:/tmp"}, "does not match"},
+		{"a negative number as an option", aramaki.ActionSpec{Name: "kill", Argv: []string{"/bin/kill", "{pid}"},
+			Params: []aramaki.Param{{Name: "pid", Type: aramaki.ParamInt}}}, map[string]string{"pid": "-1"}, "negative"},
 	} {
 		_, err := c.action.Command(c.values)
 		if aramaki.ErrorCode(err) != aramaki.EINVALID || !strings.Contains(aramaki.ErrorMessage(err), c.want) {

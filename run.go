@@ -82,6 +82,7 @@ const (
 	KindRunApproved   = EventKind("run.approved")
 	KindRunStarted    = EventKind("run.started")
 	KindRunFinished   = EventKind("run.finished") // succeeded, failed, cancelled or timed out: see the data
+	KindRunCancel     = EventKind("run.cancel")   // someone asked to stop it
 	KindRunBreakGlass = EventKind("run.break_glass")
 )
 

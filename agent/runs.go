@@ -126,13 +126,21 @@ func (r *runs) pending(skew time.Duration) []wire.Message {
 	for _, id := range ids {
 		t := r.open[id]
 		if t.run != nil {
+			// Whether it is over first: then the output read next is all
+			// of it, and its end goes after its last words.
+			over := false
+			select {
+			case <-t.run.Done():
+				over = true
+			default:
+			}
 			chunks := t.run.Output()
 			for _, c := range chunks[min(t.sent, len(chunks)):] {
 				out = append(out, &wire.RunOutput{Run: id, Seq: uint64(c.Seq + 1), Stream: c.Stream, Data: wire.CleanOutput(c.Data)})
 			}
 			t.sent = len(chunks)
-			select {
-			case <-t.run.Done():
+			switch {
+			case over:
 				if t.done == nil {
 					st := t.run.Status()
 					f := &wire.RunFinished{Run: id, State: string(st.State), Started: st.Started.Add(skew), Ended: st.Ended.Add(skew),

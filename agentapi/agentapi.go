@@ -113,12 +113,13 @@ func (s *Server) enroll(w http.ResponseWriter, r *http.Request) {
 
 // conn is one authenticated agent connection.
 type conn struct {
-	agent   aramaki.Agent
-	version int // the protocol version spoken
-	ws      *websocket.Conn
-	out     chan []byte // frames to send; the writer goroutine owns ws writes
-	done    chan struct{}
-	once    sync.Once
+	agent     aramaki.Agent
+	version   int       // the protocol version spoken
+	connected time.Time // when it was accepted
+	ws        *websocket.Conn
+	out       chan []byte // frames to send; the writer goroutine owns ws writes
+	done      chan struct{}
+	once      sync.Once
 }
 
 func (c *conn) close(code websocket.StatusCode, reason string) {
@@ -146,7 +147,7 @@ func (s *Server) connect(w http.ResponseWriter, r *http.Request) {
 		s.sendError(ctx, ws, err)
 		return
 	}
-	c := &conn{agent: a, version: version, ws: ws, out: make(chan []byte, 64), done: make(chan struct{})}
+	c := &conn{agent: a, version: version, connected: time.Now(), ws: ws, out: make(chan []byte, 64), done: make(chan struct{})}
 	// Registered before the welcome: once the agent knows it is in, the
 	// server can reach it.
 	s.register(c)
@@ -360,7 +361,10 @@ func (s *Server) reader(ctx context.Context, c *conn, pending chan<- (<-chan ser
 			continue
 		case *wire.RunOutput:
 			if err := s.svc.RunOutput(ctx, c.agent, m.Run, m.Seq, m.Data); err != nil {
-				s.log.Warn("storing run output failed", "agent", c.agent.ID, "run", m.Run, "err", err)
+				if aramaki.ErrorCode(err) != aramaki.ENOTFOUND {
+					return err // the agent reconnects and sends it again
+				}
+				s.log.Warn("run output of no part of this agent's", "agent", c.agent.ID, "run", m.Run, "err", err)
 			}
 			continue
 		case *wire.RunFinished:
@@ -368,8 +372,7 @@ func (s *Server) reader(ctx context.Context, c *conn, pending chan<- (<-chan ser
 				Error: m.Error, Dropped: int64(m.Dropped)}
 			err := s.svc.RunFinished(ctx, c.agent, m.Run, end)
 			if err != nil && aramaki.ErrorCode(err) != aramaki.ENOTFOUND {
-				s.log.Warn("storing how a run ended failed; the agent says it again", "agent", c.agent.ID, "run", m.Run, "err", err)
-				continue
+				return err // the agent reconnects and says it again
 			}
 			// Stored (or a run this server does not know): the agent may
 			// forget it.
@@ -380,7 +383,7 @@ func (s *Server) reader(ctx context.Context, c *conn, pending chan<- (<-chan ser
 			for _, r := range m.Runs {
 				known[r.Run] = r.State
 			}
-			if err := s.svc.ReconcileRuns(ctx, c.agent, known); err != nil {
+			if err := s.svc.ReconcileRuns(ctx, c.agent, known, c.connected); err != nil {
 				s.log.Warn("reconciling an agent's runs failed", "agent", c.agent.ID, "err", err)
 			}
 			continue

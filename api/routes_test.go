@@ -77,8 +77,8 @@ func routeCases() []routeCase {
 		}},
 		{"GET", "/api/v1/systems/{id}/actions/{action}/stats", [4]int{401, 200, 200, 200}, fixed("/api/v1/systems/webshop-app/actions/flush-varnish/stats?period=24h", nil)},
 		// Nobody logged in sees only runs on public systems.
-		{"GET", "/api/v1/runs", [4]int{200, 200, 200, 200}, fixed("/api/v1/runs?state=running,awaiting_approval&since=1h", nil)},
-		{"GET", "/api/v1/runs/{id}", [4]int{404, 200, 200, 200}, shopRun("flush-varnish", "", nil)},
+		{"GET", "/api/v1/runs", [4]int{401, 200, 200, 200}, fixed("/api/v1/runs?state=running,awaiting_approval&since=1h", nil)},
+		{"GET", "/api/v1/runs/{id}", [4]int{401, 200, 200, 200}, shopRun("flush-varnish", "", nil)},
 		{"POST", "/api/v1/runs/{id}/approve", [4]int{404, 403, 200, 200}, shopRun("restart-db", "/approve", nil)},
 		{"POST", "/api/v1/runs/{id}/cancel", [4]int{404, 403, 200, 200}, shopRun("flush-varnish", "/cancel", map[string]string{})},
 		{"GET", "/api/v1/alerts", [4]int{200, 200, 200, 200}, fixed("/api/v1/alerts?state=open,acknowledged", nil)},

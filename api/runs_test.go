@@ -12,6 +12,7 @@ import (
 	"github.com/aramaki/aramaki"
 	"github.com/aramaki/aramaki/api"
 	"github.com/aramaki/aramaki/service"
+	"github.com/aramaki/aramaki/servicetest"
 )
 
 // banPattern is what the web hosts let a Varnish ban match.
@@ -92,7 +93,7 @@ func TestARunWaitsForASecondPersonAndIsCancelledOnce(t *testing.T) {
 	}
 	e.MustDo("POST", path+"/approve", "viewer", nil, http.StatusForbidden, nil)
 	e.MustDo("POST", path+"/approve", "", nil, http.StatusNotFound, nil)
-	e.MustDo("GET", path, "", nil, http.StatusNotFound, nil)
+	e.MustDo("GET", path, "", nil, http.StatusUnauthorized, nil) // runs are for the team
 
 	var view service.RunView
 	e.MustDo("GET", path, "viewer", nil, http.StatusOK, &view)
@@ -162,7 +163,6 @@ func TestRunsAreSeenByWhoMaySeeTheirSystem(t *testing.T) {
 		role, query string
 		want        []string
 	}{
-		{"", "", []string{blog.ID}}, // the blog is public
 		{"viewer", "", []string{blog.ID, shop.ID}},
 		{"operator", "system=webshop", []string{shop.ID}},
 		{"admin", "", []string{storage.ID, blog.ID, shop.ID}},
@@ -174,7 +174,9 @@ func TestRunsAreSeenByWhoMaySeeTheirSystem(t *testing.T) {
 			t.Errorf("runs as %q with %q: %q, want %q", c.role, c.query, got, c.want)
 		}
 	}
-	e.MustDo("GET", "/api/v1/runs/"+blog.ID, "", nil, http.StatusOK, nil)
+	// Public systems too: what commands printed is for the team.
+	e.MustDo("GET", "/api/v1/runs/"+blog.ID, "", nil, http.StatusUnauthorized, nil)
+	e.MustDo("GET", "/api/v1/runs", "", nil, http.StatusUnauthorized, nil)
 	e.MustDo("GET", "/api/v1/runs/"+storage.ID, "viewer", nil, http.StatusNotFound, nil)
 	e.MustDo("POST", "/api/v1/runs/"+storage.ID+"/cancel", "operator", nil, http.StatusNotFound, nil)
 	// Only admins run the storage rebalance; an operator of the shop is
@@ -192,8 +194,17 @@ func TestARunShowsWhatEachHostSaidAndCountsInTheStatistics(t *testing.T) {
 	if run.State != aramaki.RunRunning || run.Params["pattern"] != "^/products/" || len(run.Targets) != 2 {
 		t.Fatalf("a flush on both web hosts: %+v", run)
 	}
-	// The hosts' agents report as they would over the websocket.
+	// The hosts' agents are asked to start and report as they would over
+	// the websocket.
 	ctx := context.Background()
+	var ids []string
+	for _, h := range hosts {
+		ids = append(ids, h.ID)
+	}
+	e.svc.SetHub(&servicetest.Hub{Agents: ids})
+	if err := e.svc.DispatchRuns(ctx); err != nil {
+		t.Fatal(err)
+	}
 	start := time.Now()
 	for i, h := range hosts[:2] {
 		if err := e.svc.RunOutput(ctx, h, run.ID, 1, "bans: 1\x1b[2J\n"); err != nil {

@@ -95,13 +95,12 @@ func (s *Service) RequestRun(ctx context.Context, p aramaki.Principal, req RunRe
 		if !ok {
 			continue
 		}
-		values, err := spec.Values(req.Params)
-		if err != nil {
+		// Checked against each host's own declaration; the values given
+		// are what is sent and recorded: each host fills in its defaults.
+		if _, err := spec.Values(req.Params); err != nil {
 			return aramaki.Run{}, aramaki.Errorf(aramaki.EINVALID, "%s (as %s declares it)", aramaki.ErrorMessage(err), a.Name)
 		}
-		if run.Params == nil {
-			run.Params = values
-		}
+		run.Params = req.Params
 		run.Targets = append(run.Targets, aramaki.RunTarget{Agent: a.ID, Name: a.Name, State: aramaki.RunRequested})
 	}
 	if len(run.Targets) == 0 {
@@ -226,11 +225,11 @@ func (s *Service) mayRun(g *aramaki.Graph, p aramaki.Principal, r aramaki.Run) e
 	if !g.CanView(p, r.System) && p.GlobalRole() == aramaki.RoleNone {
 		return aramaki.Errorf(aramaki.ENOTFOUND, "run %s not found", r.ID)
 	}
-	role := aramaki.RoleOperator
-	if ref, err := actionRef(g, r.System, r.Action); err == nil {
-		role = ref.RunRole()
+	ref, err := actionRef(g, r.System, r.Action)
+	if err != nil {
+		return aramaki.Errorf(aramaki.ECONFLICT, "system %s has no action %s any more: the config repository took it away", r.System, r.Action)
 	}
-	return s.require(p, r.System, role)
+	return s.require(p, r.System, ref.RunRole())
 }
 
 // CancelRun stops a run: one waiting for approval ends at once; a running
@@ -259,10 +258,14 @@ func (s *Service) CancelRun(ctx context.Context, p aramaki.Principal, id string)
 				stop = append(stop, t.Agent)
 			}
 		}
-		evs := []aramaki.Event{}
+		cancel, err := s.runEvent(aramaki.KindRunCancel, p.Actor(), r, fmt.Sprintf("%s cancelled run %s of %s on %s", p.User, r.ID, r.Action, r.System))
+		if err != nil {
+			return r, nil, err
+		}
+		evs := []aramaki.Event{cancel}
 		if outcome, over := aramaki.Outcome(r.Targets); over {
 			r.State, r.Ended = outcome, &now
-			ev, err := s.runEvent(aramaki.KindRunFinished, p.Actor(), r, fmt.Sprintf("%s cancelled run %s of %s on %s", p.User, r.ID, r.Action, r.System))
+			ev, err := s.runEvent(aramaki.KindRunFinished, p.Actor(), r, fmt.Sprintf("run %s of %s on %s %s", r.ID, r.Action, r.System, outcome))
 			if err != nil {
 				return r, nil, err
 			}
@@ -285,6 +288,11 @@ func (s *Service) CancelRun(ctx context.Context, p aramaki.Principal, id string)
 
 // Run returns a run with what its hosts printed, and the action's rule.
 func (s *Service) Run(ctx context.Context, p aramaki.Principal, id string) (RunView, error) {
+	if p.Anonymous() {
+		// What commands printed on hosts is for the team, also on public
+		// systems.
+		return RunView{}, aramaki.Errorf(aramaki.EUNAUTHORIZED, "log in to see runs")
+	}
 	r, err := s.store.Run(ctx, id)
 	if err != nil {
 		return RunView{}, err
@@ -312,6 +320,9 @@ type RunQuery struct {
 // Runs returns runs on systems the principal can see, newest first: also
 // "was this done just now, and by whom?" before running an action again.
 func (s *Service) Runs(ctx context.Context, p aramaki.Principal, q RunQuery) ([]aramaki.Run, error) {
+	if p.Anonymous() {
+		return nil, aramaki.Errorf(aramaki.EUNAUTHORIZED, "log in to see runs")
+	}
 	g := s.Graph()
 	for _, st := range q.States {
 		if !st.Valid() {
@@ -415,7 +426,10 @@ func (s *Service) RunFinished(ctx context.Context, a aramaki.Agent, run string, 
 			return r, nil, aramaki.Errorf(aramaki.ENOTFOUND, "run %s has no part on agent %s", r.ID, a.ID)
 		}
 		t := &r.Targets[i]
-		reconciled := t.State == aramaki.RunFailed && t.Error == disconnectedMidRun
+		reconciled := t.State == aramaki.RunFailed && (t.Error == disconnectedMidRun || t.Error == lostByAgent)
+		if t.State == aramaki.RunRequested {
+			return r, nil, aramaki.Errorf(aramaki.ENOTFOUND, "run %s was not started on agent %s", r.ID, a.ID)
+		}
 		if t.State.Final() && !reconciled {
 			return r, nil, nil // said already
 		}
@@ -561,9 +575,10 @@ func (s *Service) DispatchRuns(ctx context.Context) error {
 const lostByAgent = "the agent does not know this run any more (it restarted while it ran): its outcome is unknown"
 
 // ReconcileRuns compares what a reconnected agent says it knows of runs
-// (run id → state) with what the server thinks runs there: a part the
-// agent does not know was lost, and fails with the reason.
-func (s *Service) ReconcileRuns(ctx context.Context, a aramaki.Agent, known map[string]string) error {
+// (run id → state) with what the server thinks runs there: a part started
+// before the connection that the agent does not know was lost, and fails
+// with the reason.
+func (s *Service) ReconcileRuns(ctx context.Context, a aramaki.Agent, known map[string]string, connected time.Time) error {
 	// Running here, or failed when it went away: a week back is plenty.
 	now := s.now()
 	runs, err := s.store.Runs(ctx, aramaki.RunFilter{States: []aramaki.RunState{aramaki.RunRunning, aramaki.RunFailed},
@@ -571,8 +586,10 @@ func (s *Service) ReconcileRuns(ctx context.Context, a aramaki.Agent, known map[
 	if err != nil {
 		return err
 	}
+	// Parts started on this connection are not in the agent's list yet.
 	unsure := func(t aramaki.RunTarget) bool {
-		return t.Agent == a.ID && (t.State == aramaki.RunRunning || t.State == aramaki.RunFailed && t.Error == disconnectedMidRun)
+		return t.Agent == a.ID && t.Started != nil && t.Started.Before(connected) &&
+			(t.State == aramaki.RunRunning || t.State == aramaki.RunFailed && t.Error == disconnectedMidRun)
 	}
 	for _, run := range runs {
 		if _, ok := known[run.ID]; ok || !slices.ContainsFunc(run.Targets, unsure) {

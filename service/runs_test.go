@@ -348,3 +348,22 @@ func TestAnAgentThatDisconnectsMidRunFailsItUntilItSaysHowItEnded(t *testing.T) 
 		t.Errorf("finished events %q", ev)
 	}
 }
+
+func TestAnAgentCannotEndWhatItWasNeverAskedToStart(t *testing.T) {
+	e := MustShopActions(t)
+	run, _ := e.svc.RequestRun(e.ctx, e.olga, service.RunRequest{System: "shop-db", Action: "restart-db", Reason: "x"})
+	zero := 0
+	err := e.svc.RunFinished(e.ctx, e.db, run.ID, service.RunEnd{State: aramaki.RunSucceeded, ExitCode: &zero, Started: e.clock.Now(), Ended: e.clock.Now()})
+	if aramaki.ErrorCode(err) != aramaki.ENOTFOUND {
+		t.Errorf("finishing a part awaiting approval: %v", err)
+	}
+	if err := e.svc.RunOutput(e.ctx, e.db, run.ID, 1, "fake"); aramaki.ErrorCode(err) != aramaki.ENOTFOUND {
+		t.Errorf("output of a part never started: %v", err)
+	}
+	if got, _ := e.svc.Run(e.ctx, e.olga, run.ID); got.State != aramaki.RunAwaitingApproval {
+		t.Errorf("the run after a forged end: %s", got.State)
+	}
+	if _, err := e.svc.Run(e.ctx, aramaki.Principal{}, run.ID); aramaki.ErrorCode(err) != aramaki.EUNAUTHORIZED {
+		t.Errorf("an anonymous look at a run: %v", err)
+	}
+}

@@ -12,7 +12,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/aramaki/aramaki"
 	"github.com/aramaki/aramaki/configrepo"
 	"github.com/aramaki/aramaki/service"
 	"github.com/aramaki/aramaki/store"
@@ -96,3 +98,26 @@ func MustCommit(t testing.TB, repo string, files map[string]string, message stri
 	MustGit(t, repo, "add", "-A")
 	MustGit(t, repo, "commit", "-q", "-m", message)
 }
+
+// Hub stands in for the agent connections of a test without agents: the
+// agents listed are connected and take every run they are asked to start,
+// which the test then plays through the service (RunOutput, RunFinished).
+type Hub struct{ Agents []string }
+
+// StartRun takes the start.
+func (h *Hub) StartRun(aramaki.RunStart, time.Duration) error { return nil }
+
+// CancelRun takes the cancel.
+func (h *Hub) CancelRun(string, string) error { return nil }
+
+// ConnectedAgents lists the agents.
+func (h *Hub) ConnectedAgents() []string { return h.Agents }
+
+// Connected says every agent is.
+func (h *Hub) Connected(string) bool { return true }
+
+// Revoked does nothing.
+func (h *Hub) Revoked(string, string) {}
+
+// Run takes a request to run a check.
+func (h *Hub) Run(string, string, string, string) error { return nil }

@@ -247,7 +247,8 @@ func (s *Store) AppendRunOutput(ctx context.Context, id, agentID string, seq uin
 			have    string
 			lastSeq int64
 		)
-		err := tx.QueryRow(ctx, `SELECT output, output_seq FROM run_targets WHERE run_id = ? AND agent_id = ?`+s.forUpdate(), n, agentID).Scan(&have, &lastSeq)
+		// Output of a part that was not started is nobody's.
+		err := tx.QueryRow(ctx, `SELECT output, output_seq FROM run_targets WHERE run_id = ? AND agent_id = ? AND state <> 'requested'`+s.forUpdate(), n, agentID).Scan(&have, &lastSeq)
 		if errors.Is(err, sql.ErrNoRows) {
 			return aramaki.Errorf(aramaki.ENOTFOUND, "run %s has no host %s", id, agentID)
 		} else if err != nil {

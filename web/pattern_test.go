@@ -33,7 +33,7 @@ var patternCases = []struct {
 	{`[&~]+`, `[\&\~]+`, []string{"&~&"}, []string{"a"}},
 	{`x/y`, `x\/y`, []string{"x/y"}, []string{"xy"}},
 	{`[\x00-\x1f]`, `[\u{0}-\u{1F}]`, []string{"\x01"}, []string{"a"}},
-	{aramaki.DefaultParamPattern, `[\+-\,\.-\:\=\@-Z_a-z][\+-\:\=\@-Z_a-z]{0,255}`, []string{"web1.example.com", "/var/lib", "a-b"}, []string{"", "a b", "$HOME"}},
+	{aramaki.DefaultParamPattern, `[0-9A-Z_a-z][\,-9\=A-Z_a-z]{0,255}`, []string{"web1.example.com", "var/lib", "a-b"}, []string{"", "a b", "$HOME", "/etc", "-rf", "@file", "host:/tmp"}},
 	{`[`, "", nil, nil},
 }
 

@@ -51,7 +51,7 @@ var (
 
 // defaultParamPattern is aramaki.DefaultParamPattern: a plain word, path or
 // host name, never an option.
-const defaultParamPattern = `[A-Za-z0-9_./:@+=,][A-Za-z0-9_./:@+=,-]{0,255}`
+const defaultParamPattern = `[A-Za-z0-9_][A-Za-z0-9_./=,-]{0,255}`
 
 // ValidRunID reports whether s is a well-formed run id: letters, digits,
 // '.', '_' and '-', starting with a letter or digit, at most 64 bytes.
@@ -156,8 +156,8 @@ func (p *ActionParam) check(v string) error {
 		if err != nil || !re.MatchString(v) {
 			return errorf("value %q does not match the pattern", clip(v))
 		}
-		if strings.HasPrefix(v, "-") && p.Pattern == "" {
-			return errorf("value %q looks like an option", clip(v))
+		if p.Pattern == "" && slices.Contains(strings.Split(v, "/"), "..") {
+			return errorf("value %q climbs out of its directory", clip(v))
 		}
 	case "int":
 		n, err := strconv.ParseInt(v, 10, 64)
@@ -166,6 +166,9 @@ func (p *ActionParam) check(v string) error {
 		}
 		if p.Min != nil && n < *p.Min || p.Max != nil && n > *p.Max {
 			return errorf("value %d is out of range", n)
+		}
+		if n < 0 && p.Min == nil {
+			return errorf("value %d is negative without a negative min", n)
 		}
 	case "bool":
 		if _, err := strconv.ParseBool(v); err != nil {
