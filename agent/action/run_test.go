@@ -218,11 +218,13 @@ actions:
 		{map[string]string{"path": "--help"}, `value "--help" of path does not match its pattern (?:` + aramaki.DefaultParamPattern + `)$`},
 		{map[string]string{"path": "a b"}, `value "a b" of path does not match its pattern (?:` + aramaki.DefaultParamPattern + `)$`},
 		{map[string]string{"path": "/var\n/tmp"}, "value of path is too long or holds control characters"},
+		{map[string]string{"path": "/var/cache"}, `value "/var/cache" of path does not match its pattern (?:` + aramaki.DefaultParamPattern + `)$`},
+		{map[string]string{"path": "cache/../../etc"}, `value "cache/../../etc" of path climbs out of its directory (..)`},
 		{map[string]string{}, "action purge needs a value for path"},
-		{map[string]string{"path": "/var/cache", "max_age": "0"}, "value 0 of max_age is out of range"},
-		{map[string]string{"path": "/var/cache", "max_age": "1e3"}, `value "1e3" of max_age is not a whole number`},
-		{map[string]string{"path": "/var/cache", "scope": "everything"}, `value "everything" of scope is not one of local, all`},
-		{map[string]string{"path": "/var/cache", "force": "true"}, `action purge has no parameter "force"`},
+		{map[string]string{"path": "var/cache", "max_age": "0"}, "value 0 of max_age is out of range"},
+		{map[string]string{"path": "var/cache", "max_age": "1e3"}, `value "1e3" of max_age is not a whole number`},
+		{map[string]string{"path": "var/cache", "scope": "everything"}, `value "everything" of scope is not one of local, all`},
+		{map[string]string{"path": "var/cache", "force": "true"}, `action purge has no parameter "force"`},
 	}
 	for i, c := range cases {
 		MustRefuse(t, r, fmt.Sprint("run-", i), "purge", c.values, aramaki.EINVALID, c.message)
