@@ -2,8 +2,6 @@ package api
 
 import (
 	"net/http"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/aramaki/aramaki"
@@ -24,26 +22,15 @@ func (a *API) listAlerts(w http.ResponseWriter, r *http.Request, p aramaki.Princ
 	}
 	q := r.URL.Query()
 	aq := service.AlertQuery{System: q.Get("system"), Category: q.Get("category"), Owner: q.Get("owner"), Group: q.Get("group")}
-	for _, v := range q["state"] {
-		for _, st := range strings.Split(v, ",") {
-			if st = strings.TrimSpace(st); st != "" {
-				aq.States = append(aq.States, aramaki.AlertState(st))
-			}
-		}
+	for _, st := range listParam(q, "state") {
+		aq.States = append(aq.States, aramaki.AlertState(st))
 	}
-	if v := q.Get("older_than"); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil || d <= 0 {
-			return aramaki.Errorf(aramaki.EINVALID, "older_than must be a duration like 1h, not %q", v)
-		}
-		aq.OlderThan = d
+	var err error
+	if aq.OlderThan, err = durationParam(q, "older_than", "1h", 0); err != nil {
+		return err
 	}
-	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			return aramaki.Errorf(aramaki.EINVALID, "limit must be a number between 1 and %d", service.MaxAlertLimit)
-		}
-		aq.Limit = n
+	if aq.Limit, err = limitParam(q, service.MaxAlertLimit); err != nil {
+		return err
 	}
 	alerts, err := a.svc.Alerts(r.Context(), p, aq)
 	if err != nil {
@@ -244,13 +231,9 @@ func (a *API) digest(w http.ResponseWriter, r *http.Request, p aramaki.Principal
 	if err := queryParams(r, "period"); err != nil {
 		return err
 	}
-	period := service.DefaultDigestPeriod
-	if v := r.URL.Query().Get("period"); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil || d <= 0 {
-			return aramaki.Errorf(aramaki.EINVALID, "period must be a duration like 168h, not %q", v)
-		}
-		period = d
+	period, err := durationParam(r.URL.Query(), "period", "168h", service.DefaultDigestPeriod)
+	if err != nil {
+		return err
 	}
 	d, err := a.svc.Digest(r.Context(), p, r.PathValue("id"), period)
 	if err != nil {

@@ -13,8 +13,10 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"net/url"
 	"runtime/debug"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -35,6 +37,46 @@ func queryParams(r *http.Request, known ...string) error {
 		}
 	}
 	return nil
+}
+
+// listParam reads a repeatable, comma-separated query parameter.
+func listParam(q url.Values, name string) []string {
+	var out []string
+	for _, v := range q[name] {
+		for _, item := range strings.Split(v, ",") {
+			if item = strings.TrimSpace(item); item != "" {
+				out = append(out, item)
+			}
+		}
+	}
+	return out
+}
+
+// durationParam reads a positive duration query parameter, or def when it
+// is not given.
+func durationParam(q url.Values, name, example string, def time.Duration) (time.Duration, error) {
+	v := q.Get(name)
+	if v == "" {
+		return def, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		return 0, aramaki.Errorf(aramaki.EINVALID, "%s must be a duration like %s, not %q", name, example, v)
+	}
+	return d, nil
+}
+
+// limitParam reads the limit query parameter: 0 when it is not given.
+func limitParam(q url.Values, max int) (int, error) {
+	v := q.Get("limit")
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		return 0, aramaki.Errorf(aramaki.EINVALID, "limit must be a number between 1 and %d", max)
+	}
+	return n, nil
 }
 
 // MaxBodySize bounds every request body.

@@ -3,8 +3,6 @@ package api
 import (
 	"context"
 	"net/http"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/aramaki/aramaki"
@@ -50,26 +48,15 @@ func (a *API) listRuns(w http.ResponseWriter, r *http.Request, p aramaki.Princip
 	}
 	q := r.URL.Query()
 	rq := service.RunQuery{System: q.Get("system"), Action: q.Get("action")}
-	for _, v := range q["state"] {
-		for _, st := range strings.Split(v, ",") {
-			if st = strings.TrimSpace(st); st != "" {
-				rq.States = append(rq.States, aramaki.RunState(st))
-			}
-		}
+	for _, st := range listParam(q, "state") {
+		rq.States = append(rq.States, aramaki.RunState(st))
 	}
-	if v := q.Get("since"); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil || d <= 0 {
-			return aramaki.Errorf(aramaki.EINVALID, "since must be a duration like 24h, not %q", v)
-		}
-		rq.Since = d
+	var err error
+	if rq.Since, err = durationParam(q, "since", "24h", 0); err != nil {
+		return err
 	}
-	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			return aramaki.Errorf(aramaki.EINVALID, "limit must be a number between 1 and %d", service.MaxAlertLimit)
-		}
-		rq.Limit = n
+	if rq.Limit, err = limitParam(q, service.MaxAlertLimit); err != nil {
+		return err
 	}
 	runs, err := a.svc.Runs(r.Context(), p, rq)
 	if err != nil {
@@ -110,13 +97,9 @@ func (a *API) runStats(w http.ResponseWriter, r *http.Request, p aramaki.Princip
 	if err := queryParams(r, "period"); err != nil {
 		return err
 	}
-	period := DefaultStatsPeriod
-	if v := r.URL.Query().Get("period"); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil || d <= 0 {
-			return aramaki.Errorf(aramaki.EINVALID, "period must be a duration like 168h, not %q", v)
-		}
-		period = d
+	period, err := durationParam(r.URL.Query(), "period", "168h", DefaultStatsPeriod)
+	if err != nil {
+		return err
 	}
 	st, err := a.svc.RunStats(r.Context(), p, r.PathValue("id"), r.PathValue("action"), period)
 	if err != nil {
