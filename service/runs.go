@@ -515,6 +515,9 @@ func (s *Service) RunDispatch(ctx context.Context) {
 		if err := s.DispatchRuns(ctx); err != nil && ctx.Err() == nil {
 			s.log.Error("dispatching runs", "err", err)
 		}
+		if err := s.ExpireRuns(ctx); err != nil && ctx.Err() == nil {
+			s.log.Error("expiring runs", "err", err)
+		}
 		select {
 		case <-ctx.Done():
 			return
@@ -610,6 +613,93 @@ func (s *Service) ReconcileRuns(ctx context.Context, a aramaki.Agent, known map[
 			}
 			r.State, r.Ended = outcome, &now
 			ev, err := s.runEvent(aramaki.KindRunFinished, "server", r, fmt.Sprintf("run %s of %s on %s failed: %s lost it", r.ID, r.Action, r.System, a.Name))
+			return r, []aramaki.Event{ev}, err
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Run deadlines.
+const (
+	// ApprovalTimeout is how long a run waits for a second person.
+	ApprovalTimeout = 24 * time.Hour
+	// StartTimeout is how long a part waits for its agent to connect.
+	StartTimeout = time.Hour
+	// ReportGrace is how long past the action's timeout the server waits
+	// for a connected agent to say how its part ended.
+	ReportGrace = 2 * time.Minute
+)
+
+// ExpireRuns ends what would otherwise wait forever: runs nobody approved
+// within ApprovalTimeout (cancelled), parts whose agent did not connect
+// within StartTimeout (failed), and parts that ran past their action's
+// timeout and ReportGrace without a word from the agent (timed out). Each
+// with the reason, on the timeline.
+func (s *Service) ExpireRuns(ctx context.Context) error {
+	runs, err := s.store.Runs(ctx, aramaki.RunFilter{States: []aramaki.RunState{aramaki.RunAwaitingApproval, aramaki.RunRunning}, Limit: MaxAlertLimit})
+	if err != nil {
+		return err
+	}
+	now := s.now()
+	timeouts := map[string]time.Duration{} // agent/action -> timeout
+	timeoutOf := func(agent, action string) time.Duration {
+		key := agent + "/" + action
+		if d, ok := timeouts[key]; ok {
+			return d
+		}
+		d := aramaki.DefaultRunTimeout
+		if a, err := s.store.Agent(ctx, agent); err == nil {
+			if spec, ok := a.Action(action); ok && spec.Timeout > 0 {
+				d = spec.Timeout
+			}
+		}
+		timeouts[key] = d
+		return d
+	}
+	for _, run := range runs {
+		due := run.State == aramaki.RunAwaitingApproval && now.Sub(run.Requested) > ApprovalTimeout
+		for _, t := range run.Targets {
+			due = due || t.State == aramaki.RunRequested && run.Started != nil && now.Sub(*run.Started) > StartTimeout ||
+				t.State == aramaki.RunRunning && t.Started != nil && now.Sub(*t.Started) > timeoutOf(t.Agent, run.Action)+ReportGrace
+		}
+		if !due {
+			continue
+		}
+		_, err := s.store.ChangeRun(ctx, run.ID, func(r aramaki.Run) (aramaki.Run, []aramaki.Event, error) {
+			var why string
+			switch {
+			case r.State == aramaki.RunAwaitingApproval && now.Sub(r.Requested) > ApprovalTimeout:
+				r.State, r.Ended, r.Error = aramaki.RunCancelled, &now, fmt.Sprintf("nobody approved it within %s", ApprovalTimeout)
+				for i := range r.Targets {
+					r.Targets[i].State, r.Targets[i].Ended, r.Targets[i].Error = aramaki.RunCancelled, &now, r.Error
+				}
+				why = r.Error
+			case r.State == aramaki.RunRunning:
+				for i, t := range r.Targets {
+					switch {
+					case t.State == aramaki.RunRequested && r.Started != nil && now.Sub(*r.Started) > StartTimeout:
+						r.Targets[i].State, r.Targets[i].Ended = aramaki.RunFailed, &now
+						r.Targets[i].Error = fmt.Sprintf("its agent did not connect within %s to start it", StartTimeout)
+						why = r.Targets[i].Error
+					case t.State == aramaki.RunRunning && t.Started != nil && now.Sub(*t.Started) > timeoutOf(t.Agent, r.Action)+ReportGrace:
+						r.Targets[i].State, r.Targets[i].Ended = aramaki.RunTimedOut, &now
+						r.Targets[i].Error = "no word from the agent past the action's timeout"
+						why = r.Targets[i].Error
+					}
+				}
+				outcome, over := aramaki.Outcome(r.Targets)
+				if !over {
+					return r, nil, nil
+				}
+				r.State, r.Ended = outcome, &now
+			default:
+				return r, nil, nil // changed meanwhile
+			}
+			ev, err := s.runEvent(aramaki.KindRunFinished, "server", r, fmt.Sprintf("run %s of %s on %s %s: %s", r.ID, r.Action, r.System,
+				strings.ReplaceAll(string(r.State), "_", " "), why))
 			return r, []aramaki.Event{ev}, err
 		})
 		if err != nil {

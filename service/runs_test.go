@@ -367,3 +367,39 @@ func TestAnAgentCannotEndWhatItWasNeverAskedToStart(t *testing.T) {
 		t.Errorf("an anonymous look at a run: %v", err)
 	}
 }
+
+func TestNothingWaitsForever(t *testing.T) {
+	e := MustShopActions(t)
+	// Nobody approves within a day.
+	waiting, _ := e.svc.RequestRun(e.ctx, e.olga, service.RunRequest{System: "shop-db", Action: "restart-db", Reason: "x"})
+	// A host that never comes back, and one that never says how it ended.
+	e.hub.connected = []string{e.web[1].ID}
+	flush, _ := e.svc.RequestRun(e.ctx, e.olga, service.RunRequest{System: "shop-web", Action: "flush-varnish", Reason: "stale"})
+	e.svc.DispatchRuns(e.ctx)
+
+	e.clock.Add(31 * time.Second) // past the flush's 30s timeout, not past the grace
+	if err := e.svc.ExpireRuns(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := e.svc.Run(e.ctx, e.olga, flush.ID); got.State != aramaki.RunRunning {
+		t.Fatalf("expired too early: %+v", got)
+	}
+	e.clock.Add(service.StartTimeout)
+	if err := e.svc.ExpireRuns(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := e.svc.Run(e.ctx, e.olga, flush.ID)
+	if got.State != aramaki.RunFailed || !strings.Contains(got.Targets[0].Error, "did not connect") || got.Targets[1].State != aramaki.RunTimedOut {
+		t.Fatalf("after an hour: %s, %+v", got.State, got.Targets)
+	}
+	e.clock.Add(service.ApprovalTimeout)
+	if err := e.svc.ExpireRuns(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := e.svc.Run(e.ctx, e.olga, waiting.ID); got.State != aramaki.RunCancelled || !strings.Contains(got.Error, "nobody approved") {
+		t.Fatalf("after a day without approval: %+v", got)
+	}
+	if ev := e.events(aramaki.KindRunFinished); len(ev) != 2 {
+		t.Errorf("on the timeline: %q", ev)
+	}
+}
