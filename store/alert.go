@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/aramaki/aramaki"
@@ -307,34 +306,21 @@ func updateAlert(ctx context.Context, tx *txn, a aramaki.Alert) error {
 
 // Alerts returns alerts, newest first.
 func (s *Store) Alerts(ctx context.Context, f aramaki.AlertFilter) ([]aramaki.Alert, error) {
-	var (
-		where []string
-		args  []any
-	)
+	var c conditions
 	if f.Systems != nil {
-		in, arg := s.inStrings("system_id", f.Systems)
-		where, args = append(where, in), append(args, arg)
+		c.in(s, "system_id", f.Systems)
 	}
 	if len(f.States) > 0 {
-		var states []string
-		for _, st := range f.States {
-			states = append(states, string(st))
-		}
-		in, arg := s.inStrings("state", states)
-		where, args = append(where, in), append(args, arg)
+		c.in(s, "state", strs(f.States))
 	}
 	if !f.Before.IsZero() {
-		where, args = append(where, "opened_us < ?"), append(args, micros(f.Before))
+		c.add("opened_us < ?", micros(f.Before))
 	}
 	if f.Group != "" {
-		where, args = append(where, "group_id = ?"), append(args, f.Group)
+		c.add("group_id = ?", f.Group)
 	}
-	q := `SELECT ` + alertColumns + ` FROM alerts`
-	if len(where) > 0 {
-		q += ` WHERE ` + strings.Join(where, " AND ")
-	}
-	q += ` ORDER BY id DESC LIMIT ?`
-	args = append(args, max(f.Limit, 1))
+	q := `SELECT ` + alertColumns + ` FROM alerts` + c.sql() + ` ORDER BY id DESC LIMIT ?`
+	args := append(c.args, max(f.Limit, 1))
 	var alerts []aramaki.Alert
 	err := s.read(ctx, func(tx *txn) error {
 		rows, err := tx.Query(ctx, q, args...)

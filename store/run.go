@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -275,34 +274,21 @@ func (s *Store) AppendRunOutput(ctx context.Context, id, agentID string, seq uin
 
 // Runs returns runs, newest first, with their hosts but not their output.
 func (s *Store) Runs(ctx context.Context, f aramaki.RunFilter) ([]aramaki.Run, error) {
-	var (
-		where []string
-		args  []any
-	)
+	var c conditions
 	if f.Systems != nil {
-		in, arg := s.inStrings("system_id", f.Systems)
-		where, args = append(where, in), append(args, arg)
+		c.in(s, "system_id", f.Systems)
 	}
 	if f.Action != "" {
-		where, args = append(where, "action = ?"), append(args, f.Action)
+		c.add("action = ?", f.Action)
 	}
 	if len(f.States) > 0 {
-		var states []string
-		for _, st := range f.States {
-			states = append(states, string(st))
-		}
-		in, arg := s.inStrings("state", states)
-		where, args = append(where, in), append(args, arg)
+		c.in(s, "state", strs(f.States))
 	}
 	if !f.Since.IsZero() {
-		where, args = append(where, "requested_us >= ?"), append(args, micros(f.Since))
+		c.add("requested_us >= ?", micros(f.Since))
 	}
-	q := `SELECT ` + runColumns + ` FROM runs`
-	if len(where) > 0 {
-		q += ` WHERE ` + strings.Join(where, " AND ")
-	}
-	q += ` ORDER BY id DESC LIMIT ?`
-	args = append(args, max(f.Limit, 1))
+	q := `SELECT ` + runColumns + ` FROM runs` + c.sql() + ` ORDER BY id DESC LIMIT ?`
+	args := append(c.args, max(f.Limit, 1))
 	var runs []aramaki.Run
 	err := s.read(ctx, func(tx *txn) error {
 		rows, err := tx.Query(ctx, q, args...)

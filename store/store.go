@@ -445,3 +445,37 @@ func readAll[T any](ctx context.Context, s *Store, what string, scan func(rowSca
 	})
 	return out, err
 }
+
+// conditions collects the WHERE clause of a filtered read.
+type conditions struct {
+	where []string
+	args  []any
+}
+
+// add adds a condition with its argument.
+func (c *conditions) add(cond string, arg any) {
+	c.where, c.args = append(c.where, cond), append(c.args, arg)
+}
+
+// in adds "column is one of values" (see inStrings).
+func (c *conditions) in(s *Store, column string, values []string) {
+	cond, arg := s.inStrings(column, values)
+	c.add(cond, arg)
+}
+
+// sql is the WHERE clause, empty when there is no condition.
+func (c *conditions) sql() string {
+	if len(c.where) == 0 {
+		return ""
+	}
+	return ` WHERE ` + strings.Join(c.where, " AND ")
+}
+
+// strs turns a list of string-like values into strings.
+func strs[T ~string](vs []T) []string {
+	out := make([]string, len(vs))
+	for i, v := range vs {
+		out[i] = string(v)
+	}
+	return out
+}
