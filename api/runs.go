@@ -19,6 +19,9 @@ type RunRequest struct {
 	Reason     string            `json:"reason"`
 	Params     map[string]string `json:"params,omitempty"`
 	BreakGlass bool              `json:"break_glass,omitempty"`
+	// Agents narrows the run to some of the hosts it runs on (agent
+	// names); empty: all of them.
+	Agents []string `json:"agents,omitempty"`
 }
 
 // RunsResponse lists runs, newest first.
@@ -34,8 +37,11 @@ func (a *API) requestRun(w http.ResponseWriter, r *http.Request, p aramaki.Princ
 	if len(req.Params) > aramaki.MaxParams {
 		return aramaki.Errorf(aramaki.EINVALID, "at most %d parameters", aramaki.MaxParams)
 	}
+	if len(req.Agents) > service.MaxRunAgents {
+		return aramaki.Errorf(aramaki.EINVALID, "at most %d agents", service.MaxRunAgents)
+	}
 	run, err := a.svc.RequestRun(r.Context(), p, service.RunRequest{System: r.PathValue("id"), Action: r.PathValue("action"),
-		Reason: req.Reason, Params: req.Params, BreakGlass: req.BreakGlass})
+		Reason: req.Reason, Params: req.Params, BreakGlass: req.BreakGlass, Agents: req.Agents})
 	if err != nil {
 		return err
 	}

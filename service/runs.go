@@ -31,7 +31,13 @@ type RunRequest struct {
 	// is required as always, and the run is highlighted on the timeline
 	// and told to the system's owners.
 	BreakGlass bool `json:"break_glass"`
+	// Agents narrows the run to some of the hosts it would run on (agent
+	// names); empty: all of them.
+	Agents []string `json:"agents,omitempty"`
 }
+
+// MaxRunAgents bounds the hosts a run request may name.
+const MaxRunAgents = 1000
 
 // RunView is a run with what people need before and after: the rule of
 // the action and its recent runs on the system.
@@ -106,6 +112,11 @@ func (s *Service) RequestRun(ctx context.Context, p aramaki.Principal, req RunRe
 	if len(run.Targets) == 0 {
 		return aramaki.Run{}, aramaki.Errorf(aramaki.ENOTFOUND, "no host of %s allows action %s: its agents' local configuration must declare it", req.System, req.Action)
 	}
+	if len(req.Agents) > 0 {
+		if run.Targets, err = narrowTargets(run.Targets, req.Agents, req.System, req.Action); err != nil {
+			return aramaki.Run{}, err
+		}
+	}
 	now := run.Requested
 	run.State = aramaki.RunRunning
 	if ref.Approval && !req.BreakGlass {
@@ -153,6 +164,25 @@ func (s *Service) RequestRun(ctx context.Context, p aramaki.Principal, req RunRe
 	}
 	s.wakeRuns()
 	return created, nil
+}
+
+// narrowTargets keeps the hosts named, each of which must be one the
+// action runs on.
+func narrowTargets(targets []aramaki.RunTarget, names []string, system, action string) ([]aramaki.RunTarget, error) {
+	if len(names) > MaxRunAgents {
+		return nil, aramaki.Errorf(aramaki.EINVALID, "at most %d agents", MaxRunAgents)
+	}
+	var out []aramaki.RunTarget
+	for _, name := range names {
+		i := slices.IndexFunc(targets, func(t aramaki.RunTarget) bool { return t.Name == name })
+		if i < 0 {
+			return nil, aramaki.Errorf(aramaki.EINVALID, "%q does not run %s on %s: its agent is not in the system, is revoked, or does not declare it", clipRunes(name, 64), action, system)
+		}
+		if !slices.ContainsFunc(out, func(t aramaki.RunTarget) bool { return t.Name == name }) {
+			out = append(out, targets[i])
+		}
+	}
+	return out, nil
 }
 
 // tellOwners makes notifications to the e-mail addresses of the owners of

@@ -235,6 +235,8 @@ func TestWhoMayRunWhatAndWithWhichValues(t *testing.T) {
 		{"an action for admins", e.olga, service.RunRequest{System: "shop-db", Action: "drop-db", Reason: "x"}, aramaki.EFORBIDDEN, ""},
 		{"shell metacharacters", e.olga, service.RunRequest{System: "shop-web", Action: "flush-varnish", Reason: "x", Params: map[string]string{"pattern": "x; reboot"}}, aramaki.EINVALID, "does not match"},
 		{"an unknown parameter", e.olga, service.RunRequest{System: "shop-web", Action: "flush-varnish", Reason: "x", Params: map[string]string{"argv": "/bin/sh"}}, aramaki.EINVALID, `no parameter "argv"`},
+		{"a host that does not run it", e.olga, service.RunRequest{System: "shop-web", Action: "flush-varnish", Reason: "x", Agents: []string{"web1", "web3"}}, aramaki.EINVALID, `"web3" does not run flush-varnish`},
+		{"a host of another system", e.olga, service.RunRequest{System: "shop-web", Action: "flush-varnish", Reason: "x", Agents: []string{"db1"}}, aramaki.EINVALID, `"db1" does not run`},
 		{"break glass on what needs no approval", e.olga, service.RunRequest{System: "shop-web", Action: "flush-varnish", Reason: "x", BreakGlass: true}, aramaki.EINVALID, "needs no approval"},
 	} {
 		_, err := e.svc.RequestRun(e.ctx, c.p, c.req)
@@ -244,6 +246,18 @@ func TestWhoMayRunWhatAndWithWhichValues(t *testing.T) {
 	}
 	if runs, _ := e.svc.Runs(e.ctx, root, service.RunQuery{}); len(runs) != 0 {
 		t.Errorf("refused requests left runs: %+v", runs)
+	}
+}
+
+func TestARunCanBeNarrowedToSomeOfItsHosts(t *testing.T) {
+	e := MustShopActions(t)
+	run, err := e.svc.RequestRun(e.ctx, e.olga, service.RunRequest{System: "shop-web", Action: "flush-varnish", Reason: "web2 serves stale pages",
+		Agents: []string{"web2", "web2"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(run.Targets) != 1 || run.Targets[0].Name != "web2" {
+		t.Fatalf("targets %+v, want web2 only", run.Targets)
 	}
 }
 
