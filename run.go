@@ -29,6 +29,10 @@ type Run struct {
 	CancelledBy string      `json:"cancelled_by,omitempty"`
 	Error       string      `json:"error,omitempty"`
 	Targets     []RunTarget `json:"targets"`
+	// WorkflowRun is the workflow run this run is a host's part of, in
+	// its step WorkflowStep (0-based).
+	WorkflowRun  string `json:"workflow_run,omitempty"`
+	WorkflowStep int    `json:"workflow_step,omitempty"`
 }
 
 // RunTarget is a run on one host.
@@ -142,7 +146,9 @@ type RunFilter struct {
 	Action  string
 	States  []RunState
 	Since   time.Time // requested since; zero: any time
-	Limit   int
+	// WorkflowRun selects the runs of a workflow run.
+	WorkflowRun string
+	Limit       int
 }
 
 // RunStart is a host's part of a run to start: what its agent is asked.

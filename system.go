@@ -27,6 +27,9 @@ type System struct {
 	Roles   map[Role][]string `json:"roles,omitempty"`
 	Checks  []Check           `json:"checks,omitempty"`
 	Actions []ActionRef       `json:"actions,omitempty"`
+	// Workflows are changes across the hosts of this system and of the
+	// systems under it.
+	Workflows []Workflow `json:"workflows,omitempty"`
 	// Routing says who hears about alerts of this system and of everything
 	// under it. Without routes, nobody is notified for this system (the
 	// systems above it may still route its alerts).
@@ -178,5 +181,25 @@ func (s *System) Validate() error {
 		}
 		names[c.Name] = true
 	}
+	workflows := map[string]bool{}
+	for _, w := range s.Workflows {
+		if err := w.Validate(); err != nil {
+			return Errorf(EINVALID, "system %s: %s", s.ID, ErrorMessage(err))
+		}
+		if workflows[w.Name] {
+			return Errorf(EINVALID, "system %s: workflow %s is declared twice", s.ID, w.Name)
+		}
+		workflows[w.Name] = true
+	}
 	return nil
+}
+
+// Workflow returns the workflow of the system with the name, if any.
+func (s *System) Workflow(name string) (Workflow, bool) {
+	for _, w := range s.Workflows {
+		if w.Name == name {
+			return w, true
+		}
+	}
+	return Workflow{}, false
 }

@@ -28,7 +28,7 @@ type shape struct {
 var (
 	systemShape = shape{"system", "a system", []string{
 		"id", "title", "category", "description", "owners", "contacts", "rules", "links",
-		"labels", "subsystems", "public", "roles", "checks", "actions", "routing",
+		"labels", "subsystems", "public", "roles", "checks", "actions", "workflows", "routing",
 	}, "{id: …, title: …}"}
 	ownerShape   = shape{"owner", "an owner", contactKeys, "{name: …, email: …}"}
 	contactShape = shape{"contact", "a contact", contactKeys, "{name: …, phone: …}"}
@@ -130,6 +130,8 @@ func (f *fileParser) system(n *yaml.Node) *decl {
 			s.Checks = f.checks(v)
 		case "actions":
 			s.Actions = f.actions(v)
+		case "workflows":
+			s.Workflows = f.workflows(v, d)
 		case "routing":
 			routes = f.routes(v)
 		}

@@ -184,6 +184,8 @@ type decl struct {
 	subRefs []ref // the well-formed local subsystem references, first mention only
 	// forwards are the well-formed local systems its routes forward to.
 	forwards []ref
+	// stepRefs are the systems and actions its workflows' steps name.
+	stepRefs []stepRef
 }
 
 type ref struct {
@@ -318,6 +320,7 @@ func (p *parser) checkGraph() {
 	p.cycles(first, subsystems, "subsystem cycle")
 	forwards := p.edges(first, func(d *decl) []ref { return d.forwards }, "system %s forwards to unknown system %s")
 	p.cycles(first, forwards, "forward loop")
+	p.checkSteps(first)
 }
 
 // graph is the known references between systems, with the line where each

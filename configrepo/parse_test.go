@@ -202,7 +202,7 @@ var problemCases = []problemCase{
 	{
 		name:  "unknown key",
 		files: map[string]string{"systems/a.yaml": "id: a\ntitle: A\nparents: [b]\n"},
-		want:  []string{`systems/a.yaml:3: unknown key "parents" in system (known keys: id, title, category, description, owners, contacts, rules, links, labels, subsystems, public, roles, checks, actions, routing)`},
+		want:  []string{`systems/a.yaml:3: unknown key "parents" in system (known keys: id, title, category, description, owners, contacts, rules, links, labels, subsystems, public, roles, checks, actions, workflows, routing)`},
 	},
 	{
 		name: "unknown keys nested",

@@ -169,6 +169,16 @@ type MonitoringStore interface {
 	WaitingTargets(ctx context.Context, agents []string) ([]aramaki.RunStart, error)
 	// RunPoints returns the finished runs of an action on a system since a time.
 	RunPoints(ctx context.Context, system, action string, since time.Time) ([]aramaki.RunPoint, error)
+	// CreateWorkflowRun stores a new workflow run with its events and notifications.
+	CreateWorkflowRun(ctx context.Context, w aramaki.WorkflowRun, events func(aramaki.WorkflowRun) ([]aramaki.Event, []aramaki.Notification, error)) (aramaki.WorkflowRun, error)
+	// WorkflowRun returns a workflow run; ENOTFOUND if there is none.
+	WorkflowRun(ctx context.Context, id string) (aramaki.WorkflowRun, error)
+	// WorkflowRuns returns workflow runs, newest first.
+	WorkflowRuns(ctx context.Context, f aramaki.WorkflowRunFilter) ([]aramaki.WorkflowRun, error)
+	// ChangeWorkflowRun moves a workflow run on in one transaction, with
+	// the runs it starts, one change at a time.
+	ChangeWorkflowRun(ctx context.Context, id string, change func(aramaki.WorkflowRun, []aramaki.Run) (aramaki.WorkflowChange, error),
+		runEvents func(aramaki.Run) ([]aramaki.Event, error)) (aramaki.WorkflowRun, error)
 	// Notifiers returns the notifiers of the config commit in force.
 	Notifiers(ctx context.Context) ([]aramaki.Notifier, error)
 	// Results returns the newest results of a check on a system, newest first.

@@ -266,11 +266,18 @@ func (s *Service) mayRun(g *aramaki.Graph, p aramaki.Principal, r aramaki.Run) e
 // one is stopped on every host (the agents kill the process groups) and
 // ends when they say so.
 func (s *Service) CancelRun(ctx context.Context, p aramaki.Principal, id string) (aramaki.Run, error) {
-	g := s.Graph()
+	return s.cancelRun(ctx, s.Graph(), p, id, true)
+}
+
+// cancelRun is CancelRun, checking who asks (or not, for the runs of a
+// workflow run its canceller may cancel).
+func (s *Service) cancelRun(ctx context.Context, g *aramaki.Graph, p aramaki.Principal, id string, check bool) (aramaki.Run, error) {
 	var stop []string // agents to tell
 	run, err := s.store.ChangeRun(ctx, id, func(r aramaki.Run) (aramaki.Run, []aramaki.Event, error) {
-		if err := s.mayRun(g, p, r); err != nil {
-			return r, nil, err
+		if check {
+			if err := s.mayRun(g, p, r); err != nil {
+				return r, nil, err
+			}
 		}
 		if r.State.Final() {
 			return r, nil, aramaki.Errorf(aramaki.ECONFLICT, "run %s is %s already", r.ID, r.State)
@@ -484,6 +491,9 @@ func (s *Service) RunFinished(ctx context.Context, a aramaki.Agent, run string, 
 		ev, err := s.runEvent(aramaki.KindRunFinished, "agent:"+a.ID, r, summary)
 		return r, []aramaki.Event{ev}, err
 	})
+	if err == nil {
+		s.wakeRuns() // a workflow run may go on
+	}
 	return err
 }
 
@@ -542,6 +552,9 @@ func (s *Service) RunDispatch(ctx context.Context) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	for {
+		if err := s.AdvanceWorkflows(ctx); err != nil && ctx.Err() == nil {
+			s.log.Error("advancing workflow runs", "err", err)
+		}
 		if err := s.DispatchRuns(ctx); err != nil && ctx.Err() == nil {
 			s.log.Error("dispatching runs", "err", err)
 		}

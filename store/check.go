@@ -662,6 +662,16 @@ func (s *Store) inStrings(column string, values []string) (string, any) {
 	return column + ` IN (SELECT value FROM json_each(?))`, string(b)
 }
 
+// inIDs is inStrings for integer ids written in decimal, keeping the
+// column's index usable.
+func (s *Store) inIDs(column string, ids []string) (string, any) {
+	list := "[" + strings.Join(ids, ",") + "]"
+	if s.dialect == Postgres {
+		return column + ` = ANY (?::bigint[])`, "{" + strings.Join(ids, ",") + "}"
+	}
+	return column + ` IN (SELECT value FROM json_each(?))`, list
+}
+
 // CheckStates returns the current states of the checks on the systems (of
 // all systems when systems is nil), ordered by system, check and agent.
 func (s *Store) CheckStates(ctx context.Context, systems []string) ([]aramaki.CheckState, error) {

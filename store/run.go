@@ -32,7 +32,7 @@ func (s *Store) SetAgentActions(ctx context.Context, agentID string, actions []a
 }
 
 const runColumns = `id, system_id, action, params, reason, requested_by, requested_us, approval, approved_by, approved_us,
-	break_glass, state, started_us, ended_us, cancelled_by, error`
+	break_glass, state, started_us, ended_us, cancelled_by, error, workflow_run_id, workflow_step`
 
 func scanRun(r rowScanner) (aramaki.Run, error) {
 	var (
@@ -41,11 +41,14 @@ func scanRun(r rowScanner) (aramaki.Run, error) {
 		params, state     string
 		requestedUS       int64
 		approved, started sql.NullInt64
-		ended             sql.NullInt64
+		ended, workflow   sql.NullInt64
 	)
 	if err := r.Scan(&id, &run.System, &run.Action, &params, &run.Reason, &run.RequestedBy, &requestedUS, &run.Approval,
-		&run.ApprovedBy, &approved, &run.BreakGlass, &state, &started, &ended, &run.CancelledBy, &run.Error); err != nil {
+		&run.ApprovedBy, &approved, &run.BreakGlass, &state, &started, &ended, &run.CancelledBy, &run.Error, &workflow, &run.WorkflowStep); err != nil {
 		return aramaki.Run{}, fmt.Errorf("scan run: %w", err)
+	}
+	if workflow.Valid {
+		run.WorkflowRun = strconv.FormatInt(workflow.Int64, 10)
 	}
 	run.ID, run.State, run.Requested = strconv.FormatInt(id, 10), aramaki.RunState(state), fromMicros(requestedUS)
 	run.Approved, run.Started, run.Ended = fromNullMicros(approved), fromNullMicros(started), fromNullMicros(ended)
@@ -93,21 +96,9 @@ func runID(id string) (int64, error) {
 // CreateRun stores a new run and its hosts, and the events and
 // notifications events makes of it once it has its id.
 func (s *Store) CreateRun(ctx context.Context, run aramaki.Run, events func(aramaki.Run) ([]aramaki.Event, []aramaki.Notification, error)) (aramaki.Run, error) {
-	params, err := json.Marshal(run.Params)
-	if err != nil {
-		return aramaki.Run{}, fmt.Errorf("marshal parameters: %w", err)
-	}
-	err = s.write(ctx, func(tx *txn) error {
-		var id int64
-		if err := tx.QueryRow(ctx, `INSERT INTO runs (system_id, action, params, reason, requested_by, requested_us, approval, approved_by,
-			approved_us, break_glass, state, started_us, ended_us, cancelled_by, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
-			run.System, run.Action, string(params), run.Reason, run.RequestedBy, micros(run.Requested), run.Approval, run.ApprovedBy,
-			nullMicros(run.Approved), run.BreakGlass, string(run.State), nullMicros(run.Started), nullMicros(run.Ended), run.CancelledBy, run.Error,
-		).Scan(&id); err != nil {
-			return fmt.Errorf("insert run: %w", err)
-		}
-		run.ID = strconv.FormatInt(id, 10)
-		if err := writeTargets(ctx, tx, id, run.Targets, true); err != nil {
+	err := s.write(ctx, func(tx *txn) error {
+		var err error
+		if run, err = insertRun(ctx, tx, run); err != nil {
 			return err
 		}
 		evs, notifications, err := events(run)
@@ -122,6 +113,34 @@ func (s *Store) CreateRun(ctx context.Context, run aramaki.Run, events func(aram
 		return insertNotifications(ctx, tx, notifications)
 	})
 	return run, err
+}
+
+// insertRun stores a new run with its hosts and returns it with its id.
+func insertRun(ctx context.Context, tx *txn, run aramaki.Run) (aramaki.Run, error) {
+	params, err := json.Marshal(run.Params)
+	if err != nil {
+		return run, fmt.Errorf("marshal parameters: %w", err)
+	}
+	var workflow sql.NullInt64
+	if run.WorkflowRun != "" {
+		n, err := strconv.ParseInt(run.WorkflowRun, 10, 64)
+		if err != nil {
+			return run, fmt.Errorf("workflow run id %q: %w", run.WorkflowRun, err)
+		}
+		workflow = sql.NullInt64{Int64: n, Valid: true}
+	}
+	var id int64
+	if err := tx.QueryRow(ctx, `INSERT INTO runs (system_id, action, params, reason, requested_by, requested_us, approval, approved_by,
+		approved_us, break_glass, state, started_us, ended_us, cancelled_by, error, workflow_run_id, workflow_step)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+		run.System, run.Action, string(params), run.Reason, run.RequestedBy, micros(run.Requested), run.Approval, run.ApprovedBy,
+		nullMicros(run.Approved), run.BreakGlass, string(run.State), nullMicros(run.Started), nullMicros(run.Ended), run.CancelledBy, run.Error,
+		workflow, run.WorkflowStep,
+	).Scan(&id); err != nil {
+		return run, fmt.Errorf("insert run: %w", err)
+	}
+	run.ID = strconv.FormatInt(id, 10)
+	return run, writeTargets(ctx, tx, id, run.Targets, true)
 }
 
 // writeTargets inserts (fresh) or updates the hosts of a run; output is
@@ -287,50 +306,63 @@ func (s *Store) Runs(ctx context.Context, f aramaki.RunFilter) ([]aramaki.Run, e
 	if !f.Since.IsZero() {
 		c.add("requested_us >= ?", micros(f.Since))
 	}
-	q := `SELECT ` + runColumns + ` FROM runs` + c.sql() + ` ORDER BY id DESC LIMIT ?`
-	args := append(c.args, max(f.Limit, 1))
+	if f.WorkflowRun != "" {
+		n, err := strconv.ParseInt(f.WorkflowRun, 10, 64)
+		if err != nil {
+			return nil, aramaki.Errorf(aramaki.ENOTFOUND, "workflow run %s not found", f.WorkflowRun)
+		}
+		c.add("workflow_run_id = ?", n)
+	}
 	var runs []aramaki.Run
-	err := s.read(ctx, func(tx *txn) error {
-		rows, err := tx.Query(ctx, q, args...)
-		if err != nil {
-			return fmt.Errorf("query runs: %w", err)
-		}
-		byID := map[string]int{}
-		var ids []string
-		for rows.Next() {
-			r, err := scanRun(rows)
-			if err != nil {
-				rows.Close()
-				return err
-			}
-			byID[r.ID] = len(runs)
-			ids = append(ids, r.ID)
-			runs = append(runs, r)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return fmt.Errorf("read runs: %w", err)
-		}
-		if len(ids) == 0 {
-			return nil
-		}
-		in, arg := s.inStrings("CAST(run_id AS TEXT)", ids)
-		rows, err = tx.Query(ctx, `SELECT `+targetColumnsNoOutput+` FROM run_targets WHERE `+in+` ORDER BY name, agent_id`, arg)
-		if err != nil {
-			return fmt.Errorf("query run targets: %w", err)
-		}
-		defer rows.Close()
-		for rows.Next() {
-			id, t, err := scanTarget(rows)
-			if err != nil {
-				return err
-			}
-			i := byID[strconv.FormatInt(id, 10)]
-			runs[i].Targets = append(runs[i].Targets, t)
-		}
-		return rows.Err()
+	err := s.read(ctx, func(tx *txn) (err error) {
+		runs, err = s.readRuns(ctx, tx, c.sql()+` ORDER BY id DESC LIMIT ?`, append(c.args, max(f.Limit, 1))...)
+		return err
 	})
 	return runs, err
+}
+
+// readRuns reads the runs the clause (WHERE … ORDER BY …) selects, with
+// their hosts but not their output.
+func (s *Store) readRuns(ctx context.Context, tx *txn, clause string, args ...any) ([]aramaki.Run, error) {
+	rows, err := tx.Query(ctx, `SELECT `+runColumns+` FROM runs`+clause, args...)
+	if err != nil {
+		return nil, fmt.Errorf("query runs: %w", err)
+	}
+	var runs []aramaki.Run
+	byID := map[string]int{}
+	var ids []string
+	for rows.Next() {
+		r, err := scanRun(rows)
+		if err != nil {
+			rows.Close()
+			return nil, err
+		}
+		byID[r.ID] = len(runs)
+		ids = append(ids, r.ID)
+		runs = append(runs, r)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read runs: %w", err)
+	}
+	if len(ids) == 0 {
+		return runs, nil
+	}
+	in, arg := s.inIDs("run_id", ids)
+	rows, err = tx.Query(ctx, `SELECT `+targetColumnsNoOutput+` FROM run_targets WHERE `+in+` ORDER BY name, agent_id`, arg)
+	if err != nil {
+		return nil, fmt.Errorf("query run targets: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		id, t, err := scanTarget(rows)
+		if err != nil {
+			return nil, err
+		}
+		i := byID[strconv.FormatInt(id, 10)]
+		runs[i].Targets = append(runs[i].Targets, t)
+	}
+	return runs, rows.Err()
 }
 
 // WaitingTargets returns the hosts, among agents, whose runs are running

@@ -1,0 +1,30 @@
+-- Runs of workflows: who asked and why, the inputs, the workflow as it was
+-- declared then (definition, JSON of aramaki.Workflow) and each step's
+-- hosts and progress (steps, JSON of []aramaki.StepState).
+CREATE TABLE workflow_runs (
+	id           BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	system_id    TEXT NOT NULL,
+	workflow     TEXT NOT NULL,
+	definition   TEXT NOT NULL,
+	inputs       TEXT NOT NULL,
+	reason       TEXT NOT NULL,
+	requested_by TEXT NOT NULL,
+	requested_us BIGINT NOT NULL,
+	approval     BOOLEAN NOT NULL,
+	approved_by  TEXT NOT NULL DEFAULT '',
+	approved_us  BIGINT,
+	state        TEXT NOT NULL,
+	started_us   BIGINT,
+	ended_us     BIGINT,
+	cancelled_by TEXT NOT NULL DEFAULT '',
+	error        TEXT NOT NULL DEFAULT '',
+	step         INTEGER NOT NULL DEFAULT 0,
+	steps        TEXT NOT NULL
+);
+CREATE INDEX workflow_runs_system ON workflow_runs (system_id, workflow, id);
+CREATE INDEX workflow_runs_open ON workflow_runs (state) WHERE state IN ('awaiting_approval', 'running');
+
+-- The runs a workflow run started: each host of each step is one.
+ALTER TABLE runs ADD COLUMN workflow_run_id BIGINT REFERENCES workflow_runs (id);
+ALTER TABLE runs ADD COLUMN workflow_step INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX runs_workflow ON runs (workflow_run_id, workflow_step) WHERE workflow_run_id IS NOT NULL;
