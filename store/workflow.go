@@ -127,7 +127,6 @@ func (s *Store) WorkflowRuns(ctx context.Context, f aramaki.WorkflowRunFilter) (
 		`SELECT `+workflowRunColumns+` FROM workflow_runs`+c.sql()+` ORDER BY id DESC LIMIT ?`, append(c.args, max(f.Limit, 1))...)
 }
 
-
 // ChangeWorkflowRun moves a workflow run on in one transaction: change
 // gets it as stored with the runs it started so far (their hosts without
 // output), and returns what changes. The runs to start are stored with
