@@ -338,6 +338,11 @@ func stop(w *aramaki.WorkflowRun, now time.Time, state aramaki.RunState, why str
 	w.State, w.Ended, w.Error = state, &now, why
 	for i := range w.Steps {
 		st := &w.Steps[i]
+		for j := range st.Hosts {
+			if st.Hosts[j].Run == "" {
+				st.Hosts[j].State = aramaki.RunCancelled
+			}
+		}
 		if st.State.Final() {
 			continue
 		}
@@ -349,11 +354,6 @@ func stop(w *aramaki.WorkflowRun, now time.Time, state aramaki.RunState, why str
 		}
 		if st.Ended == nil && st.State.Final() {
 			st.Ended = &now
-		}
-		for j := range st.Hosts {
-			if st.Hosts[j].Run == "" {
-				st.Hosts[j].State = aramaki.RunCancelled
-			}
 		}
 	}
 }
