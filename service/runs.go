@@ -352,6 +352,8 @@ type RunQuery struct {
 	States []aramaki.RunState
 	Since  time.Duration // requested within
 	Limit  int
+	// WorkflowRun selects the runs (hosts' parts) of a workflow run.
+	WorkflowRun string
 }
 
 // Runs returns runs on systems the principal can see, newest first: also
@@ -377,7 +379,7 @@ func (s *Service) Runs(ctx context.Context, p aramaki.Principal, q RunQuery) ([]
 	if q.Limit < 0 || q.Limit > MaxAlertLimit {
 		return nil, aramaki.Errorf(aramaki.EINVALID, "limit must be between 1 and %d", MaxAlertLimit)
 	}
-	f := aramaki.RunFilter{Action: q.Action, States: q.States, Limit: q.Limit}
+	f := aramaki.RunFilter{Action: q.Action, States: q.States, Limit: q.Limit, WorkflowRun: q.WorkflowRun}
 	if q.System != "" {
 		if err := s.visible(g, p, q.System); err != nil {
 			return nil, err
@@ -545,9 +547,10 @@ func (s *Service) wakeRuns() {
 	}
 }
 
-// RunDispatch starts the parts of runs waiting for agents connected here,
-// at once when a run is asked for and every second (for runs asked on
-// other replicas, and after a restart), until ctx ends.
+// RunDispatch moves workflow runs on and starts the parts of runs waiting
+// for agents connected here, at once when a run is asked for or ends and
+// every second (for runs asked on other replicas, and after a restart),
+// until ctx ends.
 func (s *Service) RunDispatch(ctx context.Context) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()

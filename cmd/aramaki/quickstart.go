@@ -101,7 +101,7 @@ func (c *QuickstartCommand) Run(ctx context.Context, args []string) error {
 	if ca := srv.CAPath(); ca != "" {
 		fmt.Fprintf(c.stdout, " ARAMAKI_CA=%s", ca)
 	}
-	fmt.Fprintf(c.stdout, "\n  aramaki systems\n  aramaki timeline\n  aramaki run disk-usage --system compute --reason \"trying actions\" --wait 30s\n\nStop with Ctrl-C; run it again to carry on with the same data.\n")
+	fmt.Fprintf(c.stdout, "\n  aramaki systems\n  aramaki timeline\n  aramaki run disk-usage --system compute --reason \"trying actions\" --wait 30s\n  aramaki workflow run disk-report --system compute --reason \"trying workflows\" --wait 1m\n\nStop with Ctrl-C; run it again to carry on with the same data.\n")
 	<-ctx.Done()
 	stopCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
