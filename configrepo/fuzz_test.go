@@ -1,6 +1,7 @@
 package configrepo_test
 
 import (
+	"cmp"
 	"maps"
 	"net"
 	"net/url"
@@ -28,7 +29,7 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 	}
-	for _, tc := range slices.Concat(problemCases, routingCases, notifierCases) {
+	for _, tc := range slices.Concat(problemCases, routingCases, notifierCases, workflowCases) {
 		var contents [][]byte
 		for _, name := range slices.Sorted(maps.Keys(tc.files)) {
 			if configrepo.IsSystemFile(name) {
@@ -68,9 +69,11 @@ func FuzzParse(f *testing.F) {
 				t.Fatalf("systems not ordered by id: %s, %s", systems[i-1].ID, systems[i].ID)
 			}
 		}
-		if _, err := aramaki.NewGraph(systems); err != nil {
+		g, err := aramaki.NewGraph(systems)
+		if err != nil {
 			t.Fatalf("accepted systems that make no graph: %v", err)
 		}
+		MustStepOnWhatIsBelow(t, g)
 		notifiers := MustBeSafeNotifiers(t, snap.Notifiers)
 		MustRouteToWhatExists(t, systems, notifiers)
 	})
@@ -179,5 +182,25 @@ func MustRouteToWhatExists(t *testing.T, systems []aramaki.System, notifiers map
 	}
 	if loop := aramaki.FindCycle(forwards); loop != nil {
 		t.Fatalf("accepted a forward loop: %v", loop)
+	}
+}
+
+// MustStepOnWhatIsBelow checks accepted workflows: every step runs an
+// action exposed on the workflow's system or on one below it.
+func MustStepOnWhatIsBelow(t *testing.T, g *aramaki.Graph) {
+	t.Helper()
+	for _, sys := range g.Systems() {
+		below := append([]string{sys.ID}, g.Descendants(sys.ID)...)
+		for _, w := range sys.Workflows {
+			for _, st := range w.Steps {
+				target := cmp.Or(st.System, sys.ID)
+				if !slices.Contains(below, target) {
+					t.Fatalf("workflow %s of %s steps on %s, not below it", w.Name, sys.ID, target)
+				}
+				if !slices.ContainsFunc(g.System(target).Actions, func(a aramaki.ActionRef) bool { return a.Name == st.Action }) {
+					t.Fatalf("workflow %s of %s runs %s, which %s does not expose", w.Name, sys.ID, st.Action, target)
+				}
+			}
+		}
 	}
 }
