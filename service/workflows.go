@@ -272,6 +272,17 @@ func (s *Service) ApproveWorkflowRun(ctx context.Context, p aramaki.Principal, i
 		if w.RequestedBy == p.User {
 			return c, aramaki.Errorf(aramaki.EFORBIDDEN, "you asked for workflow run %s: another person must approve it", w.ID)
 		}
+		// The approver could have asked for it: each step's action's role
+		// on its system too.
+		for _, st := range w.Steps {
+			ref, err := actionRef(g, st.System, st.Action)
+			if err != nil {
+				return c, aramaki.Errorf(aramaki.ECONFLICT, "step %s: system %s has no action %s any more: the config repository took it away", st.Name, st.System, st.Action)
+			}
+			if err := s.require(p, st.System, ref.RunRole()); err != nil {
+				return c, err
+			}
+		}
 		now := s.now()
 		w.State, w.ApprovedBy, w.Approved, w.Started = aramaki.RunRunning, p.User, &now, &now
 		c.Run = w

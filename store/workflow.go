@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/aramaki/aramaki"
 )
@@ -180,17 +181,29 @@ func (s *Store) ChangeWorkflowRun(ctx context.Context, id string, change func(ar
 		if err != nil {
 			return fmt.Errorf("marshal workflow steps: %w", err)
 		}
+		out = after
+		if len(c.Start) == 0 && len(c.Events) == 0 && unchanged(before, after, steps) {
+			return nil // the engine looked and found nothing to do
+		}
 		if _, err := tx.Exec(ctx, `UPDATE workflow_runs SET approved_by = ?, approved_us = ?, state = ?, started_us = ?, ended_us = ?,
 			cancelled_by = ?, error = ?, step = ?, steps = ? WHERE id = ?`,
 			after.ApprovedBy, nullMicros(after.Approved), string(after.State), nullMicros(after.Started), nullMicros(after.Ended),
 			after.CancelledBy, after.Error, after.Step, string(steps), n); err != nil {
 			return fmt.Errorf("update workflow run: %w", err)
 		}
-		if err := appendEvents(ctx, tx, c.Events); err != nil {
-			return err
-		}
-		out = after
-		return nil
+		return appendEvents(ctx, tx, c.Events)
 	})
 	return out, err
+}
+
+// unchanged reports whether a change left a workflow run as it was.
+func unchanged(before, after aramaki.WorkflowRun, afterSteps []byte) bool {
+	stepsBefore, err := json.Marshal(before.Steps)
+	return err == nil && string(stepsBefore) == string(afterSteps) && before.State == after.State && before.Step == after.Step &&
+		before.Error == after.Error && before.ApprovedBy == after.ApprovedBy && before.CancelledBy == after.CancelledBy &&
+		equalTime(before.Approved, after.Approved) && equalTime(before.Started, after.Started) && equalTime(before.Ended, after.Ended)
+}
+
+func equalTime(a, b *time.Time) bool {
+	return a == nil && b == nil || a != nil && b != nil && a.Equal(*b)
 }
