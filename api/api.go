@@ -135,6 +135,7 @@ func New(svc *service.Service, log *slog.Logger, opts Options) *API {
 		{"GET", "/api/v1/systems/{id}/digest", a.digest},
 		{"POST", "/api/v1/systems/{id}/actions/{action}/runs", a.requestRun},
 		{"GET", "/api/v1/systems/{id}/actions/{action}/stats", a.runStats},
+		{"POST", "/api/v1/systems/{id}/workflows/{workflow}/runs", a.requestWorkflow},
 
 		{"GET", "/api/v1/alerts", a.listAlerts},
 		{"GET", "/api/v1/alerts/{id}", a.getAlert},
@@ -152,6 +153,10 @@ func New(svc *service.Service, log *slog.Logger, opts Options) *API {
 		{"GET", "/api/v1/runs/{id}", a.getRun},
 		{"POST", "/api/v1/runs/{id}/approve", a.changeRun((*service.Service).ApproveRun)},
 		{"POST", "/api/v1/runs/{id}/cancel", a.changeRun((*service.Service).CancelRun)},
+		{"GET", "/api/v1/workflow-runs", a.listWorkflowRuns},
+		{"GET", "/api/v1/workflow-runs/{id}", a.getWorkflowRun},
+		{"POST", "/api/v1/workflow-runs/{id}/approve", a.changeWorkflowRun((*service.Service).ApproveWorkflowRun)},
+		{"POST", "/api/v1/workflow-runs/{id}/cancel", a.changeWorkflowRun((*service.Service).CancelWorkflowRun)},
 
 		{"GET", "/api/v1/agents", a.listAgents},
 		{"GET", "/api/v1/agents/{id}", a.getAgent},

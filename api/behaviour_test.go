@@ -165,6 +165,15 @@ func TestBadInputGetsAClearErrorAndChangesNothing(t *testing.T) {
 	finishedRun := "/api/v1/runs/" + e.MustRun("admin", "webshop-app", "flush-varnish", "Stale pages").ID
 	e.MustDo("POST", finishedRun+"/cancel", "admin", nil, 200, nil)
 	flush := "/api/v1/systems/webshop-app/actions/flush-varnish"
+	workflows := "/api/v1/systems/webshop/workflows"
+	ownWorkflowRun := "/api/v1/workflow-runs/" + e.MustWorkflowRun("admin", "webshop", "restart-and-flush", "Slow queries").ID
+	runningWorkflowRun := "/api/v1/workflow-runs/" + e.MustWorkflowRun("admin", "webshop", "flush-web", "Stale pages").ID
+	finishedWorkflowRun := "/api/v1/workflow-runs/" + e.MustWorkflowRun("admin", "webshop", "flush-web", "Stale pages again").ID
+	e.MustDo("POST", finishedWorkflowRun+"/cancel", "admin", nil, 200, nil)
+	tooManyInputs := map[string]string{}
+	for i := range aramaki.MaxWorkflowInputs + 1 {
+		tooManyInputs[fmt.Sprintf("input-%d", i)] = "x"
+	}
 	before := len(e.MustTimeline("admin", url.Values{"limit": {"500"}}).Events)
 	cases := []struct {
 		name, method, path string
@@ -255,11 +264,67 @@ func TestBadInputGetsAClearErrorAndChangesNothing(t *testing.T) {
 		{"stats over too long a period", "GET", flush + "/stats?period=10000h", nil, 400, "between 1s and a year"},
 		{"misspelt stats parameter", "GET", flush + "/stats?since=1h", nil, 400, `unknown query parameter "since"`},
 		{"wrong method on runs", "POST", "/api/v1/runs", nil, 405, "does not take POST"},
+		{"runs of a workflow run that is no number", "GET", "/api/v1/runs?workflow_run=abc", nil, 404, "workflow run abc not found"},
+		{"workflow run of an unknown workflow", "POST", workflows + "/nope/runs", `{"reason": "stale"}`, 404, "system webshop has no workflow nope"},
+		{"dry run of an unknown workflow", "POST", workflows + "/nope/runs", `{"dry_run": true}`, 404, "system webshop has no workflow nope"},
+		{"workflow of another system", "POST", "/api/v1/systems/blog/workflows/flush-web/runs", `{"reason": "stale"}`, 404, "system blog has no workflow flush-web"},
+		{"workflow with a malformed name", "POST", workflows + "/Flush%20All/runs", `{"reason": "stale"}`, 400, "invalid workflow name"},
+		{"workflow run without reason", "POST", workflows + "/flush-web/runs", `{"inputs": {"pattern": "^/"}}`, 400, "a run needs a reason"},
+		{"workflow run with an unknown input", "POST", workflows + "/flush-web/runs", `{"reason": "stale", "inputs": {"colour": "red"}}`, 400, `workflow flush-web has no input "colour"`},
+		{"workflow run with a malformed input name", "POST", workflows + "/flush-web/runs", `{"reason": "stale", "inputs": {"Pattern": "/"}}`, 400, "invalid input name"},
+		{"workflow run with too many inputs", "POST", workflows + "/flush-web/runs", map[string]any{"reason": "stale", "inputs": tooManyInputs}, 400, "at most 32 inputs"},
+		{"workflow run with too long an input", "POST", workflows + "/flush-web/runs", map[string]any{"reason": "stale", "inputs": map[string]string{"pattern": strings.Repeat("a", aramaki.MaxParamValue+1)}}, 400, "input pattern is longer than 1024 bytes"},
+		{"workflow run with a value the hosts refuse", "POST", workflows + "/flush-web/runs", `{"reason": "stale", "inputs": {"pattern": "/; rm -rf /"}}`, 400, "does not match its pattern"},
+		{"workflow run with inputs as a list", "POST", workflows + "/flush-web/runs", `{"reason": "stale", "inputs": ["pattern=/"]}`, 400, `field "inputs" must be map[string]string`},
+		{"workflow run with params", "POST", workflows + "/flush-web/runs", `{"reason": "stale", "params": {"pattern": "/"}}`, 400, `unknown field "params"`},
+		{"dry run as a string", "POST", workflows + "/flush-web/runs", `{"dry_run": "yes"}`, 400, `field "dry_run" must be bool`},
+		{"approving one's own workflow run", "POST", ownWorkflowRun + "/approve", nil, 403, "another person must approve it"},
+		{"approving a workflow run with a comment", "POST", ownWorkflowRun + "/approve", `{"text": "ok"}`, 400, `unknown field "text"`},
+		{"approving a workflow run that needs none", "POST", runningWorkflowRun + "/approve", nil, 409, "needs no approval: it is running"},
+		{"cancelling a finished workflow run", "POST", finishedWorkflowRun + "/cancel", nil, 409, "is cancelled already"},
+		{"approving a finished workflow run", "POST", finishedWorkflowRun + "/approve", nil, 409, "is cancelled already"},
+		{"an unknown workflow run", "GET", "/api/v1/workflow-runs/999999", nil, 404, "workflow run 999999 not found"},
+		{"cancelling an unknown workflow run", "POST", "/api/v1/workflow-runs/999999/cancel", nil, 404, "workflow run 999999 not found"},
+		{"a workflow run id that is no number", "GET", "/api/v1/workflow-runs/abc", nil, 404, "not found"},
+		{"unknown workflow run state filter", "GET", "/api/v1/workflow-runs?state=running,sleeping", nil, 400, `unknown run state "sleeping"`},
+		{"workflow run limit too high", "GET", "/api/v1/workflow-runs?limit=5000", nil, 400, "limit must be between 1 and 1000"},
+		{"workflow run limit no number", "GET", "/api/v1/workflow-runs?limit=ten", nil, 400, "limit must be a number"},
+		{"misspelt workflow run filter", "GET", "/api/v1/workflow-runs?sytem=webshop", nil, 400, `unknown query parameter "sytem"`},
+		{"workflow runs of an unknown system", "GET", "/api/v1/workflow-runs?system=nope", nil, 404, "no system nope"},
+		{"workflow runs of a malformed workflow", "GET", "/api/v1/workflow-runs?workflow=Flush%20Web", nil, 400, "invalid workflow name"},
+		{"wrong method on workflow runs", "POST", "/api/v1/workflow-runs", nil, 405, "does not take POST"},
+		{"wrong method on a workflow", "GET", workflows + "/flush-web/runs", nil, 405, "does not take GET"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			e.t = t
 			status, raw := e.Do(c.method, c.path, "admin", c.body)
+			var eb api.ErrorBody
+			json.Unmarshal(raw, &eb)
+			if status != c.status || !strings.Contains(eb.Error.Message, c.message) {
+				t.Fatalf("status %d %s, want %d with %q", status, raw, c.status, c.message)
+			}
+		})
+	}
+	// What another role may not do.
+	for _, c := range []struct {
+		role, name, method, path string
+		body                     any
+		status                   int
+		message                  string
+	}{
+		{"viewer", "a viewer running a workflow", "POST", workflows + "/flush-web/runs", `{"reason": "stale"}`, 403, "this needs the operator role on system webshop"},
+		{"viewer", "a viewer's dry run", "POST", workflows + "/flush-web/runs", `{"dry_run": true}`, 403, "this needs the operator role on system webshop"},
+		{"viewer", "a viewer cancelling a workflow run", "POST", runningWorkflowRun + "/cancel", nil, 403, "this needs the operator role"},
+		{"viewer", "a viewer approving a workflow run", "POST", ownWorkflowRun + "/approve", nil, 403, "this needs the operator role"},
+		{"operator", "an operator running an admin's workflow elsewhere", "POST", "/api/v1/systems/infrastructure/workflows/rebalance/runs", `{"reason": "disks"}`, 404, "no system infrastructure"},
+		{"", "nobody logged in running a workflow", "POST", workflows + "/flush-web/runs", `{"reason": "stale"}`, 401, "log in to run workflows"},
+		{"", "nobody logged in listing workflow runs", "GET", "/api/v1/workflow-runs", nil, 401, "log in to see workflow runs"},
+		{"", "nobody logged in cancelling a workflow run", "POST", runningWorkflowRun + "/cancel", nil, 404, "not found"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			e.t = t
+			status, raw := e.Do(c.method, c.path, c.role, c.body)
 			var eb api.ErrorBody
 			json.Unmarshal(raw, &eb)
 			if status != c.status || !strings.Contains(eb.Error.Message, c.message) {

@@ -36,6 +36,18 @@ rules:
   - text: Flushing the Varnish cache is always fine.
 checks:
   - {name: http, command: "/usr/lib/nagios/plugins/check_http -H shop.example.com", interval: 1m, timeout: 10s}
+workflows:
+  - name: flush-web
+    description: Flush Varnish on the web hosts, one at a time
+    rule: Tell the shop's owner afterwards.
+    inputs:
+      - {name: pattern, default: "."}
+    steps:
+      - {name: flush, system: webshop-app, action: flush-varnish, concurrency: 1, params: {pattern: "${inputs.pattern}"}, outputs: {bans: 'bans: (\d+)'}}
+  - name: restart-and-flush
+    steps:
+      - {name: restart, system: webshop-db, action: restart-db}
+      - {name: flush, system: webshop-app, action: flush-varnish, stop_after: 50%}
 `,
 	"systems/webshop-app.yaml": `id: webshop-app
 title: Webshop app
@@ -73,6 +85,8 @@ category: infrastructure
 subsystems: [storage, compute]
 actions:
   - {name: rebalance-storage, role: admin}
+workflows:
+  - {name: rebalance, role: admin, steps: [{name: rebalance, action: rebalance-storage}]}
 `,
 	"systems/storage.yaml": "id: storage\ntitle: Storage\ncategory: infrastructure\n",
 	"systems/compute.yaml": "id: compute\ntitle: Compute\ncategory: infrastructure\n",

@@ -13,6 +13,7 @@ func FuzzRequestBodies(f *testing.F) {
 	e := MustEnv(f)
 	alert := "/api/v1/alerts/" + e.MustAlert("webshop", "http", "CRITICAL - shop down").ID
 	restart := "/api/v1/runs/" + e.MustRun("admin", "webshop-db", "restart-db", "Vacuum is stuck").ID
+	workflow := "/api/v1/workflow-runs/" + e.MustWorkflowRun("admin", "webshop", "restart-and-flush", "Vacuum is stuck").ID
 	targets := []struct{ method, path string }{
 		{"POST", "/api/v1/systems/webshop/notes"},
 		{"POST", "/api/v1/login"},
@@ -30,6 +31,10 @@ func FuzzRequestBodies(f *testing.F) {
 		{"POST", "/api/v1/systems/webshop-db/actions/restart-db/runs"},
 		{"POST", restart + "/approve"},
 		{"POST", restart + "/cancel"},
+		{"POST", "/api/v1/systems/webshop/workflows/flush-web/runs"},
+		{"POST", "/api/v1/systems/webshop/workflows/restart-and-flush/runs"},
+		{"POST", workflow + "/approve"},
+		{"POST", workflow + "/cancel"},
 	}
 	for i := range targets {
 		f.Add(uint8(i), `{"text": "hello"}`)
@@ -43,6 +48,9 @@ func FuzzRequestBodies(f *testing.F) {
 		f.Add(uint8(i), `{"reason": "stale pages", "params": {"pattern": "^/products/"}}`)
 		f.Add(uint8(i), `{"reason": "down", "break_glass": true, "params": {}}`)
 		f.Add(uint8(i), `{"reason": "x", "params": {"pattern": "$(reboot)\u0000\n-rf", "": null}, "break_glass": "yes"}`)
+		f.Add(uint8(i), `{"reason": "stale pages", "inputs": {"pattern": "^/products/"}}`)
+		f.Add(uint8(i), `{"dry_run": true, "inputs": {"pattern": "${steps.x.y}", "": "\u0000"}}`)
+		f.Add(uint8(i), `{"reason": "x", "inputs": {"pattern": null}, "dry_run": 1}`)
 		f.Add(uint8(i), `{}`)
 	}
 	f.Fuzz(func(t *testing.T, which uint8, body string) {

@@ -46,6 +46,19 @@ func shopRun(action, suffix string, body any) func(*env, string) (string, any) {
 	}
 }
 
+// shopWorkflowRun sends to a new run of a workflow of the webshop, with
+// suffix after its path. Someone else than role asks for it, so that role
+// may approve it.
+func shopWorkflowRun(workflow, suffix string, body any) func(*env, string) (string, any) {
+	return func(e *env, role string) (string, any) {
+		asker := "admin"
+		if role == "admin" {
+			asker = "operator"
+		}
+		return "/api/v1/workflow-runs/" + e.MustWorkflowRun(asker, "webshop", workflow, "Checking who may "+suffix).ID + suffix, body
+	}
+}
+
 func routeCases() []routeCase {
 	n := 0
 	unique := func(prefix string) string { n++; return fmt.Sprintf("%s%d", prefix, n) }
@@ -81,6 +94,14 @@ func routeCases() []routeCase {
 		{"GET", "/api/v1/runs/{id}", [4]int{401, 200, 200, 200}, shopRun("flush-varnish", "", nil)},
 		{"POST", "/api/v1/runs/{id}/approve", [4]int{404, 403, 200, 200}, shopRun("restart-db", "/approve", nil)},
 		{"POST", "/api/v1/runs/{id}/cancel", [4]int{404, 403, 200, 200}, shopRun("flush-varnish", "/cancel", map[string]string{})},
+		{"POST", "/api/v1/systems/{id}/workflows/{workflow}/runs", [4]int{401, 403, 201, 201}, func(e *env, _ string) (string, any) {
+			e.MustActionHosts()
+			return "/api/v1/systems/webshop/workflows/flush-web/runs", map[string]any{"reason": unique("Stale pages "), "inputs": map[string]string{"pattern": "^/products/"}}
+		}},
+		{"GET", "/api/v1/workflow-runs", [4]int{401, 200, 200, 200}, fixed("/api/v1/workflow-runs?state=running,awaiting_approval&workflow=flush-web&limit=10", nil)},
+		{"GET", "/api/v1/workflow-runs/{id}", [4]int{401, 200, 200, 200}, shopWorkflowRun("flush-web", "", nil)},
+		{"POST", "/api/v1/workflow-runs/{id}/approve", [4]int{404, 403, 200, 200}, shopWorkflowRun("restart-and-flush", "/approve", nil)},
+		{"POST", "/api/v1/workflow-runs/{id}/cancel", [4]int{404, 403, 200, 200}, shopWorkflowRun("flush-web", "/cancel", map[string]string{})},
 		{"GET", "/api/v1/alerts", [4]int{200, 200, 200, 200}, fixed("/api/v1/alerts?state=open,acknowledged", nil)},
 		// An alert on a private system is not found by anonymous visitors.
 		{"GET", "/api/v1/alerts/{id}", [4]int{404, 200, 200, 200}, shopAlert("", nil)},

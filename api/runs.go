@@ -49,11 +49,11 @@ func (a *API) requestRun(w http.ResponseWriter, r *http.Request, p aramaki.Princ
 }
 
 func (a *API) listRuns(w http.ResponseWriter, r *http.Request, p aramaki.Principal) error {
-	if err := queryParams(r, "system", "action", "state", "since", "limit"); err != nil {
+	if err := queryParams(r, "system", "action", "state", "since", "limit", "workflow_run"); err != nil {
 		return err
 	}
 	q := r.URL.Query()
-	rq := service.RunQuery{System: q.Get("system"), Action: q.Get("action")}
+	rq := service.RunQuery{System: q.Get("system"), Action: q.Get("action"), WorkflowRun: q.Get("workflow_run")}
 	for _, st := range listParam(q, "state") {
 		rq.States = append(rq.States, aramaki.RunState(st))
 	}
