@@ -127,10 +127,15 @@ func (u *UI) loadRun(r *http.Request, s *session, id string) (runView, error) {
 // version names what the page shows of a run: the live part of the page
 // is sent again only when it changed.
 func (v runView) version() string {
-	b, _ := json.Marshal(struct {
+	return hashOf(struct {
 		Run                   service.RunView
 		CanApprove, CanCancel bool
 	}{v.RunView, v.CanApprove, v.CanCancel})
+}
+
+// hashOf is a short hash of what a live part of a page shows.
+func hashOf(v any) string {
+	b, _ := json.Marshal(v)
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:8])
 }
@@ -155,32 +160,40 @@ func (u *UI) renderRun(w http.ResponseWriter, r *http.Request, s *session, id st
 }
 
 // runLive is what the run page polls (htmx, every 2 s) while the run is
-// not over: nothing (204) when the run is as the page shows it (the
-// version v), else the page's live part drawn again — without the poll
-// once the run is over, which ends it. Errors are plain statuses, which
-// htmx leaves unswapped: a session that ended must not put the login page
-// into the run's.
+// not over.
 func (u *UI) runLive(w http.ResponseWriter, r *http.Request, s *session) error {
+	return u.live(w, r, s, "run", "run-live", func() (string, any, error) {
+		v, err := u.loadRun(r, s, r.PathValue("id"))
+		return v.version(), map[string]any{"Run": v}, err
+	})
+}
+
+// live answers the poll of a page's live part: nothing (204) when what it
+// shows is as the page has it (the version v), else the part drawn again
+// by the page's template — without the poll once it is over, which ends
+// it. Errors are plain statuses, which htmx leaves unswapped: a session
+// that ended must not put the login page into the page.
+func (u *UI) live(w http.ResponseWriter, r *http.Request, s *session, pageName, part string, load func() (version string, data any, err error)) error {
 	w.Header().Set("Cache-Control", "no-store")
 	if s.Anonymous() {
 		http.Error(w, "log in again", http.StatusUnauthorized)
 		return nil
 	}
-	v, err := u.loadRun(r, s, r.PathValue("id"))
+	version, data, err := load()
 	if err != nil {
 		code := aramaki.ErrorCode(err)
 		if code == aramaki.EINTERNAL {
-			u.log.Error("run live", "run", r.PathValue("id"), "err", err)
+			u.log.Error("live part of a page", "path", r.URL.Path, "err", err)
 		}
 		http.Error(w, aramaki.ErrorMessage(err), api.Status(code))
 		return nil
 	}
-	if r.URL.Query().Get("v") == v.version() {
+	if r.URL.Query().Get("v") == version {
 		w.WriteHeader(http.StatusNoContent)
 		return nil
 	}
 	var buf bytes.Buffer
-	if err := u.pages["run"].ExecuteTemplate(&buf, "run-live", page{Session: s, CSRF: s.csrfToken(), Data: map[string]any{"Run": v}}); err != nil {
+	if err := u.pages[pageName].ExecuteTemplate(&buf, part, page{Session: s, CSRF: s.csrfToken(), Data: data}); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
