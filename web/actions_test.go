@@ -66,6 +66,7 @@ func (h *hosts) Run(string, string, string, string) error { return nil }
 type shop struct {
 	*env
 	ctx  context.Context
+	hub  *hosts
 	web1 aramaki.Agent
 	web2 aramaki.Agent
 }
@@ -85,7 +86,13 @@ func ptr[T any](v T) *T { return &v }
 
 func MustShop(t testing.TB) *shop {
 	t.Helper()
-	e := MustEnvWith(t, actionFiles())
+	return MustShopWith(t, actionFiles())
+}
+
+// MustShopWith is MustShop over other systems.
+func MustShopWith(t testing.TB, files map[string]string) *shop {
+	t.Helper()
+	e := MustEnvWith(t, files)
 	ctx := context.Background()
 	h := &hosts{}
 	e.svc.SetHub(h)
@@ -98,7 +105,7 @@ func MustShop(t testing.TB) *shop {
 			t.Fatal(err)
 		}
 	}
-	s := &shop{env: e, ctx: ctx}
+	s := &shop{env: e, ctx: ctx, hub: h}
 	restart := aramaki.ActionSpec{Name: "restart-app", Argv: []string{"/usr/bin/systemctl", "restart", "shop"}}
 	for _, name := range []string{"web1", "web2"} {
 		tok, err := e.svc.CreateEnrollmentToken(ctx, e.admin, []string{"webshop-app"}, time.Hour)

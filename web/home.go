@@ -92,6 +92,10 @@ func (u *UI) renderSystemWith(w http.ResponseWriter, r *http.Request, s *session
 	if err != nil {
 		return err
 	}
+	workflows, err := u.workflowCards(ctx, s, sys)
+	if err != nil {
+		return err
+	}
 	if attempt != nil && !slices.ContainsFunc(actions, func(c actionCard) bool { return c.Name == attempt.Action }) {
 		msg = attempt.Error // no card to say it in
 	}
@@ -105,7 +109,7 @@ func (u *UI) renderSystemWith(w http.ResponseWriter, r *http.Request, s *session
 		"System": sys, "Status": st, "Events": tl.Events, "Checks": checks,
 		"Alerts": alerts, "MoreAlerts": len(alerts) == systemAlerts, "Silences": views,
 		"CanPost": operator, "CanSilence": operator, "Durations": silenceDurations, "Error": msg,
-		"Actions": actions,
+		"Actions": actions, "Workflows": workflows,
 	})
 	return nil
 }

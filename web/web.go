@@ -70,6 +70,13 @@ func New(svc *service.Service, log *slog.Logger, opts Options) *UI {
 	u.mux.HandleFunc("GET /runs/{id}/live", u.wrap(u.runLive))
 	u.mux.HandleFunc("POST /runs/{id}/approve", u.wrap(u.csrf(u.changeRun(svc.ApproveRun))))
 	u.mux.HandleFunc("POST /runs/{id}/cancel", u.wrap(u.csrf(u.changeRun(svc.CancelRun))))
+	u.mux.HandleFunc("POST /systems/{id}/workflows/{workflow}/plan", u.wrap(u.csrf(u.planWorkflow)))
+	u.mux.HandleFunc("POST /systems/{id}/workflows/{workflow}/runs", u.wrap(u.csrf(u.requestWorkflow)))
+	u.mux.HandleFunc("GET /workflow-runs", u.wrap(u.workflowRunsPage))
+	u.mux.HandleFunc("GET /workflow-runs/{id}", u.wrap(u.workflowRunPage))
+	u.mux.HandleFunc("GET /workflow-runs/{id}/live", u.wrap(u.workflowRunLive))
+	u.mux.HandleFunc("POST /workflow-runs/{id}/approve", u.wrap(u.csrf(u.changeWorkflowRun(svc.ApproveWorkflowRun))))
+	u.mux.HandleFunc("POST /workflow-runs/{id}/cancel", u.wrap(u.csrf(u.changeWorkflowRun(svc.CancelWorkflowRun))))
 	u.mux.HandleFunc("GET /alerts", u.wrap(u.alertsPage))
 	u.mux.HandleFunc("POST /alerts/acknowledge", u.wrap(u.csrf(u.acknowledgeAlerts)))
 	u.mux.HandleFunc("GET /alerts/{id}", u.wrap(u.alertPage))
@@ -156,10 +163,11 @@ func (u *UI) render(w http.ResponseWriter, r *http.Request, status int, name str
 	}
 }
 
-// mustPages parses each page template together with the layout: a page
-// defines "title" and "content", the layout places them.
+// mustPages parses each page template together with the layout and the
+// parts pages share (templates/parts): a page defines "title" and
+// "content", the layout places them.
 func mustPages(funcs template.FuncMap) map[string]*template.Template {
-	base := template.Must(template.New("layout").Funcs(funcs).ParseFS(templateFS, "templates/layout.html"))
+	base := template.Must(template.New("layout").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/parts/*.html"))
 	names, err := fs.Glob(templateFS, "templates/*.html")
 	if err != nil {
 		panic(err)
@@ -179,6 +187,21 @@ func (u *UI) funcs() template.FuncMap {
 	return template.FuncMap{
 		"static": u.static.url,
 		"mul":    func(a, b int) int { return a * b },
+		// dict passes more than one value to a template: dict "Card" . "CSRF" $.CSRF.
+		"dict": func(kv ...any) (map[string]any, error) {
+			if len(kv)%2 != 0 {
+				return nil, errors.New("dict: odd number of arguments")
+			}
+			m := make(map[string]any, len(kv)/2)
+			for i := 0; i < len(kv); i += 2 {
+				k, ok := kv[i].(string)
+				if !ok {
+					return nil, fmt.Errorf("dict: key %v is not a string", kv[i])
+				}
+				m[k] = kv[i+1]
+			}
+			return m, nil
+		},
 		"pct": func(share float64) string {
 			if share == 0 {
 				return "–"
@@ -188,12 +211,13 @@ func (u *UI) funcs() template.FuncMap {
 		"time": func(t time.Time) string {
 			return t.UTC().Format("2006-01-02 15:04 UTC")
 		},
-		"firstLine": firstLine,
-		"duration":  formatDuration,
-		"stateWord": stateWord,
-		"failed":    failureRate,
-		"runOf":     runOf,
-		"did":       func(kind string) string { return cmp.Or(noteVerbs[kind], kind) },
+		"firstLine":     firstLine,
+		"duration":      formatDuration,
+		"stateWord":     stateWord,
+		"failed":        failureRate,
+		"runOf":         runOf,
+		"workflowRunOf": workflowRunOf,
+		"did":           func(kind string) string { return cmp.Or(noteVerbs[kind], kind) },
 		"in": func(t time.Time) string {
 			d := t.Sub(u.opts.Now()).Round(time.Minute)
 			switch {
