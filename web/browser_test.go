@@ -478,3 +478,142 @@ func jsStrings(ss []string) string {
 	}
 	return strings.Join(quoted, ", ")
 }
+
+func TestBrowserAWorkflowOnAPhone(t *testing.T) {
+	s := MustWorkflowShop(t)
+	s.hub.mu.Lock()
+	s.hub.agents = []string{s.web1.ID} // web2 is away for the dry run
+	s.hub.mu.Unlock()
+	ctx := MustBrowser(t)
+
+	// The system page with its workflows, the form open.
+	card := `#workflow-rolling-restart`
+	err := chromedp.Do(ctx,
+		chromedp.EmulateViewport(375, 812, chromedp.EmulateMobile),
+		chromedp.Navigate(s.srv.URL+"/systems/webshop"),
+		chromedp.WaitVisible(chromedp.CSS(`input[name=user]`)),
+		chromedp.SendKeys(chromedp.CSS(`input[name=user]`), "olga"),
+		chromedp.SendKeys(chromedp.CSS(`input[name=password]`), s.pw["olga"]),
+		chromedp.Click(chromedp.CSS(`form.stack button[type=submit]`)),
+		chromedp.WaitVisible(chromedp.CSS(card+` ol.workflow-steps`)),
+		chromedp.Click(chromedp.CSS(card+` summary`)),
+		chromedp.WaitVisible(chromedp.CSS(card+` input[name="i.pattern"]`)),
+	)
+	if err != nil {
+		t.Fatalf("open the workflow's form: %v", err)
+	}
+	noOverflow(t, ctx, "/systems/webshop with workflows at 375 px")
+	screenshot(t, ctx, "workflows-phone")
+
+	// What would it do? Without a reason or the rule read.
+	err = chromedp.Do(ctx,
+		chromedp.SetValue(chromedp.CSS(card+` input[name="i.pattern"]`), "^/products/"),
+		chromedp.Click(chromedp.CSS(card+` button[formaction$="/plan"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#plan ol.plan`)),
+	)
+	if err != nil {
+		t.Fatalf("dry run: %v", err)
+	}
+	plan, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`#plan`)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"1. restart", "1 at a time, of 2 hosts", "not connected now", "2. flush", "pattern=^/products/"} {
+		if !strings.Contains(strings.ToLower(plan), strings.ToLower(want)) {
+			t.Errorf("the dry run lacks %q:\n%s", want, plan)
+		}
+	}
+	noOverflow(t, ctx, "the dry run at 375 px")
+	screenshot(t, ctx, "workflow-plan-phone")
+	if runs := s.workflowRuns(); len(runs) != 0 {
+		t.Fatalf("the dry run ran: %+v", runs)
+	}
+
+	// Ask to run it from the dry run's page.
+	s.hub.mu.Lock()
+	s.hub.agents = []string{s.web1.ID, s.web2.ID}
+	s.hub.mu.Unlock()
+	form := `form.workflow-form`
+	err = chromedp.Do(ctx,
+		chromedp.SendKeys(chromedp.CSS(form+` textarea[name=reason]`), "the shop leaks memory, see https://shop.example.com/a/very/long/url/without/any/break/points/that/must/not/scroll/sideways"),
+		chromedp.Click(chromedp.CSS(form+` input[name=confirm]`)),
+		chromedp.Click(chromedp.CSS(form+` button:not([formaction])`)),
+		chromedp.WaitVisible(chromedp.CSS(`#workflow-run h1 .run-awaiting_approval`)),
+	)
+	if err != nil {
+		t.Fatalf("ask to run the workflow: %v", err)
+	}
+	runs := s.workflowRuns()
+	if len(runs) != 1 || runs[0].Inputs["pattern"] != "^/products/" || runs[0].RequestedBy != "olga" {
+		t.Fatalf("the workflow run from the form: %+v", runs)
+	}
+	w := runs[0]
+	noOverflow(t, ctx, "the workflow run page at 375 px")
+
+	// Approved and under way: the open page follows, without reloading.
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`window.stillThisPage = true`)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor := func(js, what string) {
+		t.Helper()
+		for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+			ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](js))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ok {
+				return
+			}
+			if time.Now().After(deadline) {
+				page, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`main`)))
+				t.Fatalf("%s did not happen on the open workflow run page:\n%s", what, page)
+			}
+		}
+	}
+	if _, err := s.svc.ApproveWorkflowRun(s.ctx, s.Principal("otto"), w.ID); err != nil {
+		t.Fatal(err)
+	}
+	s.MustAdvance()
+	web1 := hostRun(t, s.MustWorkflowRun(w.ID), 0, "web1")
+	waitFor(`!!document.querySelector('#step-restart a[href="/runs/`+web1+`"]') && !!document.querySelector("#workflow-run h1 .run-running") && window.stillThisPage === true`, "the first host starting")
+	s.MustFinish(web1, s.web1, aramaki.RunSucceeded, 2*time.Second, "restarted <script>document.title='owned'</script> version=2.4.1\n")
+	s.MustAdvance()
+	web2 := hostRun(t, s.MustWorkflowRun(w.ID), 0, "web2")
+	waitFor(`!!document.querySelector('#step-restart a[href="/runs/`+web2+`"]') && !!document.querySelector('#step-restart a[href="/runs/`+web1+`"] + .run-succeeded')`, "the second host starting")
+	noOverflow(t, ctx, "the running workflow at 375 px")
+	screenshot(t, ctx, "workflow-run-phone")
+
+	// A host's link leads to its run; back, the rest of the run.
+	s.MustFinish(web2, s.web2, aramaki.RunSucceeded, 2*time.Second, "restarted\n")
+	s.MustAdvance()
+	w = s.MustWorkflowRun(w.ID)
+	for _, h := range w.Steps[1].Hosts {
+		a := s.web1
+		if h.Name == "web2" {
+			a = s.web2
+		}
+		s.MustFinish(hostRun(t, w, 1, h.Name), a, aramaki.RunSucceeded, time.Second, "")
+	}
+	s.MustAdvance()
+	waitFor(`!!document.querySelector("#workflow-run h1 .run-succeeded") && !document.querySelector("#workflow-run[hx-trigger]") && window.stillThisPage === true`, "the workflow run ending")
+	if ok, _ := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.querySelectorAll("main script").length === 0 && document.title !== "owned" && document.querySelector("#step-restart").innerText.includes("version=2.4.1")`)); !ok {
+		t.Error("the step's output is missing, or what a host printed became markup")
+	}
+	noOverflow(t, ctx, "the finished workflow run at 375 px")
+	err = chromedp.Do(ctx,
+		chromedp.Click(chromedp.CSS(`#step-restart a[href="/runs/`+web1+`"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#run h1 .run-succeeded`)),
+	)
+	if err != nil {
+		t.Fatalf("open a host's run: %v", err)
+	}
+	if text, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`#run`))); !strings.Contains(text, "workflow run "+w.ID) {
+		t.Errorf("the host's run does not say which workflow run it is part of:\n%s", text)
+	}
+	for _, path := range []string{"/workflow-runs", "/workflow-runs/" + w.ID} {
+		if err := chromedp.Do(ctx, chromedp.Navigate(s.srv.URL+path), chromedp.WaitVisible(chromedp.CSS(`main`))); err != nil {
+			t.Fatalf("open %s: %v", path, err)
+		}
+		noOverflow(t, ctx, path+" at 375 px")
+	}
+}
