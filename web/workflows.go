@@ -1,6 +1,7 @@
 package web
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -78,7 +79,7 @@ func makeWorkflowCard(g *aramaki.Graph, p aramaki.Principal, system string, wf a
 	c := workflowCard{Workflow: wf, System: system, Role: wf.RunRole(), Approval: wf.Approval,
 		CanRun: g.RoleOn(p, system).AtLeast(wf.RunRole())}
 	for _, st := range wf.Steps {
-		on := cmpOr(st.System, system)
+		on := cmp.Or(st.System, system)
 		if ref, ok := systemAction(g, on, st.Action); ok {
 			c.Approval = c.Approval || ref.Approval
 			c.CanRun = c.CanRun && g.RoleOn(p, on).AtLeast(ref.RunRole())
@@ -151,13 +152,6 @@ func pairs(m map[string]string) string {
 	return strings.Join(out, " ")
 }
 
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
-}
-
 // inputValues reads a workflow's inputs from its form: an empty field is
 // left out (its default applies, or the service says it is needed).
 func inputValues(wf aramaki.Workflow, form url.Values) map[string]string {
@@ -208,16 +202,18 @@ func (u *UI) requestWorkflow(w http.ResponseWriter, r *http.Request, s *session)
 		}
 		return err
 	}
+	id, name := r.PathValue("id"), r.PathValue("workflow")
+	var wf aramaki.Workflow
+	if sys := u.svc.Graph().System(id); sys != nil {
+		wf, _ = sys.Workflow(name)
+	}
 	if r.PostFormValue(confirmField) == "" {
+		if wf.Rule == "" {
+			return refuse(aramaki.Errorf(aramaki.EINVALID, "Tick “I have checked what it would do” first."))
+		}
 		return refuse(aramaki.Errorf(aramaki.EINVALID, "Tick “I have read the rule” first."))
 	}
-	id, name := r.PathValue("id"), r.PathValue("workflow")
-	var inputs map[string]string
-	if sys := u.svc.Graph().System(id); sys != nil {
-		if wf, ok := sys.Workflow(name); ok {
-			inputs = inputValues(wf, r.PostForm)
-		}
-	}
+	inputs := inputValues(wf, r.PostForm)
 	run, err := u.svc.RequestWorkflow(r.Context(), s.Principal, service.WorkflowRequest{
 		System: id, Workflow: name, Reason: r.PostFormValue("reason"), Inputs: inputs,
 	})

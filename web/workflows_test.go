@@ -277,7 +277,7 @@ func TestRunningAWorkflowFromItsForm(t *testing.T) {
 		status int
 		want   string
 	}{
-		{"the rule not read", form("confirm", ""), http.StatusBadRequest, "Tick “I have read the rule” first."},
+		{"not confirmed", form("confirm", ""), http.StatusBadRequest, "Tick “I have checked what it would do” first."},
 		{"no reason", form("reason", " "), http.StatusBadRequest, "say why: a run needs a reason"},
 		{"a value the hosts refuse", form("i.pattern", "; rm -rf /"), http.StatusBadRequest, "step flush: value &#34;; rm -rf /&#34; of pattern does not match its pattern"},
 	} {
