@@ -54,6 +54,7 @@ func commands() []commandInfo {
 		{"run", "run an allowed action on a system, or: aramaki run show|cancel ID, run stats ACTION --system ID", func(o, e io.Writer) command { return &RunCommand{stdout: o, stderr: e} }},
 		{"runs", "runs of actions, newest first: aramaki runs [--system S] [--action A] [--state running,failed]", func(o, e io.Writer) command { return &RunsCommand{stdout: o} }},
 		{"approve", "approve a run that waits for a second person: aramaki approve ID", func(o, e io.Writer) command { return &ApproveCommand{stdout: o} }},
+		{"workflow", "run a workflow across a system's hosts, or its dry run: aramaki workflow run NAME --system ID; aramaki workflow runs|show|cancel|approve", func(o, e io.Writer) command { return &WorkflowCommand{stdout: o, stderr: e} }},
 		{"silence", "mute a system's alerts for a while: aramaki silence create|list|end", func(o, e io.Writer) command { return &SilenceCommand{stdout: o} }},
 		{"agent", "agents: aramaki agent token|list|show|revoke", func(o, e io.Writer) command { return &AgentCommand{stdout: o} }},
 		{"bench", "load generator: aramaki bench agents --system ID [--agents N] [--rate R]", func(o, e io.Writer) command { return &BenchCommand{stdout: o, stderr: e} }},
