@@ -1,6 +1,7 @@
 package aramaki
 
 import (
+	"cmp"
 	"fmt"
 	"maps"
 	"path"
@@ -178,7 +179,7 @@ func (p Param) check(v string) (string, error) {
 	case ParamString:
 		re, err := p.pattern()
 		if err != nil || !re.MatchString(v) {
-			return "", Errorf(EINVALID, "value %q of %s does not match its pattern %s", v, p.Name, strings.TrimPrefix(re.String(), "^"))
+			return "", Errorf(EINVALID, "value %q of %s does not match its pattern %s", v, p.Name, cmp.Or(p.Pattern, DefaultParamPattern))
 		}
 		if p.Pattern == "" && slices.Contains(strings.Split(v, "/"), "..") {
 			return "", Errorf(EINVALID, "value %q of %s climbs out of its directory (..)", v, p.Name)

@@ -381,6 +381,26 @@ func (s *Service) WorkflowRun(ctx context.Context, p aramaki.Principal, id strin
 	if !s.Graph().CanView(p, w.System) && p.GlobalRole() == aramaki.RoleNone {
 		return aramaki.WorkflowRun{}, aramaki.Errorf(aramaki.ENOTFOUND, "workflow run %s not found", id)
 	}
+	if w.State.Final() {
+		// Runs under way when it stopped end later: each host as its run
+		// stands now.
+		runs, err := s.store.Runs(ctx, aramaki.RunFilter{WorkflowRun: w.ID, States: []aramaki.RunState{aramaki.RunSucceeded, aramaki.RunFailed,
+			aramaki.RunCancelled, aramaki.RunTimedOut}, Limit: aramaki.MaxWorkflowHosts})
+		if err != nil {
+			return w, err
+		}
+		state := map[string]aramaki.RunState{}
+		for _, r := range runs {
+			state[r.ID] = r.State
+		}
+		for i := range w.Steps {
+			for j, h := range w.Steps[i].Hosts {
+				if st, ok := state[h.Run]; ok {
+					w.Steps[i].Hosts[j].State = st
+				}
+			}
+		}
+	}
 	return w, nil
 }
 
@@ -507,10 +527,13 @@ func (s *Service) advanceWorkflow(ctx context.Context, w aramaki.WorkflowRun) er
 			}
 		}
 	}
-	started := false
+	again := false // something to do in another round at once
 	_, err := s.store.ChangeWorkflowRun(ctx, w.ID, func(w aramaki.WorkflowRun, runs []aramaki.Run) (aramaki.WorkflowChange, error) {
 		c, err := s.workflowStep(w, runs, agents, printed, now)
-		started = len(c.Start) > 0 || c.Run.Step != w.Step
+		// Runs to dispatch, a new step whose hosts' declarations are read
+		// before the transaction, or outputs of hosts that just ended.
+		again = len(c.Start) > 0 || c.Run.Step != w.Step || c.Run.State == aramaki.RunRunning && w.Step < len(w.Steps) &&
+			!slices.Equal(hostStates(w.Steps[w.Step]), hostStates(c.Run.Steps[w.Step]))
 		return c, err
 	}, func(r aramaki.Run) ([]aramaki.Event, error) {
 		asked, err := s.runEvent(aramaki.KindRunRequested, "workflow:"+r.WorkflowRun, r,
@@ -521,10 +544,18 @@ func (s *Service) advanceWorkflow(ctx context.Context, w aramaki.WorkflowRun) er
 		ev, err := s.runEvent(aramaki.KindRunStarted, "workflow:"+r.WorkflowRun, r, fmt.Sprintf("run %s of %s on %s started", r.ID, r.Action, r.System))
 		return []aramaki.Event{asked, ev}, err
 	})
-	if started {
+	if again {
 		s.wakeRuns()
 	}
 	return err
+}
+
+func hostStates(st aramaki.StepState) []aramaki.RunState {
+	out := make([]aramaki.RunState, len(st.Hosts))
+	for i, h := range st.Hosts {
+		out[i] = h.State
+	}
+	return out
 }
 
 // workflowStep works out how a running workflow run moves on, given the

@@ -270,6 +270,9 @@ func TestCancellingAWorkflowStopsItsRunningHostsAndStartsNoMore(t *testing.T) {
 		t.Fatalf("hosts told to cancel: %q", cancelled)
 	}
 	e.finish(e.web[0], started[0].Run, aramaki.RunCancelled, "")
+	if got := e.workflowRun(w.ID); got.Steps[0].Hosts[0].State != aramaki.RunCancelled {
+		t.Errorf("the host that was running: %s, want how its run ended", got.Steps[0].Hosts[0].State)
+	}
 	e.advance()
 	if again, _ := e.hub.take(); len(again) != 0 {
 		t.Fatalf("started after cancelling: %+v", again)
