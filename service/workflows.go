@@ -124,7 +124,9 @@ func (s *Service) planWorkflow(ctx context.Context, g *aramaki.Graph, p aramaki.
 		if err != nil {
 			return plan, w, err
 		}
-		known := !slices.ContainsFunc(mapValues(params), func(v string) bool { return strings.Contains(v, "${steps.") })
+		// Values that need an earlier step's output are checked when the
+		// step starts; the others now.
+		known := !slices.ContainsFunc(mapValues(st.Params), func(v string) bool { return strings.Contains(v, "${steps.") })
 		ps := PlannedStep{Name: st.Name, System: sys, Action: st.Action, Params: params, Concurrency: st.Concurrency,
 			StopAfter: st.StopAfter.String(), Outputs: st.Outputs, Hosts: []PlannedHost{}}
 		for _, a := range agents {
@@ -339,7 +341,7 @@ func (s *Service) CancelWorkflowRun(ctx context.Context, p aramaki.Principal, id
 			s.log.Warn("cannot cancel a run of a cancelled workflow run", "workflow_run", w.ID, "run", r, "err", err)
 		}
 	}
-	return w, nil
+	return w, s.settle(ctx, []aramaki.WorkflowRun{w})
 }
 
 // stop ends a workflow run: the step under way and those after it that
@@ -381,13 +383,25 @@ func (s *Service) WorkflowRun(ctx context.Context, p aramaki.Principal, id strin
 	if !s.Graph().CanView(p, w.System) && p.GlobalRole() == aramaki.RoleNone {
 		return aramaki.WorkflowRun{}, aramaki.Errorf(aramaki.ENOTFOUND, "workflow run %s not found", id)
 	}
-	if w.State.Final() {
-		// Runs under way when it stopped end later: each host as its run
-		// stands now.
-		runs, err := s.store.Runs(ctx, aramaki.RunFilter{WorkflowRun: w.ID, States: []aramaki.RunState{aramaki.RunSucceeded, aramaki.RunFailed,
-			aramaki.RunCancelled, aramaki.RunTimedOut}, Limit: aramaki.MaxWorkflowHosts})
+	if err := s.settle(ctx, []aramaki.WorkflowRun{w}); err != nil {
+		return w, err
+	}
+	return w, nil
+}
+
+// settle shows the hosts of workflow runs that stopped while runs were
+// under way as those runs stand now: they end after the workflow run,
+// which the engine no longer looks at.
+func (s *Service) settle(ctx context.Context, ws []aramaki.WorkflowRun) error {
+	for _, w := range ws {
+		if !w.State.Final() || !slices.ContainsFunc(w.Steps, func(st aramaki.StepState) bool {
+			return slices.ContainsFunc(st.Hosts, func(h aramaki.StepHost) bool { return h.Run != "" && !h.State.Final() })
+		}) {
+			continue
+		}
+		runs, err := s.store.Runs(ctx, aramaki.RunFilter{WorkflowRun: w.ID, Limit: aramaki.MaxWorkflowHosts})
 		if err != nil {
-			return w, err
+			return err
 		}
 		state := map[string]aramaki.RunState{}
 		for _, r := range runs {
@@ -401,7 +415,7 @@ func (s *Service) WorkflowRun(ctx context.Context, p aramaki.Principal, id strin
 			}
 		}
 	}
-	return w, nil
+	return nil
 }
 
 // WorkflowRunQuery selects workflow runs. Zero fields select all.
@@ -452,7 +466,7 @@ func (s *Service) WorkflowRuns(ctx context.Context, p aramaki.Principal, q Workf
 	if out == nil {
 		out = []aramaki.WorkflowRun{}
 	}
-	return out, nil
+	return out, s.settle(ctx, out)
 }
 
 // ---- The engine ----
@@ -529,11 +543,16 @@ func (s *Service) advanceWorkflow(ctx context.Context, w aramaki.WorkflowRun) er
 	}
 	again := false // something to do in another round at once
 	_, err := s.store.ChangeWorkflowRun(ctx, w.ID, func(w aramaki.WorkflowRun, runs []aramaki.Run) (aramaki.WorkflowChange, error) {
+		step := w.Step
+		var before []aramaki.RunState
+		if step < len(w.Steps) {
+			before = hostStates(w.Steps[step]) // workflowStep changes w's steps in place
+		}
 		c, err := s.workflowStep(w, runs, agents, printed, now)
 		// Runs to dispatch, a new step whose hosts' declarations are read
 		// before the transaction, or outputs of hosts that just ended.
-		again = len(c.Start) > 0 || c.Run.Step != w.Step || c.Run.State == aramaki.RunRunning && w.Step < len(w.Steps) &&
-			!slices.Equal(hostStates(w.Steps[w.Step]), hostStates(c.Run.Steps[w.Step]))
+		again = len(c.Start) > 0 || c.Run.Step != step || c.Run.State == aramaki.RunRunning && step < len(c.Run.Steps) &&
+			!slices.Equal(before, hostStates(c.Run.Steps[step]))
 		return c, err
 	}, func(r aramaki.Run) ([]aramaki.Event, error) {
 		asked, err := s.runEvent(aramaki.KindRunRequested, "workflow:"+r.WorkflowRun, r,

@@ -18,6 +18,7 @@ var shopWorkflows = []aramaki.Workflow{
 			Outputs: map[string]string{"banned": `banned (\S+)`}},
 		{Name: "again", System: "shop-web", Action: "flush-varnish", Params: map[string]string{"pattern": "${steps.first.banned}"}},
 	}},
+	{Name: "read-both", Steps: []aramaki.WorkflowStep{{Name: "read", System: "shop-web", Action: "flush-varnish", Outputs: map[string]string{"banned": `banned (\S+)`}}}},
 	{Name: "restart-db", Steps: []aramaki.WorkflowStep{{Name: "restart", System: "shop-db", Action: "restart-db"}}},
 }
 
@@ -279,5 +280,38 @@ func TestCancellingAWorkflowStopsItsRunningHostsAndStartsNoMore(t *testing.T) {
 	}
 	if _, err := e.svc.CancelWorkflowRun(e.ctx, e.otto, w.ID); aramaki.ErrorCode(err) != aramaki.ECONFLICT {
 		t.Fatalf("cancelling again: %v", err)
+	}
+}
+
+func TestHostsThatEndBetweenTwoRoundsAreReadAtTheNext(t *testing.T) {
+	e := MustShopActions(t)
+	w, err := e.svc.RequestWorkflow(e.ctx, e.olga, service.WorkflowRequest{System: "shop", Workflow: "read-both", Reason: "which bans?"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.advance()
+	started, _ := e.hub.take()
+	if len(started) != 2 {
+		t.Fatalf("started %+v, want both hosts at once", started)
+	}
+	for _, s := range started {
+		i := slices.IndexFunc(e.web, func(a aramaki.Agent) bool { return a.ID == s.Agent })
+		e.finish(e.web[i], s.Run, aramaki.RunSucceeded, "banned "+e.web[i].Name+"\n")
+	}
+	for range 2 {
+		if err := e.svc.AdvanceWorkflows(e.ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := e.workflowRun(w.ID); got.State != aramaki.RunSucceeded || got.Steps[0].Outputs["banned"] != "web1" {
+		t.Fatalf("workflow run %+v", got)
+	}
+}
+
+func TestAnInputCannotSmuggleAReferenceToAnOutput(t *testing.T) {
+	e := MustShopActions(t)
+	_, err := e.svc.PlanWorkflow(e.ctx, e.olga, service.WorkflowRequest{System: "shop", Workflow: "rolling-flush", Inputs: map[string]string{"pattern": "${steps.first.banned}"}})
+	if aramaki.ErrorCode(err) != aramaki.EINVALID {
+		t.Fatalf("dry run: %v", err)
 	}
 }

@@ -150,6 +150,12 @@ func (s *Store) ChangeWorkflowRun(ctx context.Context, id string, change func(ar
 		if err != nil {
 			return err
 		}
+		// change may change before's steps in place: what they were is
+		// kept to tell whether anything changed.
+		stepsBefore, err := json.Marshal(before.Steps)
+		if err != nil {
+			return fmt.Errorf("marshal workflow steps: %w", err)
+		}
 		c, err := change(before, runs)
 		if err != nil {
 			return err
@@ -182,7 +188,7 @@ func (s *Store) ChangeWorkflowRun(ctx context.Context, id string, change func(ar
 			return fmt.Errorf("marshal workflow steps: %w", err)
 		}
 		out = after
-		if len(c.Start) == 0 && len(c.Events) == 0 && unchanged(before, after, steps) {
+		if len(c.Start) == 0 && len(c.Events) == 0 && unchanged(before, after, stepsBefore, steps) {
 			return nil // the engine looked and found nothing to do
 		}
 		if _, err := tx.Exec(ctx, `UPDATE workflow_runs SET approved_by = ?, approved_us = ?, state = ?, started_us = ?, ended_us = ?,
@@ -197,9 +203,8 @@ func (s *Store) ChangeWorkflowRun(ctx context.Context, id string, change func(ar
 }
 
 // unchanged reports whether a change left a workflow run as it was.
-func unchanged(before, after aramaki.WorkflowRun, afterSteps []byte) bool {
-	stepsBefore, err := json.Marshal(before.Steps)
-	return err == nil && string(stepsBefore) == string(afterSteps) && before.State == after.State && before.Step == after.Step &&
+func unchanged(before, after aramaki.WorkflowRun, stepsBefore, stepsAfter []byte) bool {
+	return string(stepsBefore) == string(stepsAfter) && before.State == after.State && before.Step == after.Step &&
 		before.Error == after.Error && before.ApprovedBy == after.ApprovedBy && before.CancelledBy == after.CancelledBy &&
 		equalTime(before.Approved, after.Approved) && equalTime(before.Started, after.Started) && equalTime(before.Ended, after.Ended)
 }
