@@ -56,7 +56,9 @@ type runView struct {
 	ID          string
 	State       string
 	Reason      string
-	RequestedBy string `json:"requested_by"`
+	RequestedBy string     `json:"requested_by"`
+	Started     *time.Time `json:"started"`
+	Ended       *time.Time `json:"ended"`
 	Targets     []struct {
 		Name     string
 		State    string
