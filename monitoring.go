@@ -310,6 +310,9 @@ type Facts struct {
 const (
 	KindAgentEnrolled EventKind = "agent.enrolled"
 	KindAgentRevoked  EventKind = "agent.revoked"
+	// KindAgentActions: the actions a host allows changed (its agent's
+	// local configuration), as the agent said on connecting.
+	KindAgentActions EventKind = "agent.actions"
 	KindTokenIssued   EventKind = "agent.token_created"
 	KindCheckRun      EventKind = "check.run" // someone asked for a check to run now
 )

@@ -152,8 +152,9 @@ type MonitoringStore interface {
 	// when, unless it was queued at or after since; ev is appended unless
 	// its id is empty.
 	QueueDigest(ctx context.Context, recipient string, since, at time.Time, notifications []aramaki.Notification, ev aramaki.Event) (bool, error)
-	// SetAgentActions records the actions an agent's host allows.
-	SetAgentActions(ctx context.Context, agentID string, actions []aramaki.ActionSpec) error
+	// SetAgentActions records the actions an agent's host allows, with
+	// the events of a change.
+	SetAgentActions(ctx context.Context, agentID string, actions []aramaki.ActionSpec, events func(before []aramaki.ActionSpec) ([]aramaki.Event, error)) error
 	// CreateRun stores a new run with its hosts, events and notifications.
 	CreateRun(ctx context.Context, run aramaki.Run, events func(aramaki.Run) ([]aramaki.Event, []aramaki.Notification, error)) (aramaki.Run, error)
 	// Run returns a run with its hosts' output; ENOTFOUND if there is none.

@@ -3,6 +3,7 @@ package service
 import (
 	"context"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -433,7 +434,52 @@ func (s *Service) SetAgentActions(ctx context.Context, a aramaki.Agent, actions 
 			return err
 		}
 	}
-	return s.store.SetAgentActions(ctx, a.ID, actions)
+	return s.store.SetAgentActions(ctx, a.ID, actions, func(before []aramaki.ActionSpec) ([]aramaki.Event, error) {
+		ev, err := s.event(aramaki.KindAgentActions, "agent:"+a.ID, a.Systems, actionsChange(a.Name, before, actions),
+			AgentActionsData{Agent: a.ID, Name: a.Name, Before: before, After: actions})
+		return []aramaki.Event{ev}, err
+	})
+}
+
+// AgentActionsData is the detail of an agent.actions event: what the host
+// allowed before and after, in full.
+type AgentActionsData struct {
+	Agent  string               `json:"agent"`
+	Name   string               `json:"name"`
+	Before []aramaki.ActionSpec `json:"before"`
+	After  []aramaki.ActionSpec `json:"after"`
+}
+
+// actionsChange says in words how what a host allows changed.
+func actionsChange(host string, before, after []aramaki.ActionSpec) string {
+	var added, changed, removed []string
+	for _, b := range before {
+		i := slices.IndexFunc(after, func(a aramaki.ActionSpec) bool { return a.Name == b.Name })
+		switch {
+		case i < 0:
+			removed = append(removed, b.Name)
+		case !reflect.DeepEqual(b, after[i]):
+			changed = append(changed, b.Name)
+		}
+	}
+	for _, a := range after {
+		if !slices.ContainsFunc(before, func(b aramaki.ActionSpec) bool { return a.Name == b.Name }) {
+			added = append(added, a.Name)
+		}
+	}
+	parts := []string{}
+	for _, p := range []struct {
+		what  string
+		names []string
+	}{{"now allows", added}, {"changed", changed}, {"no longer allows", removed}} {
+		if len(p.names) > 0 {
+			parts = append(parts, p.what+" "+strings.Join(p.names, ", "))
+		}
+	}
+	if len(parts) == 0 {
+		parts = append(parts, "declared its actions again, in another order")
+	}
+	return "host " + host + " " + strings.Join(parts, "; ") + " (its agent's local configuration)"
 }
 
 // RunOutput records what an agent's part of a run printed.

@@ -249,6 +249,35 @@ func TestWhoMayRunWhatAndWithWhichValues(t *testing.T) {
 	}
 }
 
+func TestWhatAHostAllowsIsOnTheTimelineWhenItChanges(t *testing.T) {
+	e := MustShopActions(t)
+	web1 := e.web[0]
+	stored, err := e.st.Agent(e.ctx, web1.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	flush, _ := stored.Action("flush-varnish")
+	purge := aramaki.ActionSpec{Name: "purge", Argv: []string{"/usr/bin/varnishadm", "purge"}}
+	for _, actions := range [][]aramaki.ActionSpec{{flush}, {flush, purge}, {purge}} {
+		if err := e.svc.SetAgentActions(e.ctx, web1, actions); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := e.events(aramaki.KindAgentActions)
+	want := []string{
+		// At enrolment, every host.
+		"host web1 now allows flush-varnish (its agent's local configuration)",
+		"host web2 now allows flush-varnish (its agent's local configuration)",
+		"host db1 now allows restart-db, drop-db (its agent's local configuration)",
+		// Said again unchanged: nothing; then changed twice.
+		"host web1 now allows purge (its agent's local configuration)",
+		"host web1 no longer allows flush-varnish (its agent's local configuration)",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("on the timeline:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
 func TestARunCanBeNarrowedToSomeOfItsHosts(t *testing.T) {
 	e := MustShopActions(t)
 	run, err := e.svc.RequestRun(e.ctx, e.olga, service.RunRequest{System: "shop-web", Action: "flush-varnish", Reason: "web2 serves stale pages",

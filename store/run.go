@@ -13,8 +13,10 @@ import (
 	"github.com/aramaki/aramaki"
 )
 
-// SetAgentActions records the actions an agent's host allows.
-func (s *Store) SetAgentActions(ctx context.Context, agentID string, actions []aramaki.ActionSpec) error {
+// SetAgentActions records the actions an agent's host allows. When they
+// differ from those stored, events makes the events of the change from
+// what was allowed before; when they are the same nothing is written.
+func (s *Store) SetAgentActions(ctx context.Context, agentID string, actions []aramaki.ActionSpec, events func(before []aramaki.ActionSpec) ([]aramaki.Event, error)) error {
 	if actions == nil {
 		actions = []aramaki.ActionSpec{}
 	}
@@ -23,11 +25,28 @@ func (s *Store) SetAgentActions(ctx context.Context, agentID string, actions []a
 		return fmt.Errorf("marshal actions: %w", err)
 	}
 	return s.write(ctx, func(tx *txn) error {
-		res, err := tx.Exec(ctx, `UPDATE agents SET actions = ? WHERE id = ?`, string(doc), agentID)
-		if err != nil {
+		var have string
+		err := tx.QueryRow(ctx, `SELECT actions FROM agents WHERE id = ?`+s.forUpdate(), agentID).Scan(&have)
+		if errors.Is(err, sql.ErrNoRows) {
+			return aramaki.Errorf(aramaki.ENOTFOUND, "no agent %s", agentID)
+		} else if err != nil {
+			return fmt.Errorf("read agent actions: %w", err)
+		}
+		if have == string(doc) {
+			return nil
+		}
+		var before []aramaki.ActionSpec
+		if err := json.Unmarshal([]byte(have), &before); err != nil {
+			return fmt.Errorf("decode agent actions: %w", err)
+		}
+		if _, err := tx.Exec(ctx, `UPDATE agents SET actions = ? WHERE id = ?`, string(doc), agentID); err != nil {
 			return fmt.Errorf("update agent actions: %w", err)
 		}
-		return mustAffect(res, "no agent %s", agentID)
+		evs, err := events(before)
+		if err != nil {
+			return err
+		}
+		return appendEvents(ctx, tx, evs)
 	})
 }
 

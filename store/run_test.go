@@ -21,8 +21,22 @@ func TestRuns(t *testing.T) {
 
 		// The host says what it allows.
 		flush := aramaki.ActionSpec{Name: "flush-varnish", Argv: []string{"/usr/bin/varnishadm", "ban", "req.url", "~", "."}, Timeout: time.Minute}
-		if err := s.SetAgentActions(ctx, "a1", []aramaki.ActionSpec{flush}); err != nil {
-			t.Fatal(err)
+		var changes [][]aramaki.ActionSpec
+		said := func(before []aramaki.ActionSpec) ([]aramaki.Event, error) {
+			changes = append(changes, before)
+			ev, err := aramaki.NewEvent(t0, aramaki.KindAgentActions, "agent:a1", []string{"shop"}, "a1 allows flush-varnish", nil)
+			return []aramaki.Event{ev}, err
+		}
+		for range 2 { // said twice, changed once
+			if err := s.SetAgentActions(ctx, "a1", []aramaki.ActionSpec{flush}, said); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if len(changes) != 1 || len(changes[0]) != 0 {
+			t.Fatalf("changes %+v, want one from nothing", changes)
+		}
+		if err := s.SetAgentActions(ctx, "nobody", nil, said); aramaki.ErrorCode(err) != aramaki.ENOTFOUND {
+			t.Fatalf("an unknown agent: %v", err)
 		}
 		if a, err := s.Agent(ctx, "a1"); err != nil || !reflect.DeepEqual(a.Actions, []aramaki.ActionSpec{flush}) {
 			t.Fatalf("agent actions %+v, %v", a.Actions, err)
