@@ -313,8 +313,8 @@ const (
 	// KindAgentActions: the actions a host allows changed (its agent's
 	// local configuration), as the agent said on connecting.
 	KindAgentActions EventKind = "agent.actions"
-	KindTokenIssued   EventKind = "agent.token_created"
-	KindCheckRun      EventKind = "check.run" // someone asked for a check to run now
+	KindTokenIssued  EventKind = "agent.token_created"
+	KindCheckRun     EventKind = "check.run" // someone asked for a check to run now
 )
 
 // SplitCommand splits a check command into arguments the way a POSIX shell
