@@ -714,6 +714,50 @@ func (s *Service) ReconcileRuns(ctx context.Context, a aramaki.Agent, known map[
 	return nil
 }
 
+// CancelResend is how often a replica tells an agent connected to it
+// again to stop its part of a cancelled run, until the agent says it
+// ended: the cancel may have been asked on another replica, or lost with
+// a connection.
+const CancelResend = 10 * time.Second
+
+// resendCancels tells the agents connected here that still run parts of
+// cancelled runs to stop them.
+func (s *Service) resendCancels(runs []aramaki.Run, now time.Time) {
+	hub, ok := s.hub.(RunHub)
+	if !ok {
+		return
+	}
+	var here map[string]bool
+	sent := map[string]time.Time{}
+	for _, r := range runs {
+		if r.CancelledBy == "" || r.State != aramaki.RunRunning {
+			continue
+		}
+		if here == nil {
+			here = map[string]bool{}
+			for _, id := range hub.ConnectedAgents() {
+				here[id] = true
+			}
+		}
+		for _, t := range r.Targets {
+			key := r.ID + "/" + t.Agent
+			if t.State != aramaki.RunRunning || !here[t.Agent] {
+				continue
+			}
+			last, ok := s.cancelsSent[key]
+			if ok && now.Sub(last) < CancelResend {
+				sent[key] = last
+				continue
+			}
+			if err := hub.CancelRun(t.Agent, r.ID); err != nil {
+				s.log.Info("cannot tell the agent again to cancel", "run", r.ID, "agent", t.Agent, "err", err)
+			}
+			sent[key] = now
+		}
+	}
+	s.cancelsSent = sent // what is no longer running is forgotten
+}
+
 // Run deadlines.
 const (
 	// ApprovalTimeout is how long a run waits for a second person.
@@ -736,6 +780,7 @@ func (s *Service) ExpireRuns(ctx context.Context) error {
 		return err
 	}
 	now := s.now()
+	s.resendCancels(runs, now)
 	timeouts := map[string]time.Duration{} // agent/action -> timeout
 	timeoutOf := func(agent, action string) time.Duration {
 		key := agent + "/" + action

@@ -354,6 +354,26 @@ func TestCancellingARunStopsItOnItsHostsAndAFinishedOneCannotBe(t *testing.T) {
 	if _, cancels := e.hub.take(); len(cancels) != 2 {
 		t.Fatalf("agents told to cancel: %q", cancels)
 	}
+	// The agents are told again (the cancel may have been asked on
+	// another replica, or lost with a connection) until they say it ended.
+	resend := func() []string {
+		t.Helper()
+		if err := e.svc.ExpireRuns(e.ctx); err != nil {
+			t.Fatal(err)
+		}
+		_, cancels := e.hub.take()
+		return cancels
+	}
+	if first := resend(); len(first) != 2 {
+		t.Fatalf("told again: %q", first)
+	}
+	if soon := resend(); len(soon) != 0 {
+		t.Fatalf("told again at once: %q", soon)
+	}
+	e.clock.Add(service.CancelResend)
+	if later := resend(); len(later) != 2 {
+		t.Fatalf("told again later: %q", later)
+	}
 	for _, a := range e.web {
 		if err := e.svc.RunFinished(e.ctx, a, run.ID, service.RunEnd{State: aramaki.RunCancelled, Started: e.clock.Now(), Ended: e.clock.Now()}); err != nil {
 			t.Fatal(err)

@@ -44,6 +44,10 @@ type Service struct {
 	digestChecked time.Time // only RunAlerts' goroutine touches it
 
 	runWake chan struct{} // a run may be waiting to start
+	// cancelsSent is when this replica last told an agent connected here
+	// to stop its part of a cancelled run: only RunDispatch's goroutine
+	// touches it.
+	cancelsSent map[string]time.Time
 }
 
 // Options tune a Service; the zero value is usable.
