@@ -94,7 +94,8 @@ func (b Breaker) String() string {
 	return strconv.Itoa(max(b.Failures, 1))
 }
 
-// Tripped reports whether failed hosts out of total stop the step.
+// Tripped reports whether failed hosts out of total stop the step. A
+// step whose every host failed has failed, whatever the breaker says.
 func (b Breaker) Tripped(failed, total int) bool {
 	if failed == 0 {
 		return false
@@ -102,7 +103,7 @@ func (b Breaker) Tripped(failed, total int) bool {
 	if b.Percent > 0 {
 		return failed*100 >= b.Percent*total
 	}
-	return failed >= max(b.Failures, 1)
+	return failed >= min(max(b.Failures, 1), total)
 }
 
 // Workflow limits.
@@ -421,4 +422,7 @@ type WorkflowData struct {
 	Step        string   `json:"step,omitempty"`
 	State       RunState `json:"state"`
 	Actor       string   `json:"actor,omitempty"`
+	// Inputs are the values it was asked for with, on the events of its
+	// asking and approval.
+	Inputs map[string]string `json:"inputs,omitempty"`
 }

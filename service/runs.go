@@ -267,12 +267,12 @@ func (s *Service) mayRun(g *aramaki.Graph, p aramaki.Principal, r aramaki.Run) e
 // one is stopped on every host (the agents kill the process groups) and
 // ends when they say so.
 func (s *Service) CancelRun(ctx context.Context, p aramaki.Principal, id string) (aramaki.Run, error) {
-	return s.cancelRun(ctx, s.Graph(), p, id, true)
+	return s.cancelRun(ctx, s.Graph(), p.User, p.Actor(), id, p, true)
 }
 
-// cancelRun is CancelRun, checking who asks (or not, for the runs of a
-// workflow run its canceller may cancel).
-func (s *Service) cancelRun(ctx context.Context, g *aramaki.Graph, p aramaki.Principal, id string, check bool) (aramaki.Run, error) {
+// cancelRun is CancelRun by who (an actor on the timeline), checking that
+// p may (or not: for the runs of a workflow run that stopped).
+func (s *Service) cancelRun(ctx context.Context, g *aramaki.Graph, who, actor, id string, p aramaki.Principal, check bool) (aramaki.Run, error) {
 	var stop []string // agents to tell
 	run, err := s.store.ChangeRun(ctx, id, func(r aramaki.Run) (aramaki.Run, []aramaki.Event, error) {
 		if check {
@@ -287,7 +287,7 @@ func (s *Service) cancelRun(ctx context.Context, g *aramaki.Graph, p aramaki.Pri
 			return r, nil, aramaki.Errorf(aramaki.ECONFLICT, "run %s is being cancelled already, by %s", r.ID, r.CancelledBy)
 		}
 		now := s.now()
-		r.CancelledBy = p.User
+		r.CancelledBy = who
 		for i, t := range r.Targets {
 			switch t.State {
 			case aramaki.RunRequested:
@@ -296,14 +296,14 @@ func (s *Service) cancelRun(ctx context.Context, g *aramaki.Graph, p aramaki.Pri
 				stop = append(stop, t.Agent)
 			}
 		}
-		cancel, err := s.runEvent(aramaki.KindRunCancel, p.Actor(), r, fmt.Sprintf("%s cancelled run %s of %s on %s", p.User, r.ID, r.Action, r.System))
+		cancel, err := s.runEvent(aramaki.KindRunCancel, actor, r, fmt.Sprintf("%s cancelled run %s of %s on %s", who, r.ID, r.Action, r.System))
 		if err != nil {
 			return r, nil, err
 		}
 		evs := []aramaki.Event{cancel}
 		if outcome, over := aramaki.Outcome(r.Targets); over {
 			r.State, r.Ended = outcome, &now
-			ev, err := s.runEvent(aramaki.KindRunFinished, p.Actor(), r, fmt.Sprintf("run %s of %s on %s %s", r.ID, r.Action, r.System, outcome))
+			ev, err := s.runEvent(aramaki.KindRunFinished, actor, r, fmt.Sprintf("run %s of %s on %s %s", r.ID, r.Action, r.System, outcome))
 			if err != nil {
 				return r, nil, err
 			}

@@ -128,7 +128,16 @@ func MustShopActions(t *testing.T) *shopActions {
 		aramaki.ActionSpec{Name: "drop-db", Argv: []string{"/usr/bin/dropdb", "shop"}})
 	enroll("web3", "shop-web") // allows nothing
 	for user, role := range map[string]aramaki.Role{"olga": aramaki.RoleOperator, "otto": aramaki.RoleOperator, "vera": aramaki.RoleViewer} {
-		p := aramaki.Principal{User: user, Bindings: []aramaki.RoleBinding{{User: user, System: "shop", Role: role}}}
+		// Stored too: a workflow checks again, as it goes, what who asked
+		// for it may do.
+		if _, err := svc.CreateUser(ctx, root, user, "a long enough password"); err != nil {
+			t.Fatal(err)
+		}
+		b, err := svc.GrantRole(ctx, root, user, "shop", role)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := aramaki.Principal{User: user, Bindings: []aramaki.RoleBinding{b}}
 		switch user {
 		case "olga":
 			e.olga = p

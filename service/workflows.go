@@ -3,6 +3,7 @@ package service
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -148,6 +149,11 @@ func (s *Service) planWorkflow(ctx context.Context, g *aramaki.Graph, p aramaki.
 		if len(ps.Hosts) == 0 {
 			return plan, w, fail("no host of %s allows action %s: its agents' local configuration must declare it", sys, st.Action)
 		}
+		for _, name := range st.Agents {
+			if !slices.ContainsFunc(ps.Hosts, func(h PlannedHost) bool { return h.Name == name }) {
+				return plan, w, fail("%q does not run %s on %s: its agent is not in the system, is revoked, or does not declare it", clipRunes(name, 64), st.Action, sys)
+			}
+		}
 		if len(ps.Hosts) > aramaki.MaxWorkflowHosts {
 			return plan, w, fail("more than %d hosts", aramaki.MaxWorkflowHosts)
 		}
@@ -235,15 +241,20 @@ func (s *Service) workflowEvent(kind aramaki.EventKind, actor string, w aramaki.
 	systems := []string{w.System}
 	state := w.State
 	for _, st := range w.Steps {
+		// A step's events go to its system; the workflow run's own to
+		// every system it runs on.
+		if (step == "" || st.Name == step) && !slices.Contains(systems, st.System) {
+			systems = append(systems, st.System)
+		}
 		if st.Name == step {
-			if st.System != w.System {
-				systems = append(systems, st.System)
-			}
 			state = st.State
 		}
 	}
-	return s.event(kind, actor, systems, summary, aramaki.WorkflowData{WorkflowRun: w.ID, Workflow: w.Workflow.Name, Step: step, State: state,
-		Actor: strings.TrimPrefix(actor, "user:")})
+	data := aramaki.WorkflowData{WorkflowRun: w.ID, Workflow: w.Workflow.Name, Step: step, State: state, Actor: strings.TrimPrefix(actor, "user:")}
+	if kind == aramaki.KindWorkflowRequested || kind == aramaki.KindWorkflowApproved {
+		data.Inputs = w.Inputs
+	}
+	return s.event(kind, actor, systems, summary, data)
 }
 
 // mayRunWorkflow checks that the principal may see the workflow run's
@@ -337,7 +348,7 @@ func (s *Service) CancelWorkflowRun(ctx context.Context, p aramaki.Principal, id
 		return w, err
 	}
 	for _, r := range running {
-		if _, err := s.cancelRun(ctx, g, p, r, false); err != nil && aramaki.ErrorCode(err) != aramaki.ECONFLICT {
+		if _, err := s.cancelRun(ctx, g, p.User, p.Actor(), r, p, false); err != nil && aramaki.ErrorCode(err) != aramaki.ECONFLICT {
 			s.log.Warn("cannot cancel a run of a cancelled workflow run", "workflow_run", w.ID, "run", r, "err", err)
 		}
 	}
@@ -512,24 +523,26 @@ func (s *Service) advanceWorkflow(ctx context.Context, w aramaki.WorkflowRun) er
 		}, nil)
 		return err
 	}
-	// What is read before the transaction: the declarations of the hosts
-	// of a step about to start (its values are checked against them), and
-	// what the hosts of a step printed (its outputs), once they all ended.
-	var agents map[string]aramaki.Agent
+	// What is read before the transaction: for a step about to start, the
+	// hosts' records (its values are checked against their declarations)
+	// and whether who asked may still do it; for a step whose hosts all
+	// ended, what they printed (its outputs).
+	round := engineRound{now: now, printed: map[string]string{}}
 	if w.Step < len(w.Steps) && w.Steps[w.Step].State == aramaki.RunRequested {
 		all, err := s.store.Agents(ctx)
 		if err != nil {
 			return err
 		}
-		agents = map[string]aramaki.Agent{}
+		round.agents = map[string]aramaki.Agent{}
 		for _, a := range all {
-			agents[a.ID] = a
+			round.agents[a.ID] = a
 		}
+		round.recheck = s.stepRecheck(ctx, w.RequestedBy, w.Approval)
 	}
-	printed := map[string]string{} // run id → output
-	if w.Step < len(w.Steps) && len(w.Workflow.Steps[w.Step].Outputs) > 0 {
+	if w.Step < len(w.Steps) && len(w.Workflow.Steps[w.Step].Outputs) > 0 &&
+		!slices.ContainsFunc(w.Steps[w.Step].Hosts, func(h aramaki.StepHost) bool { return h.Run == "" || !h.State.Final() }) {
 		for _, h := range w.Steps[w.Step].Hosts {
-			if h.Run == "" || h.State != aramaki.RunSucceeded {
+			if h.State != aramaki.RunSucceeded {
 				continue
 			}
 			r, err := s.store.Run(ctx, h.Run)
@@ -537,7 +550,7 @@ func (s *Service) advanceWorkflow(ctx context.Context, w aramaki.WorkflowRun) er
 				return err
 			}
 			if len(r.Targets) == 1 {
-				printed[h.Run] = r.Targets[0].Output
+				round.printed[h.Run] = r.Targets[0].Output
 			}
 		}
 	}
@@ -548,7 +561,8 @@ func (s *Service) advanceWorkflow(ctx context.Context, w aramaki.WorkflowRun) er
 		if step < len(w.Steps) {
 			before = hostStates(w.Steps[step]) // workflowStep changes w's steps in place
 		}
-		c, err := s.workflowStep(w, runs, agents, printed, now)
+		round.cancel = nil
+		c, err := s.workflowStep(w, runs, &round)
 		// Runs to dispatch, a new step whose hosts' declarations are read
 		// before the transaction, or outputs of hosts that just ended.
 		again = len(c.Start) > 0 || c.Run.Step != step || c.Run.State == aramaki.RunRunning && step < len(c.Run.Steps) &&
@@ -563,10 +577,65 @@ func (s *Service) advanceWorkflow(ctx context.Context, w aramaki.WorkflowRun) er
 		ev, err := s.runEvent(aramaki.KindRunStarted, "workflow:"+r.WorkflowRun, r, fmt.Sprintf("run %s of %s on %s started", r.ID, r.Action, r.System))
 		return []aramaki.Event{asked, ev}, err
 	})
+	if err != nil {
+		return err
+	}
+	// Hosts that were waiting for their agent when the workflow run
+	// stopped are not started (the dispatcher skips them too).
+	g := s.Graph()
+	for _, id := range round.cancel {
+		if _, err := s.cancelRun(ctx, g, "workflow run "+w.ID, "workflow:"+w.ID, id, aramaki.Principal{}, false); err != nil && aramaki.ErrorCode(err) != aramaki.ECONFLICT {
+			s.log.Warn("cannot cancel a waiting run of a stopped workflow run", "workflow_run", w.ID, "run", id, "err", err)
+		}
+	}
 	if again {
 		s.wakeRuns()
 	}
-	return err
+	return nil
+}
+
+// engineRound is what one round of the engine on a workflow run knows
+// from before its transaction, and what it leaves to do after.
+type engineRound struct {
+	now     time.Time
+	agents  map[string]aramaki.Agent // for a step about to start
+	recheck func(aramaki.StepState) error
+	printed map[string]string // run id → output, once a step's hosts all ended
+	cancel  []string          // runs not started when the workflow run stopped
+}
+
+// stepRecheck checks, when a step starts, that what allowed it when the
+// workflow run was asked for still holds: the action is still exposed on
+// the step's system, who asked still has its role there, and it needs no
+// approval the workflow run did not get.
+func (s *Service) stepRecheck(ctx context.Context, user string, approved bool) func(aramaki.StepState) error {
+	g := s.Graph()
+	var p aramaki.Principal
+	u, _, err := s.store.UserByName(ctx, user)
+	if err == nil {
+		p, err = s.principal(ctx, u)
+	}
+	return func(st aramaki.StepState) error {
+		if err != nil {
+			return aramaki.Errorf(aramaki.EFORBIDDEN, "%s, who asked for it, cannot run it any more: %s", user, aramaki.ErrorMessage(err))
+		}
+		ref, rerr := actionRef(g, st.System, st.Action)
+		if rerr != nil {
+			return aramaki.Errorf(aramaki.ECONFLICT, "system %s has no action %s any more: the config repository took it away", st.System, st.Action)
+		}
+		if rerr := s.require(p, st.System, ref.RunRole()); rerr != nil {
+			return aramaki.Errorf(aramaki.EFORBIDDEN, "%s, who asked for it, may no longer run %s on %s", user, st.Action, st.System)
+		}
+		if ref.Approval && !approved {
+			return aramaki.Errorf(aramaki.ECONFLICT, "%s on %s needs a second person's approval now, which this workflow run did not get", st.Action, st.System)
+		}
+		for _, h := range st.Hosts {
+			if len(ref.Agents) > 0 && !slices.Contains(ref.Agents, h.Name) {
+				return aramaki.Errorf(aramaki.ECONFLICT, "%s no longer runs %s on %s", h.Name, st.Action, st.System)
+			}
+		}
+		return nil
+	}
 }
 
 func hostStates(st aramaki.StepState) []aramaki.RunState {
@@ -579,7 +648,8 @@ func hostStates(st aramaki.StepState) []aramaki.RunState {
 
 // workflowStep works out how a running workflow run moves on, given the
 // runs it started.
-func (s *Service) workflowStep(w aramaki.WorkflowRun, runs []aramaki.Run, agents map[string]aramaki.Agent, printed map[string]string, now time.Time) (aramaki.WorkflowChange, error) {
+func (s *Service) workflowStep(w aramaki.WorkflowRun, runs []aramaki.Run, round *engineRound) (aramaki.WorkflowChange, error) {
+	now, agents, printed := round.now, round.agents, round.printed
 	c := aramaki.WorkflowChange{Run: w}
 	add := func(step, summary string) error {
 		ev, err := s.workflowEvent(aramaki.KindWorkflowStep, "server", w, step, summary)
@@ -610,11 +680,17 @@ func (s *Service) workflowStep(w aramaki.WorkflowRun, runs []aramaki.Run, agents
 				break // the hosts' declarations are read before the next round
 			}
 			params, err := def.StepParams(w.Inputs, outputsOf(w), false)
+			if err == nil && round.recheck != nil {
+				err = round.recheck(*st)
+			}
 			for _, h := range st.Hosts {
 				if err != nil {
 					break
 				}
-				if spec, ok := agents[h.Agent].Action(st.Action); !ok {
+				a := agents[h.Agent]
+				if a.Revoked != nil || !slices.Contains(a.Systems, st.System) {
+					err = aramaki.Errorf(aramaki.ECONFLICT, "%s is no longer a host of %s (revoked or moved)", h.Name, st.System)
+				} else if spec, ok := a.Action(st.Action); !ok {
 					err = aramaki.Errorf(aramaki.ECONFLICT, "%s does not allow %s any more", h.Name, st.Action)
 				} else if _, verr := spec.Values(params); verr != nil {
 					err = aramaki.Errorf(aramaki.EINVALID, "%s (as %s declares it)", aramaki.ErrorMessage(verr), h.Name)
@@ -643,7 +719,10 @@ func (s *Service) workflowStep(w aramaki.WorkflowRun, runs []aramaki.Run, agents
 				byID[r.ID] = r
 			}
 		}
-		running, failed, done := 0, 0, 0
+		// Running hosts were started on their agent; waiting ones wait for
+		// it to connect. Both take a place of the step's concurrency.
+		running, waiting, failed, done := 0, 0, 0, 0
+		var notStarted []string
 		for i, h := range st.Hosts {
 			r, ok := byID[h.Run]
 			if !ok {
@@ -651,6 +730,9 @@ func (s *Service) workflowStep(w aramaki.WorkflowRun, runs []aramaki.Run, agents
 			}
 			st.Hosts[i].State = r.State
 			switch {
+			case !r.State.Final() && len(r.Targets) == 1 && r.Targets[0].State == aramaki.RunRequested:
+				waiting++
+				notStarted = append(notStarted, r.ID)
 			case !r.State.Final() || unsure(r, now):
 				running++
 			case r.State == aramaki.RunSucceeded:
@@ -664,6 +746,7 @@ func (s *Service) workflowStep(w aramaki.WorkflowRun, runs []aramaki.Run, agents
 			if running > 0 {
 				break // the breaker waits for what runs
 			}
+			round.cancel = append(round.cancel, notStarted...)
 			why := fmt.Sprintf("stopped after %d of %d hosts failed (stop_after %s)", failed, len(st.Hosts), def.StopAfter)
 			st.State, st.Ended, st.Error = aramaki.RunFailed, &now, why
 			if err := add(st.Name, fmt.Sprintf("step %s of workflow run %s failed: %s", st.Name, w.ID, why)); err != nil {
@@ -704,7 +787,7 @@ func (s *Service) workflowStep(w aramaki.WorkflowRun, runs []aramaki.Run, agents
 			}
 			summary := fmt.Sprintf("step %s of workflow run %s succeeded on %d of %d hosts", st.Name, w.ID, done-failed, len(st.Hosts))
 			if len(st.Outputs) > 0 {
-				summary += ", outputs " + formatOutputs(st.Outputs)
+				summary += ", read " + strings.Join(slices.Sorted(maps.Keys(st.Outputs)), ", ")
 			}
 			if err := add(st.Name, summary); err != nil {
 				return c, err
@@ -712,9 +795,10 @@ func (s *Service) workflowStep(w aramaki.WorkflowRun, runs []aramaki.Run, agents
 			w.Step++
 			continue
 		}
+		busy := running + waiting
 		for i := range st.Hosts {
 			h := &st.Hosts[i]
-			if h.Run != "" || running >= concurrency(def, len(st.Hosts)) {
+			if h.Run != "" || busy >= concurrency(def, len(st.Hosts)) {
 				continue
 			}
 			c.Start = append(c.Start, aramaki.Run{System: st.System, Action: st.Action, Params: st.Params,
@@ -723,7 +807,7 @@ func (s *Service) workflowStep(w aramaki.WorkflowRun, runs []aramaki.Run, agents
 				State: aramaki.RunRunning, Started: &now, WorkflowStep: w.Step,
 				Targets: []aramaki.RunTarget{{Agent: h.Agent, Name: h.Name, State: aramaki.RunRequested}}})
 			h.State = aramaki.RunRunning
-			running++
+			busy++
 		}
 		break
 	}
@@ -759,13 +843,4 @@ func outputsOf(w aramaki.WorkflowRun) map[string]map[string]string {
 		}
 	}
 	return out
-}
-
-func formatOutputs(outs map[string]string) string {
-	var parts []string
-	for k, v := range outs {
-		parts = append(parts, k+"="+clipRunes(v, 60))
-	}
-	slices.Sort(parts)
-	return strings.Join(parts, ", ")
 }

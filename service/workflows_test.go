@@ -18,6 +18,7 @@ var shopWorkflows = []aramaki.Workflow{
 			Outputs: map[string]string{"banned": `banned (\S+)`}},
 		{Name: "again", System: "shop-web", Action: "flush-varnish", Params: map[string]string{"pattern": "${steps.first.banned}"}},
 	}},
+	{Name: "flush-all", Steps: []aramaki.WorkflowStep{{Name: "flush", System: "shop-web", Action: "flush-varnish", StopAfter: aramaki.Breaker{Failures: 5}}}},
 	{Name: "read-both", Steps: []aramaki.WorkflowStep{{Name: "read", System: "shop-web", Action: "flush-varnish", Outputs: map[string]string{"banned": `banned (\S+)`}}}},
 	{Name: "restart-db", Steps: []aramaki.WorkflowStep{{Name: "restart", System: "shop-db", Action: "restart-db"}}},
 }
@@ -188,7 +189,7 @@ func TestAWorkflowRunsItsStepsInOrderSoManyAtATimeAndFeedsOutputsOn(t *testing.T
 	}
 	events := e.events(aramaki.KindWorkflowRequested, aramaki.KindWorkflowStarted, aramaki.KindWorkflowStep, aramaki.KindWorkflowFinished)
 	if len(events) != 7 || !strings.Contains(events[0], "olga asked to run workflow rolling-flush on shop") ||
-		!strings.Contains(events[2], "1 at a time, stopping after 1 failed") || !strings.Contains(events[3], "outputs banned=^/p/x") ||
+		!strings.Contains(events[2], "1 at a time, stopping after 1 failed") || !strings.Contains(events[3], "read banned") ||
 		!strings.Contains(events[4], "2 at a time") || !strings.Contains(events[6], "workflow run "+w.ID+" of rolling-flush on shop succeeded") {
 		t.Errorf("on the timeline:\n%s", strings.Join(events, "\n"))
 	}
@@ -313,5 +314,74 @@ func TestAnInputCannotSmuggleAReferenceToAnOutput(t *testing.T) {
 	_, err := e.svc.PlanWorkflow(e.ctx, e.olga, service.WorkflowRequest{System: "shop", Workflow: "rolling-flush", Inputs: map[string]string{"pattern": "${steps.first.banned}"}})
 	if aramaki.ErrorCode(err) != aramaki.EINVALID {
 		t.Fatalf("dry run: %v", err)
+	}
+}
+
+func TestAStepWhoseEveryHostFailedFailsWhateverItsBreaker(t *testing.T) {
+	e := MustShopActions(t)
+	w, _ := e.svc.RequestWorkflow(e.ctx, e.olga, service.WorkflowRequest{System: "shop", Workflow: "flush-all", Reason: "stale"})
+	e.advance()
+	started, _ := e.hub.take()
+	for _, s := range started {
+		i := slices.IndexFunc(e.web, func(a aramaki.Agent) bool { return a.ID == s.Agent })
+		e.finish(e.web[i], s.Run, aramaki.RunFailed, "")
+	}
+	e.advance()
+	if got := e.workflowRun(w.ID); got.State != aramaki.RunFailed || !strings.Contains(got.Error, "2 of 2 hosts failed") {
+		t.Fatalf("workflow run %s: %s", got.State, got.Error)
+	}
+}
+
+// A host whose agent is away waits; when the workflow run stops, it is
+// never started, even when its agent comes back.
+func TestAHostWaitingForItsAgentIsNotStartedOnceTheWorkflowStopped(t *testing.T) {
+	for _, how := range []string{"breaker", "cancel"} {
+		t.Run(how, func(t *testing.T) {
+			e := MustShopActions(t)
+			e.hub.connected = slices.DeleteFunc(e.hub.connected, func(id string) bool { return id == e.web[1].ID })
+			w, _ := e.svc.RequestWorkflow(e.ctx, e.olga, service.WorkflowRequest{System: "shop", Workflow: "read-both", Reason: "stale"})
+			e.advance()
+			started, _ := e.hub.take()
+			if len(started) != 1 || started[0].Agent != e.web[0].ID {
+				t.Fatalf("started %+v, want web1 (web2 is away)", started)
+			}
+			if how == "breaker" {
+				e.finish(e.web[0], started[0].Run, aramaki.RunFailed, "")
+			} else if _, err := e.svc.CancelWorkflowRun(e.ctx, e.otto, w.ID); err != nil {
+				t.Fatal(err)
+			}
+			e.advance()
+			if got := e.workflowRun(w.ID); !got.State.Final() {
+				t.Fatalf("workflow run %s, want it over without waiting for web2", got.State)
+			}
+			e.hub.connected = append(e.hub.connected, e.web[1].ID)
+			e.advance()
+			if again, _ := e.hub.take(); len(again) != 0 {
+				t.Fatalf("started once web2 came back: %+v", again)
+			}
+		})
+	}
+}
+
+func TestAStepChecksAgainWhatAllowedItWhenItStarts(t *testing.T) {
+	e := MustShopActions(t)
+	w, _ := e.svc.RequestWorkflow(e.ctx, e.olga, service.WorkflowRequest{System: "shop", Workflow: "rolling-flush", Reason: "stale"})
+	e.advance()
+	started, _ := e.hub.take()
+	e.finish(e.web[0], started[0].Run, aramaki.RunSucceeded, "banned x\n")
+	e.advance()
+	started, _ = e.hub.take()
+	// olga loses her role before the second step.
+	if err := e.svc.RevokeRole(e.ctx, root, "olga", "shop"); err != nil {
+		t.Fatal(err)
+	}
+	e.finish(e.web[1], started[0].Run, aramaki.RunSucceeded, "banned y\n")
+	e.advance()
+	if again, _ := e.hub.take(); len(again) != 0 {
+		t.Fatalf("the next step started: %+v", again)
+	}
+	got := e.workflowRun(w.ID)
+	if got.State != aramaki.RunFailed || !strings.Contains(got.Error, "olga, who asked for it, may no longer run flush-varnish on shop-web") {
+		t.Fatalf("workflow run %s: %s", got.State, got.Error)
 	}
 }

@@ -404,7 +404,8 @@ func (s *Store) WaitingTargets(ctx context.Context, agents []string) ([]aramaki.
 		rs.Run = strconv.FormatInt(id, 10)
 		return rs, json.Unmarshal([]byte(params), &rs.Params)
 	}, `SELECT r.id, t.agent_id, r.action, r.params FROM run_targets t JOIN runs r ON r.id = t.run_id
-		WHERE t.state = 'requested' AND r.state = 'running' AND `+in+` ORDER BY r.id`, arg)
+		LEFT JOIN workflow_runs w ON w.id = r.workflow_run_id
+		WHERE t.state = 'requested' AND r.state = 'running' AND (w.id IS NULL OR w.state = 'running') AND `+in+` ORDER BY r.id`, arg)
 }
 
 // RunPoints returns the finished runs of an action on a system since a
