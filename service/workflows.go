@@ -528,7 +528,9 @@ func (s *Service) advanceWorkflow(ctx context.Context, w aramaki.WorkflowRun) er
 	// and whether who asked may still do it; for a step whose hosts all
 	// ended, what they printed (its outputs).
 	round := engineRound{now: now, printed: map[string]string{}}
-	if w.Step < len(w.Steps) && w.Steps[w.Step].State == aramaki.RunRequested {
+	ended := w.Step < len(w.Steps) && !slices.ContainsFunc(w.Steps[w.Step].Hosts, func(h aramaki.StepHost) bool { return h.Run == "" || !h.State.Final() })
+	if w.Step < len(w.Steps) && (w.Steps[w.Step].State == aramaki.RunRequested || ended && w.Step+1 < len(w.Steps)) {
+		// Also for the next step, when this one may end in this round.
 		all, err := s.store.Agents(ctx)
 		if err != nil {
 			return err
@@ -539,8 +541,7 @@ func (s *Service) advanceWorkflow(ctx context.Context, w aramaki.WorkflowRun) er
 		}
 		round.recheck = s.stepRecheck(ctx, w.RequestedBy, w.Approval)
 	}
-	if w.Step < len(w.Steps) && len(w.Workflow.Steps[w.Step].Outputs) > 0 &&
-		!slices.ContainsFunc(w.Steps[w.Step].Hosts, func(h aramaki.StepHost) bool { return h.Run == "" || !h.State.Final() }) {
+	if ended && len(w.Workflow.Steps[w.Step].Outputs) > 0 {
 		for _, h := range w.Steps[w.Step].Hosts {
 			if h.State != aramaki.RunSucceeded {
 				continue

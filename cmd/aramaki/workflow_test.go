@@ -281,7 +281,7 @@ func TestWorkflowRunsAreListedShownApprovedAndCancelled(t *testing.T) {
 		t.Errorf("workflow show does not give the host's run:\n%s", show)
 	}
 
-	if out := s.MustCLI("workflow", "cancel", "1"); !strings.HasPrefix(out, "Cancelled workflow run 1 of restart-db on shop: no more hosts are started; the runs under way are stopped on db1\n") {
+	if out := s.MustCLI("workflow", "cancel", "1"); out != "Cancelled workflow run 1 of restart-db on shop: no more hosts are started\n" {
 		t.Errorf("workflow cancel: %q", out)
 	}
 	if code, _, errs := s.CLIAs(s.admin, "workflow", "cancel", "1"); code != 1 || !strings.Contains(errs, "is cancelled already (conflict)") {
