@@ -148,6 +148,8 @@ type RunFilter struct {
 	Since   time.Time // requested since; zero: any time
 	// WorkflowRun selects the runs of a workflow run.
 	WorkflowRun string
+	// Agent selects the runs with a part on the agent.
+	Agent string
 	Limit       int
 }
 

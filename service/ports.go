@@ -168,6 +168,11 @@ type MonitoringStore interface {
 	// WaitingTargets returns the parts of running runs not yet started on
 	// the given agents.
 	WaitingTargets(ctx context.Context, agents []string) ([]aramaki.RunStart, error)
+	// AgentsNamed returns the agents with the names given.
+	AgentsNamed(ctx context.Context, names []string) ([]aramaki.Agent, error)
+	// StartTargets marks the waiting parts of runs given as started, in
+	// one transaction, and returns those that were still waiting.
+	StartTargets(ctx context.Context, starts []aramaki.RunStart, at time.Time) ([]aramaki.RunStart, error)
 	// RunPoints returns the finished runs of an action on a system since a time.
 	RunPoints(ctx context.Context, system, action string, since time.Time) ([]aramaki.RunPoint, error)
 	// CreateWorkflowRun stores a new workflow run with its events and notifications.

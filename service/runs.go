@@ -85,7 +85,15 @@ func (s *Service) RequestRun(ctx context.Context, p aramaki.Principal, req RunRe
 	if req.BreakGlass && !ref.Approval {
 		return aramaki.Run{}, aramaki.Errorf(aramaki.EINVALID, "action %s needs no approval: run it without breaking glass", req.Action)
 	}
-	agents, err := s.store.Agents(ctx)
+	if len(req.Agents) > MaxRunAgents {
+		return aramaki.Run{}, aramaki.Errorf(aramaki.EINVALID, "at most %d agents", MaxRunAgents)
+	}
+	var agents []aramaki.Agent
+	if len(req.Agents) > 0 {
+		agents, err = s.store.AgentsNamed(ctx, req.Agents) // not every agent for a few
+	} else {
+		agents, err = s.store.Agents(ctx)
+	}
 	if err != nil {
 		return aramaki.Run{}, err
 	}
@@ -110,13 +118,13 @@ func (s *Service) RequestRun(ctx context.Context, p aramaki.Principal, req RunRe
 		run.Params = req.Params
 		run.Targets = append(run.Targets, aramaki.RunTarget{Agent: a.ID, Name: a.Name, State: aramaki.RunRequested})
 	}
-	if len(run.Targets) == 0 {
-		return aramaki.Run{}, aramaki.Errorf(aramaki.ENOTFOUND, "no host of %s allows action %s: its agents' local configuration must declare it", req.System, req.Action)
-	}
 	if len(req.Agents) > 0 {
 		if run.Targets, err = narrowTargets(run.Targets, req.Agents, req.System, req.Action); err != nil {
 			return aramaki.Run{}, err
 		}
+	}
+	if len(run.Targets) == 0 {
+		return aramaki.Run{}, aramaki.Errorf(aramaki.ENOTFOUND, "no host of %s allows action %s: its agents' local configuration must declare it", req.System, req.Action)
 	}
 	now := run.Requested
 	run.State = aramaki.RunRunning
@@ -553,7 +561,7 @@ const disconnectedMidRun = "the agent disconnected while it ran: its outcome is 
 // as failed, outcome unknown; the agent's report when it is back replaces
 // that.
 func (s *Service) AgentGone(ctx context.Context, agentID string) error {
-	runs, err := s.store.Runs(ctx, aramaki.RunFilter{States: []aramaki.RunState{aramaki.RunRunning}, Limit: MaxAlertLimit})
+	runs, err := s.store.Runs(ctx, aramaki.RunFilter{States: []aramaki.RunState{aramaki.RunRunning}, Agent: agentID, Limit: MaxAlertLimit})
 	if err != nil {
 		return err
 	}
@@ -600,15 +608,22 @@ func (s *Service) wakeRuns() {
 func (s *Service) RunDispatch(ctx context.Context) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
+	var expired time.Time
 	for {
-		if err := s.AdvanceWorkflows(ctx); err != nil && ctx.Err() == nil {
-			s.log.Error("advancing workflow runs", "err", err)
-		}
+		// Starts first: they are what someone waits for.
 		if err := s.DispatchRuns(ctx); err != nil && ctx.Err() == nil {
 			s.log.Error("dispatching runs", "err", err)
 		}
-		if err := s.ExpireRuns(ctx); err != nil && ctx.Err() == nil {
-			s.log.Error("expiring runs", "err", err)
+		if err := s.AdvanceWorkflows(ctx); err != nil && ctx.Err() == nil {
+			s.log.Error("advancing workflow runs", "err", err)
+		}
+		// Deadlines are seconds apart: once a second is enough, however
+		// often runs wake the loop.
+		if time.Since(expired) >= time.Second {
+			expired = time.Now()
+			if err := s.ExpireRuns(ctx); err != nil && ctx.Err() == nil {
+				s.log.Error("expiring runs", "err", err)
+			}
 		}
 		select {
 		case <-ctx.Done():
@@ -627,30 +642,27 @@ func (s *Service) DispatchRuns(ctx context.Context) error {
 		return nil
 	}
 	waiting, err := s.store.WaitingTargets(ctx, hub.ConnectedAgents())
+	if err != nil || len(waiting) == 0 {
+		return err
+	}
+	now := s.now()
+	// Marked running first, all in one transaction: a start sent twice
+	// would run twice.
+	started, err := s.store.StartTargets(ctx, waiting, now)
 	if err != nil {
 		return err
 	}
-	for _, w := range waiting {
-		timeout := aramaki.DefaultRunTimeout
-		if a, err := s.store.Agent(ctx, w.Agent); err == nil {
-			if spec, ok := a.Action(w.Action); ok && spec.Timeout > 0 {
-				timeout = spec.Timeout
-			}
-		}
-		now := s.now()
-		// Marked running first: a start sent twice would run twice.
-		started := false
-		_, err := s.store.ChangeRun(ctx, w.Run, func(r aramaki.Run) (aramaki.Run, []aramaki.Event, error) {
-			for i, t := range r.Targets {
-				if t.Agent == w.Agent && t.State == aramaki.RunRequested && r.State == aramaki.RunRunning {
-					r.Targets[i].State, r.Targets[i].Started = aramaki.RunRunning, &now
-					started = true
+	timeouts := map[string]time.Duration{}
+	for _, w := range started {
+		timeout, ok := timeouts[w.Agent+"/"+w.Action]
+		if !ok {
+			timeout = aramaki.DefaultRunTimeout
+			if a, err := s.store.Agent(ctx, w.Agent); err == nil {
+				if spec, ok := a.Action(w.Action); ok && spec.Timeout > 0 {
+					timeout = spec.Timeout
 				}
 			}
-			return r, nil, nil
-		})
-		if err != nil || !started {
-			continue
+			timeouts[w.Agent+"/"+w.Action] = timeout
 		}
 		if err := hub.StartRun(w, timeout); err != nil {
 			// Gone meanwhile: its part fails, outcome known (it never began).
@@ -677,7 +689,7 @@ func (s *Service) ReconcileRuns(ctx context.Context, a aramaki.Agent, known map[
 	// Running here, or failed when it went away: a week back is plenty.
 	now := s.now()
 	runs, err := s.store.Runs(ctx, aramaki.RunFilter{States: []aramaki.RunState{aramaki.RunRunning, aramaki.RunFailed},
-		Since: now.Add(-7 * 24 * time.Hour), Limit: MaxAlertLimit})
+		Since: now.Add(-7 * 24 * time.Hour), Agent: a.ID, Limit: MaxAlertLimit})
 	if err != nil {
 		return err
 	}
@@ -800,7 +812,7 @@ func (s *Service) ExpireRuns(ctx context.Context) error {
 		due := run.State == aramaki.RunAwaitingApproval && now.Sub(run.Requested) > ApprovalTimeout
 		for _, t := range run.Targets {
 			due = due || t.State == aramaki.RunRequested && run.Started != nil && now.Sub(*run.Started) > StartTimeout ||
-				t.State == aramaki.RunRunning && t.Started != nil && now.Sub(*t.Started) > timeoutOf(t.Agent, run.Action)+ReportGrace
+				t.State == aramaki.RunRunning && t.Started != nil && now.Sub(*t.Started) > ReportGrace && now.Sub(*t.Started) > timeoutOf(t.Agent, run.Action)+ReportGrace
 		}
 		if !due {
 			continue

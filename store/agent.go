@@ -205,6 +205,13 @@ func (s *Store) Agents(ctx context.Context) ([]aramaki.Agent, error) {
 		`SELECT `+agentColumns+` FROM agents ORDER BY name, id`)
 }
 
+// AgentsNamed returns the agents with the names given.
+func (s *Store) AgentsNamed(ctx context.Context, names []string) ([]aramaki.Agent, error) {
+	in, arg := s.inStrings("name", names)
+	return readAll(ctx, s, "agents", func(r rowScanner) (aramaki.Agent, error) { return scanAgent(r) },
+		`SELECT `+agentColumns+` FROM agents WHERE `+in+` ORDER BY name, id`, arg)
+}
+
 // RevokeAgent marks an agent revoked at the time of the audit event and
 // appends the event. An unknown agent is ENOTFOUND, one revoked already
 // ECONFLICT. The states of its checks are deleted with it: a revoked

@@ -325,6 +325,9 @@ func (s *Store) Runs(ctx context.Context, f aramaki.RunFilter) ([]aramaki.Run, e
 	if !f.Since.IsZero() {
 		c.add("requested_us >= ?", micros(f.Since))
 	}
+	if f.Agent != "" {
+		c.add("id IN (SELECT run_id FROM run_targets WHERE agent_id = ?)", f.Agent)
+	}
 	if f.WorkflowRun != "" {
 		n, err := strconv.ParseInt(f.WorkflowRun, 10, 64)
 		if err != nil {
@@ -406,6 +409,35 @@ func (s *Store) WaitingTargets(ctx context.Context, agents []string) ([]aramaki.
 	}, `SELECT r.id, t.agent_id, r.action, r.params FROM run_targets t JOIN runs r ON r.id = t.run_id
 		LEFT JOIN workflow_runs w ON w.id = r.workflow_run_id
 		WHERE t.state = 'requested' AND r.state = 'running' AND (w.id IS NULL OR w.state = 'running') AND `+in+` ORDER BY r.id`, arg)
+}
+
+// StartTargets marks the parts of runs given as started at a time, in one
+// transaction, and returns those that were still waiting to start in a
+// running run: the others were started, cancelled or ended meanwhile.
+func (s *Store) StartTargets(ctx context.Context, starts []aramaki.RunStart, at time.Time) ([]aramaki.RunStart, error) {
+	var out []aramaki.RunStart
+	err := s.write(ctx, func(tx *txn) error {
+		out = out[:0]
+		for _, st := range starts {
+			n, err := runID(st.Run)
+			if err != nil {
+				continue
+			}
+			res, err := tx.Exec(ctx, `UPDATE run_targets SET state = 'running', started_us = ?
+				WHERE run_id = ? AND agent_id = ? AND state = 'requested'
+				AND EXISTS (SELECT 1 FROM runs WHERE id = ? AND state = 'running')`, micros(at), n, st.Agent, n)
+			if err != nil {
+				return fmt.Errorf("start run target: %w", err)
+			}
+			if k, err := res.RowsAffected(); err != nil {
+				return fmt.Errorf("rows affected: %w", err)
+			} else if k == 1 {
+				out = append(out, st)
+			}
+		}
+		return nil
+	})
+	return out, err
 }
 
 // RunPoints returns the finished runs of an action on a system since a

@@ -60,6 +60,11 @@ func TestWorkflowRuns(t *testing.T) {
 		if waiting, err := s.WaitingTargets(ctx, []string{"a1"}); err != nil || len(waiting) != 1 || waiting[0].Run != run {
 			t.Fatalf("waiting %+v, %v", waiting, err)
 		}
+		for agent, want := range map[string]int{"a1": 1, "a2": 0} {
+			if got, err := s.Runs(ctx, aramaki.RunFilter{Agent: agent, Limit: 10}); err != nil || len(got) != want {
+				t.Errorf("runs on %s: %d, %v; want %d", agent, len(got), err, want)
+			}
+		}
 		// The next change sees the run it started.
 		_, err = s.ChangeWorkflowRun(ctx, w.ID, func(w aramaki.WorkflowRun, runs []aramaki.Run) (aramaki.WorkflowChange, error) {
 			if len(runs) != 1 || runs[0].ID != run {
@@ -71,6 +76,9 @@ func TestWorkflowRuns(t *testing.T) {
 		}, nil)
 		if err != nil {
 			t.Fatal(err)
+		}
+		if waiting, err := s.WaitingTargets(ctx, []string{"a1"}); err != nil || len(waiting) != 0 {
+			t.Errorf("a part of an ended workflow run waits to start: %+v, %v", waiting, err)
 		}
 		for _, c := range []struct {
 			f    aramaki.WorkflowRunFilter

@@ -28,3 +28,12 @@ CREATE INDEX workflow_runs_open ON workflow_runs (state) WHERE state IN ('awaiti
 ALTER TABLE runs ADD COLUMN workflow_run_id INTEGER REFERENCES workflow_runs (id);
 ALTER TABLE runs ADD COLUMN workflow_step INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX runs_workflow ON runs (workflow_run_id, workflow_step) WHERE workflow_run_id IS NOT NULL;
+
+-- Open runs and workflow runs are looked up by state every second; the
+-- partial indexes above serve only queries that repeat their condition.
+CREATE INDEX runs_state ON runs (state, id);
+CREATE INDEX workflow_runs_state ON workflow_runs (state, id);
+-- The runs of one agent: on disconnect and reconnect.
+CREATE INDEX run_targets_agent ON run_targets (agent_id, run_id);
+-- Hosts named in a run request.
+CREATE INDEX agents_name ON agents (name);
