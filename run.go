@@ -150,7 +150,7 @@ type RunFilter struct {
 	WorkflowRun string
 	// Agent selects the runs with a part on the agent.
 	Agent string
-	Limit       int
+	Limit int
 }
 
 // RunStart is a host's part of a run to start: what its agent is asked.
