@@ -1,6 +1,7 @@
 package service
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"reflect"
@@ -102,6 +103,7 @@ func (s *Service) RequestRun(ctx context.Context, p aramaki.Principal, req RunRe
 	}
 	run := aramaki.Run{System: req.System, Action: req.Action, Reason: strings.TrimSpace(req.Reason), RequestedBy: p.User,
 		Requested: s.now(), Approval: ref.Approval, BreakGlass: req.BreakGlass, Targets: []aramaki.RunTarget{}}
+	timeouts := map[string]time.Duration{} // agent → the action's timeout there
 	for _, a := range agents {
 		if a.Revoked != nil || !slices.Contains(a.Systems, req.System) || len(ref.Agents) > 0 && !slices.Contains(ref.Agents, a.Name) {
 			continue
@@ -117,6 +119,7 @@ func (s *Service) RequestRun(ctx context.Context, p aramaki.Principal, req RunRe
 		}
 		run.Params = req.Params
 		run.Targets = append(run.Targets, aramaki.RunTarget{Agent: a.ID, Name: a.Name, State: aramaki.RunRequested})
+		timeouts[a.ID] = cmp.Or(spec.Timeout, aramaki.DefaultRunTimeout)
 	}
 	if len(req.Agents) > 0 {
 		if run.Targets, err = narrowTargets(run.Targets, req.Agents, req.System, req.Action); err != nil {
@@ -128,10 +131,28 @@ func (s *Service) RequestRun(ctx context.Context, p aramaki.Principal, req RunRe
 	}
 	now := run.Requested
 	run.State = aramaki.RunRunning
+	hub, _ := s.hub.(RunHub)
+	var startNow []aramaki.RunStart
 	if ref.Approval && !req.BreakGlass {
 		run.State = aramaki.RunAwaitingApproval
 	} else {
 		run.Started = &now
+		// The hosts whose agent is connected here are started at once:
+		// marked started in the run's own transaction, asked right after
+		// it. Should this server die in between, the agent does not know
+		// the run when it reconnects, and its part fails saying so.
+		if hub != nil {
+			here := map[string]bool{}
+			for _, id := range hub.ConnectedAgents() {
+				here[id] = true
+			}
+			for i, t := range run.Targets {
+				if here[t.Agent] {
+					run.Targets[i].State, run.Targets[i].Started = aramaki.RunRunning, &now
+					startNow = append(startNow, aramaki.RunStart{Agent: t.Agent, Action: run.Action, Params: run.Params})
+				}
+			}
+		}
 	}
 	created, err := s.store.CreateRun(ctx, run, func(r aramaki.Run) ([]aramaki.Event, []aramaki.Notification, error) {
 		var hosts []string
@@ -170,6 +191,12 @@ func (s *Service) RequestRun(ctx context.Context, p aramaki.Principal, req RunRe
 	})
 	if err != nil {
 		return aramaki.Run{}, err
+	}
+	for _, st := range startNow {
+		st.Run = created.ID
+		if err := s.startOn(ctx, hub, st, timeouts[st.Agent], now); err != nil {
+			return created, err
+		}
 	}
 	s.wakeRuns()
 	return created, nil
@@ -664,17 +691,24 @@ func (s *Service) DispatchRuns(ctx context.Context) error {
 			}
 			timeouts[w.Agent+"/"+w.Action] = timeout
 		}
-		if err := hub.StartRun(w, timeout); err != nil {
-			// Gone meanwhile: its part fails, outcome known (it never began).
-			s.log.Info("cannot start a run on an agent", "run", w.Run, "agent", w.Agent, "err", err)
-			end := s.now()
-			if ferr := s.RunFinished(ctx, aramaki.Agent{ID: w.Agent}, w.Run, RunEnd{State: aramaki.RunFailed, Started: now, Ended: end,
-				Error: "the agent could not be asked to start it: " + aramaki.ErrorMessage(err)}); ferr != nil {
-				return ferr
-			}
+		if err := s.startOn(ctx, hub, w, timeout, now); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// startOn asks a connected agent to start its part of a run, marked
+// started already. An agent gone meanwhile fails its part, outcome known:
+// it never began.
+func (s *Service) startOn(ctx context.Context, hub RunHub, w aramaki.RunStart, timeout time.Duration, started time.Time) error {
+	err := hub.StartRun(w, timeout)
+	if err == nil {
+		return nil
+	}
+	s.log.Info("cannot start a run on an agent", "run", w.Run, "agent", w.Agent, "err", err)
+	return s.RunFinished(ctx, aramaki.Agent{ID: w.Agent}, w.Run, RunEnd{State: aramaki.RunFailed, Started: started, Ended: s.now(),
+		Error: "the agent could not be asked to start it: " + aramaki.ErrorMessage(err)})
 }
 
 // lostByAgent is the error of a host's part of a run its agent does not

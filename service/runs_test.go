@@ -176,12 +176,11 @@ func TestFlushingVarnishRunsOnEveryHostThatAllowsItAndEndsWhenTheyAllDid(t *test
 	if run.State != aramaki.RunRunning || len(run.Targets) != 2 || run.Params["pattern"] != "^/products/" {
 		t.Fatalf("run %+v: want it running on web1 and web2 (web3 allows nothing)", run)
 	}
-	if err := e.svc.DispatchRuns(e.ctx); err != nil {
-		t.Fatal(err)
-	}
+	// Its hosts are connected here: asked to start at once, without
+	// waiting for the dispatcher.
 	started, _ := e.hub.take()
-	if len(started) != 2 || started[0].Action != "flush-varnish" || started[0].Params["pattern"] != "^/products/" {
-		t.Fatalf("asked to start: %+v", started)
+	if len(started) != 2 || started[0].Action != "flush-varnish" || started[0].Params["pattern"] != "^/products/" || run.Targets[0].State != aramaki.RunRunning {
+		t.Fatalf("asked to start: %+v (hosts %+v)", started, run.Targets)
 	}
 	if err := e.svc.DispatchRuns(e.ctx); err != nil {
 		t.Fatal(err)
