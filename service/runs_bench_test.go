@@ -42,7 +42,7 @@ func (h *startedHub) Revoked(string, string)                   {}
 func (h *startedHub) Run(string, string, string, string) error { return nil }
 
 // From asking for a run to the connected agent being asked to start it:
-// the store's transaction, the dispatcher's wake-up and its transaction.
+// the run's transaction, and the start handed to the connected agent right after it.
 func BenchmarkRequestToStart(b *testing.B) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
