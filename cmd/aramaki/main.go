@@ -57,7 +57,7 @@ func commands() []commandInfo {
 		{"workflow", "run a workflow across a system's hosts, or its dry run: aramaki workflow run NAME --system ID; aramaki workflow runs|show|cancel|approve", func(o, e io.Writer) command { return &WorkflowCommand{stdout: o, stderr: e} }},
 		{"silence", "mute a system's alerts for a while: aramaki silence create|list|end", func(o, e io.Writer) command { return &SilenceCommand{stdout: o} }},
 		{"agent", "agents: aramaki agent token|list|show|revoke", func(o, e io.Writer) command { return &AgentCommand{stdout: o} }},
-		{"bench", "load generator: aramaki bench agents --system ID [--agents N] [--rate R]", func(o, e io.Writer) command { return &BenchCommand{stdout: o, stderr: e} }},
+		{"bench", "load generator: aramaki bench agents|runs --system ID [--agents N] [--rate R] [--runs N]", func(o, e io.Writer) command { return &BenchCommand{stdout: o, stderr: e} }},
 		{"whoami", "show who the client is logged in as", func(o, e io.Writer) command { return &WhoAmICommand{stdout: o} }},
 	}
 }
