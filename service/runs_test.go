@@ -90,7 +90,7 @@ func MustShopActions(t *testing.T) *shopActions {
 	t.Cleanup(func() { st.Close() })
 	systems := []aramaki.System{
 		{ID: "shop", Title: "Shop", Subsystems: []string{"shop-web", "shop-db"},
-			Owners: []aramaki.Contact{{Name: "Sam", Email: "sam@example.com"}}, Workflows: shopWorkflows},
+			Owners: []aramaki.Contact{{Name: "Sam", Email: "sam@example.com"}}, Workflows: shopWorkflows, Public: true},
 		{ID: "shop-web", Title: "Shop web", Actions: []aramaki.ActionRef{{Name: "flush-varnish", Rule: "Flush only when product pages are stale."}}},
 		{ID: "shop-db", Title: "Shop database", Actions: []aramaki.ActionRef{{Name: "restart-db", Approval: true}, {Name: "drop-db", Role: aramaki.RoleAdmin}}},
 	}

@@ -397,6 +397,7 @@ func (s *Service) WorkflowRun(ctx context.Context, p aramaki.Principal, id strin
 	if err := s.settle(ctx, []aramaki.WorkflowRun{w}); err != nil {
 		return w, err
 	}
+	redactSteps(s.Graph(), p, &w)
 	return w, nil
 }
 
@@ -427,6 +428,25 @@ func (s *Service) settle(ctx context.Context, ws []aramaki.WorkflowRun) error {
 		}
 	}
 	return nil
+}
+
+// redactSteps hides, from who may see a workflow run's system but not the
+// system of one of its steps, that step's hosts, values and outputs (a
+// public project whose workflow restarts private infrastructure).
+func redactSteps(g *aramaki.Graph, p aramaki.Principal, w *aramaki.WorkflowRun) {
+	if p.GlobalRole() != aramaki.RoleNone {
+		return
+	}
+	for i := range w.Steps {
+		st := &w.Steps[i]
+		if g.CanView(p, st.System) {
+			continue
+		}
+		st.Hosts, st.Params, st.Outputs = []aramaki.StepHost{}, nil, nil
+		if i < len(w.Workflow.Steps) {
+			w.Workflow.Steps[i].Params, w.Workflow.Steps[i].Outputs, w.Workflow.Steps[i].Agents = nil, nil, nil
+		}
+	}
 }
 
 // WorkflowRunQuery selects workflow runs. Zero fields select all.
@@ -476,6 +496,9 @@ func (s *Service) WorkflowRuns(ctx context.Context, p aramaki.Principal, q Workf
 	out = slices.DeleteFunc(out, func(w aramaki.WorkflowRun) bool { return !g.CanView(p, w.System) && p.GlobalRole() == aramaki.RoleNone })
 	if out == nil {
 		out = []aramaki.WorkflowRun{}
+	}
+	for i := range out {
+		redactSteps(g, p, &out[i])
 	}
 	return out, s.settle(ctx, out)
 }

@@ -385,3 +385,31 @@ func TestAStepChecksAgainWhatAllowedItWhenItStarts(t *testing.T) {
 		t.Fatalf("workflow run %s: %s", got.State, got.Error)
 	}
 }
+
+// Who may see the shop (it is public) but not the system a step runs on
+// learns nothing of that step's hosts, values or outputs.
+func TestAStepOnASystemOneCannotSeeIsShownWithoutItsHosts(t *testing.T) {
+	e := MustShopActions(t)
+	w, _ := e.svc.RequestWorkflow(e.ctx, e.olga, service.WorkflowRequest{System: "shop", Workflow: "rolling-flush", Reason: "stale", Inputs: map[string]string{"pattern": "^/secret/"}})
+	e.advance()
+	pat := aramaki.Principal{User: "pat"} // logged in, no role anywhere
+	got, err := e.svc.WorkflowRun(e.ctx, pat, w.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, st := range got.Steps {
+		if len(st.Hosts) != 0 || st.Params != nil || st.Outputs != nil {
+			t.Errorf("step %s shown to an outsider: %+v", st.Name, st)
+		}
+	}
+	if got.Workflow.Steps[0].Params != nil {
+		t.Errorf("the step's values shown to an outsider: %+v", got.Workflow.Steps[0])
+	}
+	list, err := e.svc.WorkflowRuns(e.ctx, pat, service.WorkflowRunQuery{})
+	if err != nil || len(list) != 1 || len(list[0].Steps[0].Hosts) != 0 {
+		t.Errorf("in the list: %+v, %v", list, err)
+	}
+	if mine, _ := e.svc.WorkflowRun(e.ctx, e.vera, w.ID); len(mine.Steps[0].Hosts) != 2 {
+		t.Errorf("a viewer of the shop, and so of what is under it, sees %+v", mine.Steps[0].Hosts)
+	}
+}

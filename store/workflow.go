@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -146,7 +147,9 @@ func (s *Store) ChangeWorkflowRun(ctx context.Context, id string, change func(ar
 		if err != nil {
 			return err
 		}
-		runs, err := s.readRuns(ctx, tx, ` WHERE workflow_run_id = ? ORDER BY id`, n)
+		// The runs of the step under way: those of the steps before
+		// have ended.
+		runs, err := s.readRuns(ctx, tx, ` WHERE workflow_run_id = ? AND workflow_step = ? ORDER BY id`, n, before.Step)
 		if err != nil {
 			return err
 		}
@@ -161,6 +164,18 @@ func (s *Store) ChangeWorkflowRun(ctx context.Context, id string, change func(ar
 			return err
 		}
 		after := c.Run
+		type stepHost struct {
+			step  int
+			agent string
+		}
+		hostAt := map[stepHost]int{} // → index of the host in its step
+		for i, st := range after.Steps {
+			if slices.ContainsFunc(c.Start, func(r aramaki.Run) bool { return r.WorkflowStep == i }) {
+				for hi, h := range st.Hosts {
+					hostAt[stepHost{i, h.Agent}] = hi
+				}
+			}
+		}
 		for _, r := range c.Start {
 			r.WorkflowRun = before.ID
 			if r, err = insertRun(ctx, tx, r); err != nil {
@@ -174,12 +189,9 @@ func (s *Store) ChangeWorkflowRun(ctx context.Context, id string, change func(ar
 				return err
 			}
 			// The run's id goes to its host in the workflow run.
-			if r.WorkflowStep < len(after.Steps) && len(r.Targets) == 1 {
-				hosts := after.Steps[r.WorkflowStep].Hosts
-				for hi := range hosts {
-					if hosts[hi].Agent == r.Targets[0].Agent {
-						hosts[hi].Run = r.ID
-					}
+			if len(r.Targets) == 1 {
+				if hi, ok := hostAt[stepHost{r.WorkflowStep, r.Targets[0].Agent}]; ok {
+					after.Steps[r.WorkflowStep].Hosts[hi].Run = r.ID
 				}
 			}
 		}
