@@ -168,6 +168,29 @@ type MonitoringStore interface {
 	// WaitingTargets returns the parts of running runs not yet started on
 	// the given agents.
 	WaitingTargets(ctx context.Context, agents []string) ([]aramaki.RunStart, error)
+	// ServerIdentity returns this server's identity, made with fresh when there is none.
+	ServerIdentity(ctx context.Context, fresh func() (string, aramaki.ServerKey, error)) (aramaki.ServerIdentity, error)
+	// RotateServerKey makes a key the current one, retiring the one before.
+	RotateServerKey(ctx context.Context, key aramaki.ServerKey, ev aramaki.Event) ([]aramaki.ServerKey, error)
+	// CreateInvitation stores an invitation to become a peer.
+	CreateInvitation(ctx context.Context, inv aramaki.Invitation, ev aramaki.Event) error
+	// UseInvitation checks and uses an invitation, storing the peer it makes.
+	UseInvitation(ctx context.Context, id string, now time.Time, check func(secretHash []byte) bool, peer aramaki.Peer,
+		events func(aramaki.Peer) ([]aramaki.Event, error)) (aramaki.Peer, error)
+	// AddPeer stores a peer this server joined.
+	AddPeer(ctx context.Context, p aramaki.Peer, ev aramaki.Event) error
+	// Peers returns the peers, removed ones too.
+	Peers(ctx context.Context) ([]aramaki.Peer, error)
+	// RemovePeer ends a peering and revokes its grants.
+	RemovePeer(ctx context.Context, name, by string, ev aramaki.Event) error
+	// CreateGrant stores a grant to a peer.
+	CreateGrant(ctx context.Context, g aramaki.Grant, ev func(aramaki.Grant) (aramaki.Event, error)) (aramaki.Grant, error)
+	// Grants returns the grants to a peer, or all.
+	Grants(ctx context.Context, peer string) ([]aramaki.Grant, error)
+	// Grant returns a grant.
+	Grant(ctx context.Context, id string) (aramaki.Grant, error)
+	// RevokeGrant ends a grant.
+	RevokeGrant(ctx context.Context, id, by string, ev aramaki.Event) error
 	// AgentsNamed returns the agents with the names given.
 	AgentsNamed(ctx context.Context, names []string) ([]aramaki.Agent, error)
 	// StartTargets marks the waiting parts of runs given as started, in

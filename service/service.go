@@ -48,6 +48,12 @@ type Service struct {
 	// to stop its part of a cancelled run: only RunDispatch's goroutine
 	// touches it.
 	cancelsSent map[string]time.Time
+
+	// Federation: this server's name and TLS CA pin as peers see them,
+	// and how it joins others.
+	serverName string
+	caSHA256   string
+	joiner     PeerJoiner
 }
 
 // Options tune a Service; the zero value is usable.
@@ -68,6 +74,11 @@ type Options struct {
 	// DigestEvery is how often owners get their systems' review digest by
 	// e-mail; never when zero.
 	DigestEvery time.Duration
+	// ServerName is what this server calls itself to its peers (they may
+	// call it otherwise); CASHA256 is the hex SHA-256 of its TLS CA
+	// certificate, which peers pin.
+	ServerName string
+	CASHA256   string
 }
 
 // New returns a Service over a store and a config source. Call Open before use.
@@ -89,7 +100,8 @@ func New(store Store, config ConfigSource, log *slog.Logger, opts Options) *Serv
 	}
 	return &Service{store: store, config: config, log: log, now: opts.Now, graph: empty,
 		logins: newLoginGuard(), ingest: make(chan *submission, 1024), seen: map[string]aramaki.AgentSeen{}, changed: make(chan struct{}),
-		groupWait: opts.GroupWait, alertWake: make(chan struct{}, 1), url: opts.URL, maxAttempts: opts.MaxAttempts, permanent: opts.Permanent, digestEvery: opts.DigestEvery, runWake: make(chan struct{}, 1)}
+		groupWait: opts.GroupWait, alertWake: make(chan struct{}, 1), url: opts.URL, maxAttempts: opts.MaxAttempts, permanent: opts.Permanent, digestEvery: opts.DigestEvery, runWake: make(chan struct{}, 1),
+		serverName: opts.ServerName, caSHA256: opts.CASHA256}
 }
 
 // Open loads the system graph in force, and the agents' names for the

@@ -1,0 +1,246 @@
+package aramaki
+
+import (
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/hex"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+)
+
+// A server's identity among its peers: a stable id, and Ed25519 keys it
+// signs every federation message with. Keys can be rotated; old ones are
+// kept so that what they signed still verifies.
+
+// ServerKey is one of this server's identity keys. The private half never
+// leaves the store and the process that signs with it.
+type ServerKey struct {
+	ID      string             `json:"id"` // KeyID of the public key
+	Public  ed25519.PublicKey  `json:"public_key"`
+	Private ed25519.PrivateKey `json:"-"`
+	Created time.Time          `json:"created"`
+	// Retired is when a newer key took over; it still verifies.
+	Retired *time.Time `json:"retired,omitempty"`
+}
+
+// ServerIdentity is this server as its peers know it.
+type ServerIdentity struct {
+	ID   string      `json:"id"`   // srv_ and 16 hex digits
+	Keys []ServerKey `json:"keys"` // current first
+}
+
+// Current is the key the server signs with now.
+func (s ServerIdentity) Current() ServerKey {
+	if len(s.Keys) == 0 {
+		return ServerKey{}
+	}
+	return s.Keys[0]
+}
+
+// KeyID names a public key: k_ and the first 16 hex digits of its SHA-256.
+func KeyID(pub ed25519.PublicKey) string {
+	sum := sha256.Sum256(pub)
+	return "k_" + hex.EncodeToString(sum[:8])
+}
+
+// KeyFingerprint is the hex SHA-256 of a public key: what an invitation
+// carries, for the invitee to check the key it is shown.
+func KeyFingerprint(pub ed25519.PublicKey) string {
+	sum := sha256.Sum256(pub)
+	return hex.EncodeToString(sum[:])
+}
+
+var (
+	serverIDPattern = regexp.MustCompile(`^srv_[0-9a-f]{16}$`)
+	peerNamePattern = regexp.MustCompile(`^[a-z][a-z0-9-]{0,62}$`)
+)
+
+// ValidateServerID reports whether id is a server id.
+func ValidateServerID(id string) error {
+	if !serverIDPattern.MatchString(id) {
+		return Errorf(EINVALID, "invalid server id %q: srv_ and 16 hex digits", id)
+	}
+	return nil
+}
+
+// ValidatePeerName reports whether name is a well-formed peer name: what
+// this server calls another, in commands and in system references
+// (storage@b).
+func ValidatePeerName(name string) error {
+	if !peerNamePattern.MatchString(name) {
+		return Errorf(EINVALID, "invalid peer name %q: 1-63 lower-case letters, digits and '-', starting with a letter", name)
+	}
+	return nil
+}
+
+// Peer is another server this one federates with.
+type Peer struct {
+	Name   string `json:"name"`   // what this server calls it
+	Server string `json:"server"` // its server id
+	// URL is where to dial it; empty when it cannot be dialled (it dials
+	// this server).
+	URL      string     `json:"url,omitempty"`
+	CASHA256 string     `json:"ca_sha256,omitempty"` // the pin of its TLS CA
+	Keys     []PeerKey  `json:"keys"`
+	Added    time.Time  `json:"added"`
+	AddedBy  string     `json:"added_by"`
+	Removed  *time.Time `json:"removed,omitempty"`
+}
+
+// PeerKey is one of a peer's identity keys, as it told this server.
+type PeerKey struct {
+	ID     string            `json:"id"`
+	Public ed25519.PublicKey `json:"public_key"`
+	Added  time.Time         `json:"added"`
+}
+
+// Key returns the peer's key with the id, if it has told it.
+func (p Peer) Key(id string) (ed25519.PublicKey, bool) {
+	for _, k := range p.Keys {
+		if k.ID == id {
+			return k.Public, true
+		}
+	}
+	return nil, false
+}
+
+// Invitation lets one server become this one's peer: it is used once,
+// before it expires. Only the hash of its secret is kept.
+type Invitation struct {
+	ID         string     `json:"id"`
+	Name       string     `json:"name"` // the name the invitee will have here
+	SecretHash []byte     `json:"-"`
+	Created    time.Time  `json:"created"`
+	CreatedBy  string     `json:"created_by"`
+	Expires    time.Time  `json:"expires"`
+	Used       *time.Time `json:"used,omitempty"`
+}
+
+// Invitation lifetimes.
+const (
+	DefaultInvitationTTL = 24 * time.Hour
+	MaxInvitationTTL     = 7 * 24 * time.Hour
+)
+
+// GrantKind is a kind of data a grant shares.
+type GrantKind string
+
+// What a grant can share: the events of the systems (their timeline), and
+// their status.
+const (
+	GrantEvents GrantKind = "events"
+	GrantStatus GrantKind = "status"
+)
+
+// Grant lets a peer use some of this server's systems, until a time: see
+// their events or status, run some of their actions.
+type Grant struct {
+	ID        string      `json:"id"`
+	Peer      string      `json:"peer"`
+	Systems   []string    `json:"systems"`
+	Kinds     []GrantKind `json:"kinds"`
+	Actions   []string    `json:"actions,omitempty"`
+	Until     time.Time   `json:"until"`
+	Created   time.Time   `json:"created"`
+	CreatedBy string      `json:"created_by"`
+	Revoked   *time.Time  `json:"revoked,omitempty"`
+	RevokedBy string      `json:"revoked_by,omitempty"`
+}
+
+// MaxGrantDuration bounds how long a grant may last: sharing is for a
+// limited time, renewed on purpose.
+const MaxGrantDuration = 366 * 24 * time.Hour
+
+// Active reports whether the grant is in force at a time.
+func (g Grant) Active(now time.Time) bool {
+	return g.Revoked == nil && now.Before(g.Until)
+}
+
+// Allows reports whether the grant, in force at now, shares a kind of
+// data of a system.
+func (g Grant) Allows(now time.Time, system string, kind GrantKind) bool {
+	return g.Active(now) && slices.Contains(g.Systems, system) && slices.Contains(g.Kinds, kind)
+}
+
+// AllowsAction reports whether the grant, in force at now, lets the peer
+// run an action on a system.
+func (g Grant) AllowsAction(now time.Time, system, action string) bool {
+	return g.Active(now) && slices.Contains(g.Systems, system) && slices.Contains(g.Actions, action)
+}
+
+// ParseAllow reads what a grant allows, as written on the command line:
+// "events,status,action:restart-unit".
+func ParseAllow(s string) ([]GrantKind, []string, error) {
+	var kinds []GrantKind
+	var actions []string
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		switch {
+		case part == string(GrantEvents) || part == string(GrantStatus):
+			if !slices.Contains(kinds, GrantKind(part)) {
+				kinds = append(kinds, GrantKind(part))
+			}
+		case strings.HasPrefix(part, "action:"):
+			name := strings.TrimPrefix(part, "action:")
+			if err := ValidateActionName(name); err != nil {
+				return nil, nil, err
+			}
+			if !slices.Contains(actions, name) {
+				actions = append(actions, name)
+			}
+		default:
+			return nil, nil, Errorf(EINVALID, "a grant allows events, status or action:NAME, not %q", part)
+		}
+	}
+	if len(kinds) == 0 && len(actions) == 0 {
+		return nil, nil, Errorf(EINVALID, "a grant must allow something: events, status or action:NAME")
+	}
+	return kinds, actions, nil
+}
+
+// Validate checks a grant as asked for, at a time.
+func (g Grant) Validate(now time.Time) error {
+	if err := ValidatePeerName(g.Peer); err != nil {
+		return err
+	}
+	if len(g.Systems) == 0 {
+		return Errorf(EINVALID, "a grant names at least one system")
+	}
+	for _, s := range g.Systems {
+		if err := ValidateSystemID(s); err != nil {
+			return err
+		}
+	}
+	for _, k := range g.Kinds {
+		if k != GrantEvents && k != GrantStatus {
+			return Errorf(EINVALID, "a grant shares events or status, not %q", k)
+		}
+	}
+	for _, a := range g.Actions {
+		if err := ValidateActionName(a); err != nil {
+			return err
+		}
+	}
+	if len(g.Kinds) == 0 && len(g.Actions) == 0 {
+		return Errorf(EINVALID, "a grant must allow something: events, status or action:NAME")
+	}
+	switch {
+	case !g.Until.After(now):
+		return Errorf(EINVALID, "a grant must end in the future")
+	case g.Until.Sub(now) > MaxGrantDuration:
+		return Errorf(EINVALID, "a grant lasts at most %d days: renew it when it ends", int(MaxGrantDuration.Hours()/24))
+	}
+	return nil
+}
+
+// Federation event kinds on the timeline.
+const (
+	KindPeerInvited  EventKind = "peer.invited"
+	KindPeerJoined   EventKind = "peer.joined"
+	KindPeerRemoved  EventKind = "peer.removed"
+	KindGrantCreated EventKind = "grant.created"
+	KindGrantRevoked EventKind = "grant.revoked"
+	KindServerKeyNew EventKind = "server.key_rotated"
+)

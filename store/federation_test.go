@@ -1,0 +1,132 @@
+package store_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"testing"
+	"time"
+
+	"github.com/aramaki/aramaki"
+	"github.com/aramaki/aramaki/store"
+)
+
+func TestFederationRecords(t *testing.T) {
+	t.Parallel()
+	forEachStore(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		ev := func(kind aramaki.EventKind) aramaki.Event {
+			e, err := aramaki.NewEvent(t0, kind, "user:root", nil, string(kind), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return e
+		}
+		key := func(at time.Time) aramaki.ServerKey {
+			pub, prv, _ := ed25519.GenerateKey(nil)
+			return aramaki.ServerKey{ID: aramaki.KeyID(pub), Public: pub, Private: prv, Created: at}
+		}
+
+		// The identity is made once, whoever asks first.
+		first := key(t0)
+		made := 0
+		fresh := func() (string, aramaki.ServerKey, error) { made++; return "srv_0123456789abcdef", first, nil }
+		id, err := s.ServerIdentity(ctx, fresh)
+		if err != nil || id.ID != "srv_0123456789abcdef" || len(id.Keys) != 1 || !bytes.Equal(id.Current().Private, first.Private) {
+			t.Fatalf("identity %+v, %v", id, err)
+		}
+		if again, err := s.ServerIdentity(ctx, fresh); err != nil || made != 1 || again.ID != id.ID {
+			t.Fatalf("asked again: %+v, made %d times, %v", again, made, err)
+		}
+		// A new key takes over; the old one is kept, retired.
+		second := key(t0.Add(time.Hour))
+		keys, err := s.RotateServerKey(ctx, second, ev(aramaki.KindServerKeyNew))
+		if err != nil || len(keys) != 2 || keys[0].ID != second.ID || keys[0].Retired != nil || keys[1].ID != first.ID || keys[1].Retired == nil {
+			t.Fatalf("keys after rotating %+v, %v", keys, err)
+		}
+
+		// An invitation is used once, before it expires, with its secret.
+		inv := aramaki.Invitation{ID: "0011223344556677", Name: "b", SecretHash: []byte("hash"), Created: t0, CreatedBy: "root", Expires: t0.Add(time.Hour)}
+		if err := s.CreateInvitation(ctx, inv, ev(aramaki.KindPeerInvited)); err != nil {
+			t.Fatal(err)
+		}
+		bKey := key(t0)
+		peer := aramaki.Peer{Server: "srv_bbbbbbbbbbbbbbbb", URL: "https://b.example:8443", Added: t0, AddedBy: "invitation:" + inv.ID,
+			Keys: []aramaki.PeerKey{{ID: bKey.ID, Public: bKey.Public, Added: t0}}}
+		joined := func(p aramaki.Peer) ([]aramaki.Event, error) { return []aramaki.Event{ev(aramaki.KindPeerJoined)}, nil }
+		good := func(h []byte) bool { return string(h) == "hash" }
+		for _, c := range []struct {
+			name  string
+			id    string
+			now   time.Time
+			check func([]byte) bool
+		}{
+			{"an unknown invitation", "ffffffffffffffff", t0, good},
+			{"a wrong secret", inv.ID, t0, func([]byte) bool { return false }},
+			{"an expired invitation", inv.ID, t0.Add(time.Hour), good},
+		} {
+			if _, err := s.UseInvitation(ctx, c.id, c.now, c.check, peer, joined); aramaki.ErrorCode(err) != aramaki.EUNAUTHORIZED {
+				t.Errorf("%s: %v", c.name, err)
+			}
+		}
+		got, err := s.UseInvitation(ctx, inv.ID, t0.Add(time.Minute), good, peer, joined)
+		if err != nil || got.Name != "b" {
+			t.Fatalf("joining: %+v, %v", got, err)
+		}
+		if _, err := s.UseInvitation(ctx, inv.ID, t0.Add(time.Minute), good, peer, joined); aramaki.ErrorCode(err) != aramaki.EUNAUTHORIZED {
+			t.Errorf("using an invitation twice: %v", err)
+		}
+		b, err := s.Peer(ctx, "b")
+		if err != nil || b.Server != peer.Server || b.URL != peer.URL || len(b.Keys) != 1 || !bytes.Equal(b.Keys[0].Public, bKey.Public) {
+			t.Fatalf("peer b: %+v, %v", b, err)
+		}
+		if k, ok := b.Key(bKey.ID); !ok || !bytes.Equal(k, bKey.Public) {
+			t.Error("b's key not found by its id")
+		}
+		// The same server or name cannot be added twice.
+		if err := s.AddPeer(ctx, aramaki.Peer{Name: "b2", Server: peer.Server, Added: t0, AddedBy: "root"}, ev(aramaki.KindPeerJoined)); aramaki.ErrorCode(err) != aramaki.ECONFLICT {
+			t.Errorf("the same server again: %v", err)
+		}
+		if err := s.CreateInvitation(ctx, aramaki.Invitation{ID: "1111111111111111", Name: "b", SecretHash: []byte("x"), Created: t0, CreatedBy: "root",
+			Expires: t0.Add(time.Hour)}, ev(aramaki.KindPeerInvited)); aramaki.ErrorCode(err) != aramaki.ECONFLICT {
+			t.Errorf("inviting under a name taken: %v", err)
+		}
+
+		// Grants: made, listed, revoked once; removing the peer revokes
+		// the rest.
+		g, err := s.CreateGrant(ctx, aramaki.Grant{Peer: "b", Systems: []string{"storage"}, Kinds: []aramaki.GrantKind{aramaki.GrantEvents},
+			Actions: []string{"restart-unit"}, Until: t0.Add(24 * time.Hour), Created: t0, CreatedBy: "root"},
+			func(aramaki.Grant) (aramaki.Event, error) { return ev(aramaki.KindGrantCreated), nil })
+		if err != nil || g.ID == "" {
+			t.Fatalf("grant: %+v, %v", g, err)
+		}
+		if _, err := s.CreateGrant(ctx, aramaki.Grant{Peer: "zed", Systems: []string{"storage"}, Until: t0.Add(time.Hour), Created: t0},
+			func(aramaki.Grant) (aramaki.Event, error) { return ev(aramaki.KindGrantCreated), nil }); aramaki.ErrorCode(err) != aramaki.ENOTFOUND {
+			t.Errorf("a grant to no peer: %v", err)
+		}
+		second2, _ := s.CreateGrant(ctx, aramaki.Grant{Peer: "b", Systems: []string{"db"}, Kinds: []aramaki.GrantKind{aramaki.GrantStatus},
+			Until: t0.Add(time.Hour), Created: t0, CreatedBy: "root"}, func(aramaki.Grant) (aramaki.Event, error) { return ev(aramaki.KindGrantCreated), nil })
+		read, err := s.Grant(ctx, g.ID)
+		if err != nil || read.Systems[0] != "storage" || read.Kinds[0] != aramaki.GrantEvents || read.Actions[0] != "restart-unit" || !read.Until.Equal(g.Until) {
+			t.Fatalf("grant read back %+v, %v", read, err)
+		}
+		if err := s.RevokeGrant(ctx, g.ID, "root", ev(aramaki.KindGrantRevoked)); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.RevokeGrant(ctx, g.ID, "root", ev(aramaki.KindGrantRevoked)); aramaki.ErrorCode(err) != aramaki.ECONFLICT {
+			t.Errorf("revoking twice: %v", err)
+		}
+		if err := s.RemovePeer(ctx, "b", "root", ev(aramaki.KindPeerRemoved)); err != nil {
+			t.Fatal(err)
+		}
+		if gr, _ := s.Grant(ctx, second2.ID); gr.Revoked == nil || gr.RevokedBy != "root" {
+			t.Errorf("a grant of a removed peer: %+v", gr)
+		}
+		if _, err := s.Peer(ctx, "b"); aramaki.ErrorCode(err) != aramaki.ENOTFOUND {
+			t.Errorf("a removed peer: %v", err)
+		}
+		if all, err := s.Grants(ctx, "b"); err != nil || len(all) != 2 {
+			t.Errorf("grants of b: %d, %v", len(all), err)
+		}
+	})
+}
