@@ -1,0 +1,172 @@
+package service_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aramaki/aramaki"
+	"github.com/aramaki/aramaki/service"
+	"github.com/aramaki/aramaki/store"
+)
+
+// fedServer is one server of a federation test, in process.
+type fedServer struct {
+	svc *service.Service
+	ctx context.Context
+}
+
+func MustFedServer(t *testing.T, name string, systems ...aramaki.System) *fedServer {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "db"), log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	svc := service.New(st, staticConfig{systems}, log, service.Options{ServerName: name, URL: "https://" + name + ".example:8443"})
+	if err := svc.Open(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.SyncConfig(ctx, "config"); err != nil {
+		t.Fatal(err)
+	}
+	return &fedServer{svc: svc, ctx: ctx}
+}
+
+// directJoin joins the inviting server in process, as the network adapter
+// does over HTTPS: the token here is "invitation-id secret".
+type directJoin struct{ inviter *fedServer }
+
+func (d directJoin) Join(ctx context.Context, token string, self service.JoinSelf) (aramaki.Peer, string, error) {
+	id, secret, _ := strings.Cut(token, " ")
+	me, _, err := d.inviter.svc.PeerJoins(ctx, service.JoinAttempt{Invitation: id, Secret: secret, Server: self.Server, Name: self.Name,
+		URL: self.URL, PublicKey: self.Key.Public})
+	if err != nil {
+		return aramaki.Peer{}, "", err
+	}
+	var keys []aramaki.PeerKey
+	for _, k := range me.Keys {
+		keys = append(keys, aramaki.PeerKey{ID: k.ID, Public: k.Public, Added: time.Now()})
+	}
+	return aramaki.Peer{Server: me.ID, URL: "https://a.example:8443", Keys: keys}, "a", nil
+}
+
+func TestTwoServersBecomePeersWithAnInvitationUsedOnce(t *testing.T) {
+	a := MustFedServer(t, "a", aramaki.System{ID: "storage", Title: "Storage"})
+	b := MustFedServer(t, "b")
+	b.svc.SetJoiner(directJoin{a})
+	operator := aramaki.Principal{User: "olga", Bindings: []aramaki.RoleBinding{{User: "olga", System: "storage", Role: aramaki.RoleOperator}}}
+
+	if _, err := a.svc.CreateInvitation(a.ctx, operator, "b", 0); aramaki.ErrorCode(err) != aramaki.EFORBIDDEN {
+		t.Fatalf("an operator inviting: %v", err)
+	}
+	inv, err := a.svc.CreateInvitation(a.ctx, root, "b", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	aID, _ := a.svc.Identity(a.ctx)
+	if inv.Server != aID.ID || inv.Key != aramaki.KeyFingerprint(aID.Current().Public) || inv.Secret == "" {
+		t.Fatalf("invitation %+v", inv)
+	}
+	if _, err := b.svc.AcceptInvitation(b.ctx, root, inv.ID+" wrong-secret", ""); aramaki.ErrorCode(err) != aramaki.EUNAUTHORIZED {
+		t.Fatalf("a wrong secret: %v", err)
+	}
+	peerA, err := b.svc.AcceptInvitation(b.ctx, root, inv.ID+" "+inv.Secret, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bID, _ := b.svc.Identity(b.ctx)
+	if peerA.Name != "a" || peerA.Server != aID.ID {
+		t.Errorf("b knows a as %+v", peerA)
+	}
+	peersOfA, err := a.svc.Peers(a.ctx, root)
+	if err != nil || len(peersOfA) != 1 || peersOfA[0].Name != "b" || peersOfA[0].Server != bID.ID || peersOfA[0].URL != "https://b.example:8443" ||
+		peersOfA[0].Keys[0].ID != bID.Current().ID {
+		t.Fatalf("a's peers: %+v, %v", peersOfA, err)
+	}
+	// Used once.
+	c := MustFedServer(t, "c")
+	c.svc.SetJoiner(directJoin{a})
+	if _, err := c.svc.AcceptInvitation(c.ctx, root, inv.ID+" "+inv.Secret, ""); aramaki.ErrorCode(err) != aramaki.EUNAUTHORIZED {
+		t.Fatalf("the invitation used again: %v", err)
+	}
+	page, _ := a.svc.Timeline(a.ctx, root, service.TimelineRequest{Kinds: []aramaki.EventKind{aramaki.KindPeerInvited, aramaki.KindPeerJoined}})
+	if len(page.Events) != 2 || !strings.Contains(page.Events[0].Summary, "became peer b") {
+		t.Errorf("on a's timeline: %+v", page.Events)
+	}
+}
+
+func TestAGrantIsScopedTimedAndRevokedAtOnce(t *testing.T) {
+	a := MustFedServer(t, "a", aramaki.System{ID: "storage", Title: "Storage", Actions: []aramaki.ActionRef{{Name: "restart-unit"}}},
+		aramaki.System{ID: "billing", Title: "Billing"})
+	b := MustFedServer(t, "b")
+	b.svc.SetJoiner(directJoin{a})
+	inv, _ := a.svc.CreateInvitation(a.ctx, root, "b", 0)
+	if _, err := b.svc.AcceptInvitation(b.ctx, root, inv.ID+" "+inv.Secret, ""); err != nil {
+		t.Fatal(err)
+	}
+	until := time.Now().Add(24 * time.Hour)
+	storageAdmin := aramaki.Principal{User: "sam", Bindings: []aramaki.RoleBinding{{User: "sam", System: "storage", Role: aramaki.RoleAdmin}}}
+	storageOperator := aramaki.Principal{User: "olga", Bindings: []aramaki.RoleBinding{{User: "olga", System: "storage", Role: aramaki.RoleOperator}}}
+	for _, c := range []struct {
+		name string
+		p    aramaki.Principal
+		req  service.GrantRequest
+		code string
+	}{
+		{"a system one cannot see", storageAdmin, service.GrantRequest{Peer: "b", Systems: []string{"billing"}, Kinds: []aramaki.GrantKind{aramaki.GrantEvents}, Until: until}, aramaki.ENOTFOUND},
+		{"a system one only operates", storageOperator, service.GrantRequest{Peer: "b", Systems: []string{"storage"}, Kinds: []aramaki.GrantKind{aramaki.GrantEvents}, Until: until}, aramaki.EFORBIDDEN},
+		{"an unknown peer", root, service.GrantRequest{Peer: "zed", Systems: []string{"storage"}, Kinds: []aramaki.GrantKind{aramaki.GrantEvents}, Until: until}, aramaki.ENOTFOUND},
+		{"no end", root, service.GrantRequest{Peer: "b", Systems: []string{"storage"}, Kinds: []aramaki.GrantKind{aramaki.GrantEvents}}, aramaki.EINVALID},
+		{"more than a year", root, service.GrantRequest{Peer: "b", Systems: []string{"storage"}, Kinds: []aramaki.GrantKind{aramaki.GrantEvents}, Until: time.Now().Add(400 * 24 * time.Hour)}, aramaki.EINVALID},
+		{"an action the system lacks", root, service.GrantRequest{Peer: "b", Systems: []string{"storage"}, Actions: []string{"reboot"}, Until: until}, aramaki.EINVALID},
+		{"nothing allowed", root, service.GrantRequest{Peer: "b", Systems: []string{"storage"}, Until: until}, aramaki.EINVALID},
+	} {
+		if _, err := a.svc.CreateGrant(a.ctx, c.p, c.req); aramaki.ErrorCode(err) != c.code {
+			t.Errorf("%s: %v, want %s", c.name, err, c.code)
+		}
+	}
+	g, err := a.svc.CreateGrant(a.ctx, storageAdmin, service.GrantRequest{Peer: "b", Systems: []string{"storage"},
+		Kinds: []aramaki.GrantKind{aramaki.GrantEvents, aramaki.GrantStatus}, Actions: []string{"restart-unit"}, Until: until})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	if !g.Allows(now, "storage", aramaki.GrantEvents) || g.Allows(now, "billing", aramaki.GrantEvents) || !g.AllowsAction(now, "storage", "restart-unit") ||
+		g.Allows(until, "storage", aramaki.GrantEvents) {
+		t.Errorf("grant %+v allows the wrong things", g)
+	}
+	if seen, _ := a.svc.Grants(a.ctx, storageAdmin, ""); len(seen) != 1 {
+		t.Errorf("the storage admin sees %d grants", len(seen))
+	}
+	billing := aramaki.Principal{User: "bill", Bindings: []aramaki.RoleBinding{{User: "bill", System: "billing", Role: aramaki.RoleAdmin}}}
+	if seen, _ := a.svc.Grants(a.ctx, billing, ""); len(seen) != 0 {
+		t.Errorf("another system's admin sees %+v", seen)
+	}
+	if _, err := a.svc.RevokeGrant(a.ctx, billing, g.ID); aramaki.ErrorCode(err) != aramaki.ENOTFOUND {
+		t.Errorf("another system's admin revoking: %v", err)
+	}
+	revoked, err := a.svc.RevokeGrant(a.ctx, storageAdmin, g.ID)
+	if err != nil || revoked.Active(time.Now()) {
+		t.Fatalf("revoked %+v, %v", revoked, err)
+	}
+}
+
+func TestAServerKeyRotatesAndTheOldOneIsKept(t *testing.T) {
+	a := MustFedServer(t, "a")
+	before, _ := a.svc.Identity(a.ctx)
+	after, err := a.svc.RotateServerKey(a.ctx, root)
+	if err != nil || after.ID != before.ID || len(after.Keys) != 2 || after.Current().ID == before.Current().ID || after.Keys[1].ID != before.Current().ID {
+		t.Fatalf("after rotating: %+v, %v", after, err)
+	}
+	if _, err := a.svc.RotateServerKey(a.ctx, aramaki.Principal{User: "olga"}); aramaki.ErrorCode(err) != aramaki.EFORBIDDEN {
+		t.Errorf("an operator rotating: %v", err)
+	}
+}
