@@ -1,10 +1,13 @@
 package wire_test
 
 import (
+	"bytes"
+	"crypto/ed25519"
 	"encoding/json"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aramaki/aramaki/wire"
 )
@@ -226,5 +229,184 @@ func FuzzDecodeEnrollResponse(f *testing.F) {
 		if r, err := wire.DecodeEnrollResponse(raw); err == nil && !wire.ValidAgentID(r.AgentID) {
 			t.Fatalf("accepted %+v", r)
 		}
+	})
+}
+
+// An invitation the parser accepts is whole and survives being passed on.
+func FuzzParsePeerInvitation(f *testing.F) {
+	inv := goodInvitation()
+	f.Add(inv.String())
+	f.Add(changed(inv, func(i *wire.PeerInvitation) { i.URL, i.CASHA256 = "http://127.0.0.1:8080", "" }).String())
+	f.Add(changed(inv, func(i *wire.PeerInvitation) { i.Expires = time.Time{} }).String())
+	f.Add(changed(inv, func(i *wire.PeerInvitation) { i.CASHA256 = strings.ToUpper(i.CASHA256) }).String())
+	f.Add(invitationJSON(`{"u":"https://x","f":"` + strings.Repeat("ab", 32) + `","v":"srv_0123456789abcdef","k":"` + strings.Repeat("cd", 32) + `","n":"a","i":"0123456789abcdef","s":"` + strings.Repeat("s", 32) + `","e":"2026-11-24T03:00:00+09:00"}`))
+	f.Add("arke1.e30")
+	f.Add(wire.PeerInvitationPrefix)
+	f.Fuzz(func(t *testing.T, s string) {
+		inv, err := wire.ParsePeerInvitation(s)
+		if err != nil {
+			return
+		}
+		if !wire.ValidServerID(inv.Server) || !wire.ValidPeerName(inv.Name) || len(inv.Key) != 64 || inv.ID == "" || len(inv.Secret) < 32 || inv.Expires.IsZero() {
+			t.Fatalf("accepted invalid invitation %+v", inv)
+		}
+		if again, err := wire.ParsePeerInvitation(inv.String()); err != nil || again != inv {
+			t.Fatalf("accepted invitation does not round-trip: %+v %v", again, err)
+		}
+	})
+}
+
+func FuzzDecodeJoinRequest(f *testing.F) {
+	inv := goodInvitation()
+	for _, r := range []wire.JoinRequest{
+		joinOf(inv, srvA),
+		joinOf(inv, srvC),
+		changed(joinOf(inv, srvA), func(r *wire.JoinRequest) { r.URL, r.CASHA256 = "", "" }),
+		changed(joinOf(inv, srvA), func(r *wire.JoinRequest) { r.URL, r.CASHA256 = "http://b", "" }),
+		changed(joinOf(inv, srvA), func(r *wire.JoinRequest) { r.Server = srvA }),
+		changed(joinOf(inv, srvA), func(r *wire.JoinRequest) { r.PublicKey = r.PublicKey[:31] }),
+	} {
+		raw, err := json.Marshal(r)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(raw)
+	}
+	f.Add([]byte(`{"invitation":"0123456789abcdef","secret":null}`))
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		r, err := wire.DecodeJoinRequest(raw)
+		if err != nil {
+			return
+		}
+		if err := r.Validate(); err != nil {
+			t.Fatalf("accepted an invalid join request: %v", err)
+		}
+		proved := r.VerifyProof(srvA) == nil
+		if proved && !ed25519.Verify(r.PublicKey, wire.JoinProofBytes(r.Invitation, srvA, r.Server), r.Proof) {
+			t.Fatal("accepted a proof that does not verify")
+		}
+		again, err := json.Marshal(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r2, err := wire.DecodeJoinRequest(again); err != nil || !reflect.DeepEqual(r, r2) {
+			t.Fatalf("accepted join request does not round-trip: %+v %v", r2, err)
+		}
+	})
+}
+
+func FuzzDecodeJoinResponse(f *testing.F) {
+	for _, r := range []wire.JoinResponse{
+		goodJoinResponse(),
+		changed(goodJoinResponse(), func(r *wire.JoinResponse) { r.URL, r.CASHA256 = "", "" }),
+		changed(goodJoinResponse(), func(r *wire.JoinResponse) { r.PublicKeys = r.PublicKeys[:1] }),
+		changed(goodJoinResponse(), func(r *wire.JoinResponse) { r.PublicKeys[1] = r.PublicKeys[0] }),
+		changed(goodJoinResponse(), func(r *wire.JoinResponse) { r.PublicKeys = nil }),
+	} {
+		raw, err := json.Marshal(r)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(raw)
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		r, err := wire.DecodeJoinResponse(raw)
+		if err != nil {
+			return
+		}
+		if err := r.Validate(); err != nil {
+			t.Fatalf("accepted an invalid join response: %v", err)
+		}
+		if len(r.PublicKeys) < 1 || len(r.PublicKeys) > wire.MaxPeerKeys {
+			t.Fatalf("accepted %d keys", len(r.PublicKeys))
+		}
+		if r.VerifyInviter(goodInvitation()) == nil && r.Server != srvA {
+			t.Fatalf("%s passed for %s", r.Server, srvA)
+		}
+		again, err := json.Marshal(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r2, err := wire.DecodeJoinResponse(again); err != nil || !reflect.DeepEqual(r, r2) {
+			t.Fatalf("accepted join response does not round-trip: %+v %v", r2, err)
+		}
+	})
+}
+
+// What OpenPeerMessage accepts was signed by a key of its origin that the
+// verifier knows, over the exact bytes it carries, is addressed to the
+// verifier, and can be signed again and opened to the same message. The
+// fuzzer cannot forge signatures, so each input is two: a frame opened as
+// it is, and a message's bytes signed with A's key before they are opened,
+// which reaches every check a signed message meets.
+func FuzzOpenPeerMessage(f *testing.F) {
+	hello := wire.PeerMessage{ID: srvA + "/hello/0", Origin: srvA, Recipient: srvB, Sent: now, Kind: wire.KindHello}
+	ack := wire.PeerMessage{ID: srvC + "/ack/3", Origin: srvC, Recipient: srvB, Seq: 3, Sent: now, Kind: wire.KindAck, Body: json.RawMessage(`{}`)}
+	for _, s := range []struct {
+		m   wire.PeerMessage
+		key ed25519.PrivateKey
+	}{
+		{event(srvA, srvB, 1), keyA},
+		{event(srvA, srvB, 2), keyAOld},
+		{hello, keyA},
+		{ack, keyC},
+		{event(srvA, srvC, 1), keyA}, // to another recipient
+		{event(srvA, srvB, 1), keyC}, // an unknown key
+		{changed(event(srvA, srvB, 1), func(m *wire.PeerMessage) { m.Sent = now.Add(time.Hour) }), keyA}, // from the future
+		{event(srvB, srvC, 1), keyB}, // from the verifier itself
+	} {
+		inner, err := json.Marshal(s.m)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(MustSign(f, s.m, s.key), inner)
+	}
+	for _, inner := range []string{
+		`{"id":"` + srvA + `/0","origin":"` + srvA + `","recipient":"` + srvB + `","seq":0,"sent":"2026-11-24T03:00:00Z","kind":"event","body":{}}`,
+		`{"id":"` + srvA + `/1","origin":"` + srvA + `","recipient":"` + srvB + `","seq":1,"sent":"2026-11-24T12:00:30+09:00","kind":"status","body": { "a" : [1, "<"] } }`,
+		`{"ID":"` + srvA + `/ack/1","Origin":"` + srvA + `","recipient":"` + srvB + `","seq":1,"sent":"2026-11-24T03:00:59.999999999Z","kind":"ack","body":null}`,
+	} {
+		f.Add(signedFrame([]byte(inner), keyA), []byte(inner))
+	}
+	f.Add([]byte(`{"message":"e30=","key_id":"k_0000000000000000","signature":null}`), []byte(`{}`))
+	private := map[string]ed25519.PrivateKey{}
+	for _, k := range []ed25519.PrivateKey{keyA, keyAOld, keyB, keyC} {
+		private[wire.KeyID(pub(k))] = k
+	}
+	check := func(t *testing.T, frame []byte) {
+		v := verifierOf(srvB)
+		m, err := wire.OpenPeerMessage(frame, v)
+		if err != nil {
+			return
+		}
+		if err := m.Validate(); err != nil {
+			t.Fatalf("accepted an invalid message: %v", err)
+		}
+		if m.Recipient != srvB || m.Origin == srvB || m.Sent.Before(now.Add(-time.Minute)) || m.Sent.After(now.Add(time.Minute)) {
+			t.Fatalf("accepted %s from %s to %s sent %s", m.ID, m.Origin, m.Recipient, m.Sent)
+		}
+		var signed wire.SignedPeerMessage
+		if err := json.Unmarshal(frame, &signed); err != nil {
+			t.Fatalf("accepted a frame that does not decode: %v", err)
+		}
+		key, ok := v.Key(m.Origin, signed.KeyID)
+		if !ok || !ed25519.Verify(key, append([]byte("aramaki-fed-v1\x00"), signed.Message...), signed.Signature) {
+			t.Fatalf("accepted %s without a valid signature of %s", m.ID, m.Origin)
+		}
+		again, err := wire.OpenPeerMessage(MustSign(t, m, private[signed.KeyID]), v)
+		if err != nil {
+			t.Fatalf("signed again, %s is refused: %v", m.ID, err)
+		}
+		var body, bodyAgain bytes.Buffer
+		_ = json.Compact(&body, m.Body)
+		_ = json.Compact(&bodyAgain, again.Body)
+		if again.ID != m.ID || again.Origin != m.Origin || again.Recipient != m.Recipient || again.Seq != m.Seq ||
+			again.Kind != m.Kind || !again.Sent.Equal(m.Sent) || body.String() != bodyAgain.String() {
+			t.Fatalf("signed and opened again, %+v became %+v", m, again)
+		}
+	}
+	f.Fuzz(func(t *testing.T, frame, inner []byte) {
+		check(t, frame)
+		check(t, signedFrame(inner, keyA))
 	})
 }

@@ -1,0 +1,569 @@
+package wire
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// FederationVersion is the version of the protocol servers speak to each
+// other, negotiated as FederationSubprotocol on the federation websocket.
+// It is versioned apart from the agent protocol: the two evolve at their
+// own pace.
+//
+//   - 1 (2026-11-24): peering by an invitation token exchanged out of band
+//     (PeerInvitation) and a join request over HTTPS in which the invitee
+//     proves it holds its key (JoinRequest, JoinResponse); messages signed
+//     by their origin server's Ed25519 key (SignPeerMessage,
+//     OpenPeerMessage), numbered per origin→recipient link, of kinds event,
+//     status, announcement, grant, hello and ack.
+//
+// # Identities
+//
+// A server has a stable id (srv_ and 16 lower-case hex digits) and one or
+// more Ed25519 keys: it signs with its current key and keeps old ones so
+// its peers can still verify what it signed before a rotation. A key is
+// named by KeyID and pinned by KeyFingerprint.
+const FederationVersion = 1
+
+// FederationSubprotocol is the websocket subprotocol of FederationVersion.
+const FederationSubprotocol = "aramaki-federation.v1"
+
+// PeerInvitationPrefix starts every peer invitation token.
+const PeerInvitationPrefix = "arpeer1."
+
+// Limits of federation. Senders keep within them; receivers refuse what
+// exceeds them.
+const (
+	MaxPeerInvitation = 4096      // characters of an invitation token
+	MaxJoinSize       = 16 << 10  // a join request or response body
+	MaxPeerKeys       = 16        // keys a server presents when it joins
+	MaxPeerFrameSize  = 1 << 20   // one federation websocket message
+	MaxPeerBody       = 256 << 10 // the body of one peer message
+	maxPeerURL        = 2048
+)
+
+var (
+	serverIDPattern    = regexp.MustCompile(`^srv_[0-9a-f]{16}$`)
+	keyIDPattern       = regexp.MustCompile(`^k_[0-9a-f]{16}$`)
+	peerNamePattern    = regexp.MustCompile(`^[a-z][a-z0-9-]{0,62}$`)
+	fingerprintPattern = regexp.MustCompile(`^[0-9a-f]{64}$`)
+	invitationIDRegexp = regexp.MustCompile(`^[0-9a-f]{16}$`)
+	peerSecretPattern  = regexp.MustCompile(`^[A-Za-z0-9_-]{32,100}$`)
+)
+
+// ValidServerID reports whether s is a well-formed server id: srv_ and 16
+// lower-case hex digits.
+func ValidServerID(s string) bool { return serverIDPattern.MatchString(s) }
+
+// ValidKeyID reports whether s is a well-formed key id, as KeyID makes them.
+func ValidKeyID(s string) bool { return keyIDPattern.MatchString(s) }
+
+// ValidPeerName reports whether s is a well-formed peer name: 1 to 63
+// lower-case letters, digits and '-', starting with a letter. Peer names
+// appear in references to remote systems (system@peer).
+func ValidPeerName(s string) bool { return peerNamePattern.MatchString(s) }
+
+// KeyID names an Ed25519 public key in signed messages: k_ and the first
+// 16 hex digits of the SHA-256 of its 32 bytes. It is a name, not a pin:
+// the receiver looks the key up by it, then checks the signature.
+func KeyID(pub ed25519.PublicKey) string {
+	sum := sha256.Sum256(pub)
+	return "k_" + hex.EncodeToString(sum[:8])
+}
+
+// KeyFingerprint pins an Ed25519 public key: the lower-case hex SHA-256 of
+// its 32 bytes, as invitations carry it and operators compare it.
+func KeyFingerprint(pub ed25519.PublicKey) string {
+	sum := sha256.Sum256(pub)
+	return hex.EncodeToString(sum[:])
+}
+
+// checkBaseURL holds a server's base URL to the enrollment token's rules:
+// http or https, a host, no credentials. An https URL must come with a pin
+// of the CA (64 lower-case hex digits), a plain-HTTP one without.
+func checkBaseURL(what, raw, pin string) error {
+	if len(raw) > maxPeerURL {
+		return errorf("%s URL exceeds %d bytes", what, maxPeerURL)
+	}
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil {
+		return errorf("%s URL %s is not a server URL (http or https, a host, no credentials)", what, clip(raw))
+	}
+	if u.Scheme == "https" && !fingerprintPattern.MatchString(pin) {
+		return errorf("%s URL is https but no SHA-256 CA fingerprint (64 lower-case hex digits) pins its CA", what)
+	}
+	if u.Scheme == "http" && pin != "" {
+		return errorf("%s pins a CA for a plain-HTTP URL", what)
+	}
+	return nil
+}
+
+// PeerInvitation is what the operator of server A hands to the operator of
+// server B to peer them: where A is, the CA it presents and the key it
+// signs with (so B trusts nothing else), the name A will know B by, and a
+// single-use secret. It travels as a string: PeerInvitationPrefix and the
+// base64url of its compact JSON.
+type PeerInvitation struct {
+	URL      string    `json:"u"`
+	CASHA256 string    `json:"f"` // hex SHA-256 of A's CA certificate's DER; empty only for plain-HTTP development servers
+	Server   string    `json:"v"` // A's server id
+	Key      string    `json:"k"` // KeyFingerprint of A's current key
+	Name     string    `json:"n"` // the peer name A gives B
+	ID       string    `json:"i"`
+	Secret   string    `json:"s"`
+	Expires  time.Time `json:"e"`
+}
+
+// String encodes the invitation for copy and paste.
+func (t PeerInvitation) String() string {
+	raw, _ := json.Marshal(t)
+	return PeerInvitationPrefix + base64.RawURLEncoding.EncodeToString(raw)
+}
+
+// ParsePeerInvitation decodes and checks an invitation. It does not check
+// that the invitation is still valid: the inviting server, which keeps it,
+// knows when it expires and whether it was used.
+func ParsePeerInvitation(s string) (PeerInvitation, error) {
+	var t PeerInvitation
+	s = strings.TrimSpace(s)
+	rest, ok := strings.CutPrefix(s, PeerInvitationPrefix)
+	if !ok {
+		return t, errorf("not a peer invitation (they start with %s)", PeerInvitationPrefix)
+	}
+	if len(s) > MaxPeerInvitation {
+		return t, errorf("peer invitation of %d characters exceeds %d", len(s), MaxPeerInvitation)
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(rest)
+	if err != nil {
+		return t, errorf("peer invitation is damaged: not base64url")
+	}
+	if err := decodeStrict(raw, &t); err != nil {
+		return PeerInvitation{}, errorf("peer invitation is damaged: %s", err.(*Error).Msg)
+	}
+	if err := t.validate(); err != nil {
+		return PeerInvitation{}, err
+	}
+	t.Expires = t.Expires.UTC()
+	return t, nil
+}
+
+func (t *PeerInvitation) validate() error {
+	if err := checkBaseURL("peer invitation: server", t.URL, t.CASHA256); err != nil {
+		return err
+	}
+	if !ValidServerID(t.Server) {
+		return errorf("peer invitation names no valid server id")
+	}
+	if !fingerprintPattern.MatchString(t.Key) {
+		return errorf("peer invitation pins no valid key fingerprint (64 lower-case hex digits)")
+	}
+	if !ValidPeerName(t.Name) {
+		return errorf("peer invitation gives no valid peer name (lower-case letters, digits and '-', starting with a letter, at most 63)")
+	}
+	if !invitationIDRegexp.MatchString(t.ID) {
+		return errorf("peer invitation has no valid id")
+	}
+	if !peerSecretPattern.MatchString(t.Secret) {
+		return errorf("peer invitation has no valid secret")
+	}
+	if t.Expires.IsZero() {
+		return errorf("peer invitation has no expiry")
+	}
+	return nil
+}
+
+// JoinProofBytes is what a joining server signs with its key to prove it
+// holds it: the invitation it answers, the inviting server and itself, so
+// that the proof is good for that one join only.
+func JoinProofBytes(invitation, inviter, joiner string) []byte {
+	p := []byte("aramaki-join-v1\x00")
+	p = append(p, invitation...)
+	p = append(p, 0)
+	p = append(p, inviter...)
+	p = append(p, 0)
+	return append(p, joiner...)
+}
+
+// JoinRequest is what server B posts to server A, over HTTPS to the URL
+// and CA of A's invitation, to accept it: the invitation's id and secret,
+// who B is, where A can reach it (nowhere when URL is empty: then B always
+// dials), and B's current key with proof that B holds it.
+type JoinRequest struct {
+	Invitation string `json:"invitation"` // the invitation's ID
+	Secret     string `json:"secret"`
+	Server     string `json:"server"` // B's server id
+	Name       string `json:"name"`   // B's name for itself
+	URL        string `json:"url"`
+	CASHA256   string `json:"ca_sha256"`
+	PublicKey  []byte `json:"public_key"`
+	// Proof is B's signature with PublicKey over
+	// JoinProofBytes(Invitation, A's server id, Server).
+	Proof []byte `json:"proof"`
+}
+
+// DecodeJoinRequest decodes and validates a join request body. It does not
+// check the proof, which needs the inviter's id: see VerifyProof.
+func DecodeJoinRequest(raw []byte) (*JoinRequest, error) {
+	if len(raw) > MaxJoinSize {
+		return nil, errorf("join request exceeds %d KiB", MaxJoinSize>>10)
+	}
+	var r JoinRequest
+	if err := decodeStrict(raw, &r); err != nil {
+		return nil, errorf("join request: %s", err.(*Error).Msg)
+	}
+	if err := r.Validate(); err != nil {
+		return nil, err
+	}
+	return &r, nil
+}
+
+// Validate checks the form of a join request.
+func (r *JoinRequest) Validate() error {
+	if !invitationIDRegexp.MatchString(r.Invitation) {
+		return errorf("join request: invitation %s is not an invitation id (16 lower-case hex digits)", clip(r.Invitation))
+	}
+	if !peerSecretPattern.MatchString(r.Secret) {
+		return errorf("join request: secret is not an invitation secret (32 to 100 base64url characters)")
+	}
+	if !ValidServerID(r.Server) {
+		return errorf("join request: server %s is not a server id (srv_ and 16 lower-case hex digits)", clip(r.Server))
+	}
+	if !ValidPeerName(r.Name) {
+		return errorf("join request: name %s is not a peer name (lower-case letters, digits and '-', starting with a letter, at most 63)", clip(r.Name))
+	}
+	if r.URL == "" {
+		if r.CASHA256 != "" {
+			return errorf("join request: pins a CA but gives no URL")
+		}
+	} else if err := checkBaseURL("join request:", r.URL, r.CASHA256); err != nil {
+		return err
+	}
+	if len(r.PublicKey) != ed25519.PublicKeySize {
+		return errorf("join request: public_key must be a %d-byte Ed25519 key", ed25519.PublicKeySize)
+	}
+	if len(r.Proof) != ed25519.SignatureSize {
+		return errorf("join request: proof must be a %d-byte Ed25519 signature", ed25519.SignatureSize)
+	}
+	return nil
+}
+
+// VerifyProof checks that the joining server signed this join to inviter
+// (the receiving server's own id) with the key it presents.
+func (r *JoinRequest) VerifyProof(inviter string) error {
+	if len(r.PublicKey) != ed25519.PublicKeySize || len(r.Proof) != ed25519.SignatureSize {
+		return errorf("join request: no Ed25519 key or proof")
+	}
+	if r.Server == inviter {
+		return errorf("join request: server %s cannot join itself", inviter)
+	}
+	if !ed25519.Verify(r.PublicKey, JoinProofBytes(r.Invitation, inviter, r.Server), r.Proof) {
+		return errorf("join request: the proof does not verify: it was made for another invitation, inviting server or joining server, or with another key")
+	}
+	return nil
+}
+
+// JoinResponse is server A's answer to an accepted join: who A is, its
+// keys (current first, then those it still verifies with), and where B can
+// reach it.
+type JoinResponse struct {
+	Server     string   `json:"server"` // A's server id
+	Name       string   `json:"name"`   // A's name for itself
+	PublicKeys [][]byte `json:"public_keys"`
+	URL        string   `json:"url"`
+	CASHA256   string   `json:"ca_sha256"`
+}
+
+// DecodeJoinResponse decodes and validates a join response body. The
+// joining server then checks it against its invitation: see VerifyInviter.
+func DecodeJoinResponse(raw []byte) (*JoinResponse, error) {
+	if len(raw) > MaxJoinSize {
+		return nil, errorf("join response exceeds %d KiB", MaxJoinSize>>10)
+	}
+	var r JoinResponse
+	if err := decodeStrict(raw, &r); err != nil {
+		return nil, errorf("join response: %s", err.(*Error).Msg)
+	}
+	if err := r.Validate(); err != nil {
+		return nil, err
+	}
+	return &r, nil
+}
+
+// Validate checks the form of a join response.
+func (r *JoinResponse) Validate() error {
+	if !ValidServerID(r.Server) {
+		return errorf("join response: server %s is not a server id (srv_ and 16 lower-case hex digits)", clip(r.Server))
+	}
+	if !ValidPeerName(r.Name) {
+		return errorf("join response: name %s is not a peer name (lower-case letters, digits and '-', starting with a letter, at most 63)", clip(r.Name))
+	}
+	if len(r.PublicKeys) == 0 || len(r.PublicKeys) > MaxPeerKeys {
+		return errorf("join response: public_keys needs 1 to %d keys", MaxPeerKeys)
+	}
+	for i, k := range r.PublicKeys {
+		if len(k) != ed25519.PublicKeySize {
+			return errorf("join response: public key %d is not a %d-byte Ed25519 key", i+1, ed25519.PublicKeySize)
+		}
+		for _, earlier := range r.PublicKeys[:i] {
+			if bytes.Equal(k, earlier) {
+				return errorf("join response: public key %d is listed twice", i+1)
+			}
+		}
+	}
+	if r.URL == "" {
+		if r.CASHA256 != "" {
+			return errorf("join response: pins a CA but gives no URL")
+		}
+	} else if err := checkBaseURL("join response:", r.URL, r.CASHA256); err != nil {
+		return err
+	}
+	return nil
+}
+
+// VerifyInviter checks that the response comes from the server inv
+// invited us to: its id, and the key the invitation pins among its keys
+// (A may have rotated its key since it made the invitation).
+func (r *JoinResponse) VerifyInviter(inv PeerInvitation) error {
+	if r.Server != inv.Server {
+		return errorf("join response: server %s answered an invitation of %s", clip(r.Server), inv.Server)
+	}
+	for _, k := range r.PublicKeys {
+		if KeyFingerprint(k) == inv.Key {
+			return nil
+		}
+	}
+	return errorf("join response: none of the keys of %s is the one the invitation pins (%s)", inv.Server, inv.Key)
+}
+
+// PeerKind says what a peer message is.
+type PeerKind string
+
+// Kinds of peer message. Outbox kinds are durable: numbered, stored until
+// acknowledged and replayed after a disconnect. Hello and ack belong to
+// one connection and are neither stored nor replayed.
+const (
+	KindEvent        PeerKind = "event"        // something happened on a shared system
+	KindStatus       PeerKind = "status"       // the status of a shared system
+	KindAnnouncement PeerKind = "announcement" // an incident or planned maintenance
+	KindGrant        PeerKind = "grant"        // a grant given or revoked: what the recipient may use
+	KindHello        PeerKind = "hello"        // the start of a session
+	KindAck          PeerKind = "ack"          // the origin stored the recipient's messages up to Seq
+)
+
+// Outbox reports whether messages of kind k are numbered in the origin's
+// outbox to the recipient; false for hello, ack and unknown kinds.
+func (k PeerKind) Outbox() bool {
+	switch k {
+	case KindEvent, KindStatus, KindAnnouncement, KindGrant:
+		return true
+	}
+	return false
+}
+
+func (k PeerKind) known() bool { return k.Outbox() || k == KindHello || k == KindAck }
+
+// PeerMessage is one message from an origin server to a recipient server.
+//
+// Messages of outbox kinds are numbered per origin→recipient link from 1,
+// in the order the origin made them, and their ID is PeerMessageID of
+// origin, kind and seq: the recipient recognises a duplicate by its id
+// and ignores it. For a hello or an ack, Seq is the last of the
+// recipient's messages the origin has stored (the recipient sends what
+// follows; 0 in a hello when there is none), and the id names the kind.
+//
+// Sent is when this copy was signed, not when the message was made: a
+// message replayed from the outbox is signed again, so that receivers can
+// keep their window for Sent narrow. Times that matter belong in the body.
+type PeerMessage struct {
+	ID        string          `json:"id"`
+	Origin    string          `json:"origin"`    // server id of the sender
+	Recipient string          `json:"recipient"` // server id of the receiver
+	Seq       uint64          `json:"seq"`
+	Sent      time.Time       `json:"sent"`
+	Kind      PeerKind        `json:"kind"`
+	Body      json.RawMessage `json:"body,omitempty"` // a JSON object; may be left out of a hello or ack
+}
+
+// PeerMessageID is the id of the message of kind from origin numbered seq:
+// origin/seq for outbox kinds, origin/kind/seq for hello and ack, so that
+// the two never collide.
+func PeerMessageID(origin string, kind PeerKind, seq uint64) string {
+	if kind.Outbox() {
+		return origin + "/" + strconv.FormatUint(seq, 10)
+	}
+	return origin + "/" + string(kind) + "/" + strconv.FormatUint(seq, 10)
+}
+
+// Validate checks the form of a message: ids, kind, numbering and body.
+// Who may send it to whom and when is OpenPeerMessage's business.
+func (m *PeerMessage) Validate() error {
+	if !ValidServerID(m.Origin) {
+		return errorf("peer message: origin %s is not a server id", clip(m.Origin))
+	}
+	if !ValidServerID(m.Recipient) {
+		return errorf("peer message: recipient %s is not a server id", clip(m.Recipient))
+	}
+	if m.Origin == m.Recipient {
+		return errorf("peer message: %s sends to itself", m.Origin)
+	}
+	if !m.Kind.known() {
+		return errorf("peer message: unknown kind %s", clip(string(m.Kind)))
+	}
+	if m.Seq == 0 && m.Kind != KindHello {
+		return errorf("peer message: %s with seq 0: messages are numbered from 1", m.Kind)
+	}
+	if want := PeerMessageID(m.Origin, m.Kind, m.Seq); m.ID != want {
+		return errorf("peer message: id %s does not match its origin, kind and seq (want %s)", clip(m.ID), want)
+	}
+	if m.Sent.IsZero() {
+		return errorf("peer message %s: sent time is missing", m.ID)
+	}
+	if len(m.Body) > MaxPeerBody {
+		return errorf("peer message %s: body of %d bytes exceeds %d KiB", m.ID, len(m.Body), MaxPeerBody>>10)
+	}
+	if len(m.Body) == 0 {
+		if m.Kind.Outbox() {
+			return errorf("peer message %s: %s without a body", m.ID, m.Kind)
+		}
+		return nil
+	}
+	if b := bytes.TrimLeft(m.Body, " \t\r\n"); len(b) == 0 || b[0] != '{' || !json.Valid(m.Body) {
+		return errorf("peer message %s: body is not a JSON object", m.ID)
+	}
+	return nil
+}
+
+// SignedPeerMessage is a frame on the federation websocket: the exact
+// bytes of a PeerMessage's JSON, the id of the origin's key that signed
+// them, and the signature. The message travels as bytes, not as an
+// object, so that what is verified is what was signed.
+type SignedPeerMessage struct {
+	Message   []byte `json:"message"`
+	KeyID     string `json:"key_id"`
+	Signature []byte `json:"signature"`
+}
+
+// peerSignaturePrefix separates peer message signatures from every other
+// signature a server key makes.
+const peerSignaturePrefix = "aramaki-fed-v1\x00"
+
+func peerSignedBytes(message []byte) []byte {
+	return append([]byte(peerSignaturePrefix), message...)
+}
+
+// SignPeerMessage makes the frame of m signed with key. It validates m
+// first, so a sender never sends what the receiver would refuse for its
+// form.
+func SignPeerMessage(m PeerMessage, key ed25519.PrivateKey) ([]byte, error) {
+	if len(key) != ed25519.PrivateKeySize {
+		return nil, errorf("sign peer message: not an Ed25519 private key")
+	}
+	if err := m.Validate(); err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false) // bodies stay as small as they were
+	if err := enc.Encode(m); err != nil {
+		return nil, fmt.Errorf("sign peer message %s: %w", m.ID, err)
+	}
+	inner := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
+	frame, err := json.Marshal(SignedPeerMessage{
+		Message:   inner,
+		KeyID:     KeyID(key.Public().(ed25519.PublicKey)),
+		Signature: ed25519.Sign(key, peerSignedBytes(inner)),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sign peer message %s: %w", m.ID, err)
+	}
+	if len(frame) > MaxPeerFrameSize {
+		return nil, errorf("peer message %s: frame of %d bytes exceeds %d", m.ID, len(frame), MaxPeerFrameSize)
+	}
+	return frame, nil
+}
+
+// PeerVerifier is what a server needs to open the messages of its peers.
+type PeerVerifier struct {
+	Self    string        // this server's id: the only recipient accepted
+	Now     time.Time     // this server's clock
+	MaxSkew time.Duration // how far Sent may be from Now either way; MaxClockSkew when 0
+	// Key returns the key of server that keyID names, old keys included;
+	// false when this server knows no such key of that server (it is not a
+	// peer, or the key is not one of the peer's).
+	Key func(server, keyID string) (ed25519.PublicKey, bool)
+}
+
+// OpenPeerMessage decodes a frame, checks it was signed by a key of its
+// origin that v knows, was sent to v.Self by another server within
+// v.MaxSkew of v.Now, and is well formed, and returns the message. It does
+// not know what was received before: recognising duplicates by id and
+// keeping order by seq is the receiver's.
+func OpenPeerMessage(frame []byte, v PeerVerifier) (PeerMessage, error) {
+	if !ValidServerID(v.Self) || v.Now.IsZero() || v.Key == nil || v.MaxSkew < 0 {
+		return PeerMessage{}, errorf("peer message: the verifier needs this server's id, a clock and a key lookup")
+	}
+	skew := v.MaxSkew
+	if skew == 0 {
+		skew = MaxClockSkew
+	}
+	if len(frame) > MaxPeerFrameSize {
+		return PeerMessage{}, errorf("peer message: frame of %d bytes exceeds %d", len(frame), MaxPeerFrameSize)
+	}
+	var f SignedPeerMessage
+	if err := decodeStrict(frame, &f); err != nil {
+		return PeerMessage{}, errorf("peer message: %s", err.(*Error).Msg)
+	}
+	if !ValidKeyID(f.KeyID) {
+		return PeerMessage{}, errorf("peer message: key_id %s is not a key id", clip(f.KeyID))
+	}
+	if len(f.Signature) != ed25519.SignatureSize {
+		return PeerMessage{}, errorf("peer message: signature must be a %d-byte Ed25519 signature", ed25519.SignatureSize)
+	}
+	if len(f.Message) == 0 {
+		return PeerMessage{}, errorf("peer message: frame carries no message")
+	}
+	// The message is read before it is trusted, but only to find whose key
+	// to check; nothing in it counts until the signature verifies.
+	var m PeerMessage
+	if err := decodeStrict(f.Message, &m); err != nil {
+		return PeerMessage{}, errorf("peer message: the signed message: %s", err.(*Error).Msg)
+	}
+	if err := m.Validate(); err != nil {
+		return PeerMessage{}, err
+	}
+	if m.Origin == v.Self {
+		return PeerMessage{}, errorf("peer message %s: claims to come from this server: reflected or forged", m.ID)
+	}
+	pub, ok := v.Key(m.Origin, f.KeyID)
+	if !ok {
+		return PeerMessage{}, errorf("peer message %s: %s is not a key this server knows for %s", m.ID, f.KeyID, m.Origin)
+	}
+	if len(pub) != ed25519.PublicKeySize || KeyID(pub) != f.KeyID {
+		return PeerMessage{}, errorf("peer message %s: the key this server has for %s %s is not that key", m.ID, m.Origin, f.KeyID)
+	}
+	if !ed25519.Verify(pub, peerSignedBytes(f.Message), f.Signature) {
+		return PeerMessage{}, errorf("peer message %s: the signature does not verify with key %s of %s: forged or altered on the way", m.ID, f.KeyID, m.Origin)
+	}
+	if m.Recipient != v.Self {
+		return PeerMessage{}, errorf("peer message %s: sent to %s, not to this server (%s): replayed or misrouted", m.ID, m.Recipient, v.Self)
+	}
+	// Compared as times: a duration between them saturates for times
+	// centuries apart.
+	if m.Sent.After(v.Now.Add(skew)) {
+		return PeerMessage{}, errorf("peer message %s: sent %s, %s ahead of this server's clock (more than %s): a clock is wrong", m.ID, m.Sent.Format(time.RFC3339), m.Sent.Sub(v.Now).Round(time.Second), skew)
+	}
+	if m.Sent.Before(v.Now.Add(-skew)) {
+		return PeerMessage{}, errorf("peer message %s: sent %s, %s ago (more than %s): replayed, or a clock is wrong", m.ID, m.Sent.Format(time.RFC3339), v.Now.Sub(m.Sent).Round(time.Second), skew)
+	}
+	return m, nil
+}
