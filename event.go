@@ -125,7 +125,7 @@ func (e *Event) Validate() error {
 		return Errorf(ETOOLARGE, "event concerns more than %d systems", MaxEventSystems)
 	}
 	for _, id := range e.Systems {
-		if err := ValidateSystemID(id); err != nil {
+		if err := ValidateSystemRef(id); err != nil {
 			return err
 		}
 	}

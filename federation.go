@@ -4,6 +4,7 @@ import (
 	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"regexp"
 	"slices"
 	"strings"
@@ -244,3 +245,129 @@ const (
 	KindGrantRevoked EventKind = "grant.revoked"
 	KindServerKeyNew EventKind = "server.key_rotated"
 )
+
+// ---- What flows between peers ----
+
+// RemoteSystemID is how this server names a peer's system: storage@a, the
+// system storage of the peer it calls a.
+func RemoteSystemID(system, peer string) string { return system + "@" + peer }
+
+// SplitRemote splits a remote system id; ok is false for a local one.
+func SplitRemote(id string) (system, peer string, ok bool) {
+	system, peer, ok = strings.Cut(id, "@")
+	return system, peer, ok
+}
+
+// ValidateSystemRef reports whether id names a local system (storage) or
+// a peer's (storage@a).
+func ValidateSystemRef(id string) error {
+	system, peer, remote := SplitRemote(id)
+	if !remote {
+		return ValidateSystemID(id)
+	}
+	if err := ValidateSystemID(system); err != nil {
+		return err
+	}
+	return ValidatePeerName(peer)
+}
+
+// RemoteEvent is an event of a granted system as it is shared with a
+// peer: what happened, when, to which of the granted systems — not who
+// did it (users of one server are not the other's business) nor its
+// detail.
+type RemoteEvent struct {
+	ID      string    `json:"id"` // the event's id on its origin
+	Time    time.Time `json:"time"`
+	Kind    EventKind `json:"kind"`
+	Systems []string  `json:"systems"` // the origin's ids
+	Summary string    `json:"summary"`
+}
+
+// Validate checks a remote event as received.
+func (r RemoteEvent) Validate() error {
+	if !strings.HasPrefix(r.ID, "ev_") || len(r.ID) > 64 {
+		return Errorf(EINVALID, "remote event has no valid id")
+	}
+	e := Event{Time: r.Time, Kind: r.Kind, Actor: "peer", Systems: r.Systems, Summary: r.Summary}
+	if err := e.Validate(); err != nil {
+		return err
+	}
+	if len(r.Systems) == 0 {
+		return Errorf(EINVALID, "remote event concerns no system")
+	}
+	for _, s := range r.Systems {
+		if _, _, remote := SplitRemote(s); remote {
+			return Errorf(EINVALID, "remote event concerns a system of another server: %s", s)
+		}
+	}
+	return nil
+}
+
+// Local is the remote event as this server stores it: on the remote
+// systems (storage@a), by the peer, with an id of its own derived from the
+// origin's server and event ids, so the same event received twice is
+// stored once.
+func (r RemoteEvent) Local(peer, origin string) (Event, error) {
+	systems := make([]string, len(r.Systems))
+	for i, s := range r.Systems {
+		systems[i] = RemoteSystemID(s, peer)
+	}
+	e, err := NewEvent(r.Time, r.Kind, "peer:"+peer, systems, r.Summary, map[string]string{"peer": peer, "origin": origin, "origin_event": r.ID})
+	if err != nil {
+		return e, err
+	}
+	sum := sha256.Sum256([]byte("aramaki-remote-event-v1\x00" + origin + "\x00" + r.ID))
+	e.ID = "ev_" + hex.EncodeToString(sum[:16])
+	return e, nil
+}
+
+// Shareable reports whether an event may be shared with a peer whose
+// grants cover the systems in covered (granted systems and everything
+// under them): every system it concerns must be covered, so that its
+// summary speaks of nothing else; and it is none of what stays on this
+// server — who may do what, peers, grants, keys, configuration — nor an
+// event that came from a peer.
+func Shareable(e Event, covered map[string]bool) bool {
+	if len(e.Systems) == 0 || strings.HasPrefix(e.Actor, "peer:") {
+		return false
+	}
+	for _, prefix := range []string{"peer.", "grant.", "server.", "user.", "token.", "role.", "config.", "agent.token", "review."} {
+		if strings.HasPrefix(string(e.Kind), prefix) {
+			return false
+		}
+	}
+	for _, s := range e.Systems {
+		if !covered[s] {
+			return false
+		}
+	}
+	return true
+}
+
+// Share is the event as a peer receives it.
+func (e Event) Share() RemoteEvent {
+	return RemoteEvent{ID: e.ID, Time: e.Time, Kind: e.Kind, Systems: slices.Clone(e.Systems), Summary: e.Summary}
+}
+
+// OutboxMessage is a message waiting for a peer's acknowledgement,
+// numbered per peer.
+type OutboxMessage struct {
+	Seq     uint64          `json:"seq"`
+	Kind    string          `json:"kind"` // "event"
+	Body    json.RawMessage `json:"body"`
+	Created time.Time       `json:"created"`
+}
+
+// PeerLink is where the exchange with a peer stands.
+type PeerLink struct {
+	Peer string `json:"peer"`
+	// EventSeq is the last of this server's events considered for the
+	// peer's outbox.
+	EventSeq int64 `json:"event_seq"`
+	// NextSeq numbers the next outbox message; AckedSeq is the last the
+	// peer acknowledged; ReceivedSeq the last of the peer's this server
+	// stored.
+	NextSeq     uint64 `json:"next_seq"`
+	AckedSeq    uint64 `json:"acked_seq"`
+	ReceivedSeq uint64 `json:"received_seq"`
+}

@@ -175,7 +175,7 @@ func insertPeer(ctx context.Context, tx *txn, p aramaki.Peer) error {
 			return err
 		}
 	}
-	return nil
+	return startLink(ctx, tx, p.Name)
 }
 
 func insertPeerKey(ctx context.Context, tx *txn, server string, k aramaki.PeerKey) error {

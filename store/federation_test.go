@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"strings"
 	"testing"
 	"time"
 
@@ -127,6 +128,93 @@ func TestFederationRecords(t *testing.T) {
 		}
 		if all, err := s.Grants(ctx, "b"); err != nil || len(all) != 2 {
 			t.Errorf("grants of b: %d, %v", len(all), err)
+		}
+	})
+}
+
+func TestAPeerLinkNumbersItsOutboxAndStoresWhatArrivesOnce(t *testing.T) {
+	t.Parallel()
+	forEachStore(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		ev := func(summary string, systems ...string) aramaki.Event {
+			e, err := aramaki.NewEvent(t0, aramaki.KindNote, "user:olga", systems, summary, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return e
+		}
+		appendAll := func(evs ...aramaki.Event) {
+			t.Helper()
+			for _, e := range evs {
+				if _, err := s.AppendEvent(ctx, e); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		appendAll(ev("before the peer", "storage"))
+		joined, _ := aramaki.NewEvent(t0, aramaki.KindPeerJoined, "user:root", nil, "b joined", nil)
+		if err := s.AddPeer(ctx, aramaki.Peer{Name: "b", Server: "srv_bbbbbbbbbbbbbbbb", Added: t0, AddedBy: "root"}, joined); err != nil {
+			t.Fatal(err)
+		}
+		appendAll(ev("one", "storage"), ev("not shared", "billing"), ev("two", "storage"))
+		// Only storage's events, and only from when b became a peer (the
+		// peer.joined event itself is not storage's).
+		var considered []string
+		pick := func(evs []aramaki.Event) ([]aramaki.OutboxMessage, error) {
+			var out []aramaki.OutboxMessage
+			for _, e := range evs {
+				considered = append(considered, e.Summary)
+				if e.Systems != nil && e.Systems[0] == "storage" {
+					out = append(out, aramaki.OutboxMessage{Kind: "event", Body: []byte(`{"summary":"` + e.Summary + `"}`)})
+				}
+			}
+			return out, nil
+		}
+		n, err := s.FillOutbox(ctx, "b", 2, t0, pick)
+		if err != nil || n != 2 {
+			t.Fatalf("first fill: %d, %v", n, err)
+		}
+		if n, err = s.FillOutbox(ctx, "b", 2, t0, pick); err != nil || n != 2 {
+			t.Fatalf("second fill: %d, %v", n, err)
+		}
+		if n, err = s.FillOutbox(ctx, "b", 2, t0, pick); err != nil || n != 0 {
+			t.Fatalf("caught up: %d, %v", n, err)
+		}
+		if want := "b joined,one,not shared,two"; strings.Join(considered, ",") != want {
+			t.Errorf("considered %q, want %q", considered, want)
+		}
+		out, err := s.Outbox(ctx, "b", 0, 10)
+		if err != nil || len(out) != 2 || out[0].Seq != 1 || out[1].Seq != 2 || string(out[1].Body) != `{"summary":"two"}` {
+			t.Fatalf("outbox %+v, %v", out, err)
+		}
+		if err := s.AckOutbox(ctx, "b", 3); aramaki.ErrorCode(err) != aramaki.EINVALID {
+			t.Errorf("acknowledging what was never sent: %v", err)
+		}
+		if err := s.AckOutbox(ctx, "b", 1); err != nil {
+			t.Fatal(err)
+		}
+		if rest, _ := s.Outbox(ctx, "b", 0, 10); len(rest) != 1 || rest[0].Seq != 2 {
+			t.Errorf("after the ack: %+v", rest)
+		}
+
+		// What b sends: stored once, in order, gaps allowed.
+		remote := func(summary string) aramaki.Event {
+			e, _ := aramaki.RemoteEvent{ID: "ev_" + summary, Time: t0, Kind: aramaki.KindNote, Systems: []string{"db"}, Summary: summary}.Local("b", "srv_bbbbbbbbbbbbbbbb")
+			return e
+		}
+		last, err := s.ReceiveFromPeer(ctx, "b", []store.Received{{Seq: 1, Events: []aramaki.Event{remote("r1")}}, {Seq: 3, Events: []aramaki.Event{remote("r3")}}})
+		if err != nil || last != 3 {
+			t.Fatalf("received up to %d, %v", last, err)
+		}
+		if last, err = s.ReceiveFromPeer(ctx, "b", []store.Received{{Seq: 3, Events: []aramaki.Event{remote("r3 again")}}}); err != nil || last != 3 {
+			t.Fatalf("a duplicate: %d, %v", last, err)
+		}
+		if l, _ := s.PeerLink(ctx, "b"); l.ReceivedSeq != 3 || l.AckedSeq != 1 || l.NextSeq != 3 {
+			t.Errorf("link %+v", l)
+		}
+		page, err := s.Timeline(ctx, aramaki.TimelineQuery{Systems: []string{"db@b"}, Limit: 10})
+		if err != nil || len(page.Events) != 2 {
+			t.Fatalf("b's events here: %+v, %v", page, err)
 		}
 	})
 }

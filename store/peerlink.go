@@ -1,0 +1,168 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/aramaki/aramaki"
+)
+
+// startLink begins the exchange with a new peer: its outbox considers the
+// events from now on.
+func startLink(ctx context.Context, tx *txn, peer string) error {
+	if _, err := tx.Exec(ctx, `DELETE FROM peer_outbox WHERE peer = ?`, peer); err != nil {
+		return fmt.Errorf("clear outbox: %w", err)
+	}
+	if _, err := tx.Exec(ctx, `DELETE FROM peer_links WHERE peer = ?`, peer); err != nil {
+		return fmt.Errorf("clear link: %w", err)
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO peer_links (peer, event_seq) SELECT ?, COALESCE(MAX(seq), 0) FROM events`, peer); err != nil {
+		return fmt.Errorf("start link: %w", err)
+	}
+	return nil
+}
+
+func readLink(ctx context.Context, tx *txn, peer, lock string) (aramaki.PeerLink, error) {
+	l := aramaki.PeerLink{Peer: peer}
+	err := tx.QueryRow(ctx, `SELECT event_seq, next_seq, acked_seq, received_seq FROM peer_links WHERE peer = ?`+lock, peer).
+		Scan(&l.EventSeq, &l.NextSeq, &l.AckedSeq, &l.ReceivedSeq)
+	if errors.Is(err, sql.ErrNoRows) {
+		return l, aramaki.Errorf(aramaki.ENOTFOUND, "no link with peer %s", peer)
+	} else if err != nil {
+		return l, fmt.Errorf("read link: %w", err)
+	}
+	return l, nil
+}
+
+// PeerLink returns where the exchange with a peer stands.
+func (s *Store) PeerLink(ctx context.Context, peer string) (aramaki.PeerLink, error) {
+	var l aramaki.PeerLink
+	err := s.read(ctx, func(tx *txn) (err error) {
+		l, err = readLink(ctx, tx, peer, "")
+		return err
+	})
+	return l, err
+}
+
+// FillOutbox moves a peer's outbox on over this server's events: in one
+// transaction it reads up to limit events after those considered before,
+// puts what pick makes of them in the outbox, numbered on, and notes them
+// considered. It returns how many events it read: fewer than limit when
+// it caught up.
+func (s *Store) FillOutbox(ctx context.Context, peer string, limit int, at time.Time, pick func([]aramaki.Event) ([]aramaki.OutboxMessage, error)) (int, error) {
+	read := 0
+	err := s.write(ctx, func(tx *txn) error {
+		l, err := readLink(ctx, tx, peer, s.forUpdate())
+		if err != nil {
+			return err
+		}
+		rows, err := tx.Query(ctx, `SELECT `+eventColumns+` FROM events WHERE seq > ? ORDER BY seq LIMIT ?`, l.EventSeq, limit)
+		if err != nil {
+			return fmt.Errorf("query events: %w", err)
+		}
+		evs, err := scanEvents(rows)
+		if err != nil {
+			return err
+		}
+		read = len(evs)
+		if read == 0 {
+			return nil
+		}
+		msgs, err := pick(evs)
+		if err != nil {
+			return err
+		}
+		for _, m := range msgs {
+			if _, err := tx.Exec(ctx, `INSERT INTO peer_outbox (peer, seq, kind, body, created_us) VALUES (?, ?, ?, ?, ?)`,
+				peer, l.NextSeq, m.Kind, string(m.Body), micros(at)); err != nil {
+				return fmt.Errorf("insert outbox message: %w", err)
+			}
+			l.NextSeq++
+		}
+		_, err = tx.Exec(ctx, `UPDATE peer_links SET event_seq = ?, next_seq = ? WHERE peer = ?`, evs[len(evs)-1].Seq, l.NextSeq, peer)
+		if err != nil {
+			return fmt.Errorf("update link: %w", err)
+		}
+		return nil
+	})
+	return read, err
+}
+
+// Outbox returns up to limit of a peer's messages after a seq, in order.
+func (s *Store) Outbox(ctx context.Context, peer string, after uint64, limit int) ([]aramaki.OutboxMessage, error) {
+	return readAll(ctx, s, "outbox", func(r rowScanner) (aramaki.OutboxMessage, error) {
+		var (
+			m       aramaki.OutboxMessage
+			body    string
+			created int64
+		)
+		if err := r.Scan(&m.Seq, &m.Kind, &body, &created); err != nil {
+			return m, err
+		}
+		m.Body, m.Created = []byte(body), fromMicros(created)
+		return m, nil
+	}, `SELECT seq, kind, body, created_us FROM peer_outbox WHERE peer = ? AND seq > ? ORDER BY seq LIMIT ?`, peer, int64(after), limit)
+}
+
+// AckOutbox forgets a peer's messages up to the seq it acknowledged.
+func (s *Store) AckOutbox(ctx context.Context, peer string, seq uint64) error {
+	return s.write(ctx, func(tx *txn) error {
+		l, err := readLink(ctx, tx, peer, s.forUpdate())
+		if err != nil {
+			return err
+		}
+		if seq >= l.NextSeq {
+			return aramaki.Errorf(aramaki.EINVALID, "peer %s acknowledges message %d, but only %d were sent", peer, seq, l.NextSeq-1)
+		}
+		if seq <= l.AckedSeq {
+			return nil
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM peer_outbox WHERE peer = ? AND seq <= ?`, peer, int64(seq)); err != nil {
+			return fmt.Errorf("delete acknowledged: %w", err)
+		}
+		_, err = tx.Exec(ctx, `UPDATE peer_links SET acked_seq = ? WHERE peer = ?`, int64(seq), peer)
+		return err
+	})
+}
+
+// Received is a peer's message as this server stores it: its number, and
+// the events it brings.
+type Received struct {
+	Seq    uint64
+	Events []aramaki.Event
+}
+
+// ReceiveFromPeer stores a peer's messages in one transaction: those at or
+// below what was stored before are duplicates and skipped; the others, in
+// increasing order (a peer may have withheld some), have their events
+// appended. It returns the last seq stored, to acknowledge.
+func (s *Store) ReceiveFromPeer(ctx context.Context, peer string, msgs []Received) (uint64, error) {
+	var last uint64
+	err := s.write(ctx, func(tx *txn) error {
+		l, err := readLink(ctx, tx, peer, s.forUpdate())
+		if err != nil {
+			return err
+		}
+		last = l.ReceivedSeq
+		for _, m := range msgs {
+			if m.Seq <= last {
+				continue // seen already
+			}
+			for _, ev := range m.Events {
+				if _, err := appendEvent(ctx, tx, ev); err != nil {
+					return fmt.Errorf("message %d of peer %s: %w", m.Seq, peer, err)
+				}
+			}
+			last = m.Seq
+		}
+		if last == l.ReceivedSeq {
+			return nil
+		}
+		_, err = tx.Exec(ctx, `UPDATE peer_links SET received_seq = ? WHERE peer = ?`, int64(last), peer)
+		return err
+	})
+	return last, err
+}
