@@ -371,3 +371,10 @@ type PeerLink struct {
 	AckedSeq    uint64 `json:"acked_seq"`
 	ReceivedSeq uint64 `json:"received_seq"`
 }
+
+// ReceivedMessage is a peer's message as this server stores it: its
+// number, and the events it brings.
+type ReceivedMessage struct {
+	Seq    uint64
+	Events []Event
+}

@@ -2,6 +2,7 @@ package service_test
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"path/filepath"
@@ -168,5 +169,105 @@ func TestAServerKeyRotatesAndTheOldOneIsKept(t *testing.T) {
 	}
 	if _, err := a.svc.RotateServerKey(a.ctx, aramaki.Principal{User: "olga"}); aramaki.ErrorCode(err) != aramaki.EFORBIDDEN {
 		t.Errorf("an operator rotating: %v", err)
+	}
+}
+
+// deliver carries a's outbox for b to b, as the link does: it returns
+// what b acknowledged.
+func deliver(t *testing.T, a, b *fedServer, bAtA, aAtB string) uint64 {
+	t.Helper()
+	if err := a.svc.FederateEvents(a.ctx); err != nil {
+		t.Fatal(err)
+	}
+	out, err := a.svc.PeerOutbox(a.ctx, bAtA, 0, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var msgs []service.PeerMessage
+	for _, m := range out {
+		var r aramaki.RemoteEvent
+		if err := json.Unmarshal(m.Body, &r); err != nil {
+			t.Fatal(err)
+		}
+		msgs = append(msgs, service.PeerMessage{Seq: m.Seq, Events: []aramaki.RemoteEvent{r}})
+	}
+	peers, _ := b.svc.Peers(b.ctx, root)
+	var peerA aramaki.Peer
+	for _, p := range peers {
+		if p.Name == aAtB {
+			peerA = p
+		}
+	}
+	acked, err := b.svc.PeerReceived(b.ctx, peerA, msgs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if acked > 0 {
+		if err := a.svc.PeerAcked(a.ctx, bAtA, acked); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return acked
+}
+
+func TestAPeerReceivesExactlyTheEventsItsGrantsCover(t *testing.T) {
+	a := MustFedServer(t, "a", aramaki.System{ID: "storage", Title: "Storage", Subsystems: []string{"disk"}},
+		aramaki.System{ID: "disk", Title: "Disks"}, aramaki.System{ID: "billing", Title: "Billing"})
+	b := MustFedServer(t, "b")
+	b.svc.SetJoiner(directJoin{a})
+	inv, _ := a.svc.CreateInvitation(a.ctx, root, "b", 0)
+	if _, err := b.svc.AcceptInvitation(b.ctx, root, inv.ID+" "+inv.Secret, ""); err != nil {
+		t.Fatal(err)
+	}
+	note := func(system, text string) {
+		t.Helper()
+		if _, err := a.svc.PostNote(a.ctx, root, system, text); err != nil {
+			t.Fatal(err)
+		}
+	}
+	note("storage", "before any grant")
+	g, err := a.svc.CreateGrant(a.ctx, root, service.GrantRequest{Peer: "b", Systems: []string{"storage"}, Kinds: []aramaki.GrantKind{aramaki.GrantEvents},
+		Until: time.Now().Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	note("storage", "swapping a disk")
+	note("disk", "disk 3 replaced")
+	note("billing", "invoice run")
+	if acked := deliver(t, a, b, "b", "a"); acked != 2 {
+		t.Fatalf("acknowledged %d, want 2", acked)
+	}
+	// Delivered again (a lost ack): stored once.
+	deliver(t, a, b, "b", "a")
+
+	page, err := b.svc.Timeline(b.ctx, root, service.TimelineRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range page.Events {
+		if strings.HasPrefix(e.Actor, "peer:") {
+			got = append(got, strings.Join(e.Systems, ",")+" "+e.Summary)
+		}
+		if strings.Contains(e.Summary, "billing") || strings.Contains(e.Summary, "invoice") || strings.Contains(e.Summary, "before any grant") ||
+			strings.Contains(string(e.Data), "root") {
+			t.Errorf("b learned what it was not granted: %+v", e)
+		}
+	}
+	want := []string{"disk@a disk 3 replaced", "storage@a swapping a disk"}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("b's timeline of a:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+
+	// Revoked: what was queued and not yet sent is withheld.
+	note("storage", "after the revocation")
+	if err := a.svc.FederateEvents(a.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.svc.RevokeGrant(a.ctx, root, g.ID); err != nil {
+		t.Fatal(err)
+	}
+	if out, _ := a.svc.PeerOutbox(a.ctx, "b", 0, 100); len(out) != 0 {
+		t.Errorf("sent after the grant was revoked: %+v", out)
 	}
 }

@@ -191,6 +191,16 @@ type MonitoringStore interface {
 	Grant(ctx context.Context, id string) (aramaki.Grant, error)
 	// RevokeGrant ends a grant.
 	RevokeGrant(ctx context.Context, id, by string, ev aramaki.Event) error
+	// PeerLink returns where the exchange with a peer stands.
+	PeerLink(ctx context.Context, peer string) (aramaki.PeerLink, error)
+	// FillOutbox moves a peer's outbox on over the timeline.
+	FillOutbox(ctx context.Context, peer string, limit int, at time.Time, pick func([]aramaki.Event) ([]aramaki.OutboxMessage, error)) (int, error)
+	// Outbox returns a peer's messages after a seq.
+	Outbox(ctx context.Context, peer string, after uint64, limit int) ([]aramaki.OutboxMessage, error)
+	// AckOutbox forgets a peer's messages up to a seq.
+	AckOutbox(ctx context.Context, peer string, seq uint64) error
+	// ReceiveFromPeer stores a peer's messages, each once, in order.
+	ReceiveFromPeer(ctx context.Context, peer string, msgs []aramaki.ReceivedMessage) (uint64, error)
 	// AgentsNamed returns the agents with the names given.
 	AgentsNamed(ctx context.Context, names []string) ([]aramaki.Agent, error)
 	// StartTargets marks the waiting parts of runs given as started, in

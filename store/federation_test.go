@@ -202,11 +202,11 @@ func TestAPeerLinkNumbersItsOutboxAndStoresWhatArrivesOnce(t *testing.T) {
 			e, _ := aramaki.RemoteEvent{ID: "ev_" + summary, Time: t0, Kind: aramaki.KindNote, Systems: []string{"db"}, Summary: summary}.Local("b", "srv_bbbbbbbbbbbbbbbb")
 			return e
 		}
-		last, err := s.ReceiveFromPeer(ctx, "b", []store.Received{{Seq: 1, Events: []aramaki.Event{remote("r1")}}, {Seq: 3, Events: []aramaki.Event{remote("r3")}}})
+		last, err := s.ReceiveFromPeer(ctx, "b", []aramaki.ReceivedMessage{{Seq: 1, Events: []aramaki.Event{remote("r1")}}, {Seq: 3, Events: []aramaki.Event{remote("r3")}}})
 		if err != nil || last != 3 {
 			t.Fatalf("received up to %d, %v", last, err)
 		}
-		if last, err = s.ReceiveFromPeer(ctx, "b", []store.Received{{Seq: 3, Events: []aramaki.Event{remote("r3 again")}}}); err != nil || last != 3 {
+		if last, err = s.ReceiveFromPeer(ctx, "b", []aramaki.ReceivedMessage{{Seq: 3, Events: []aramaki.Event{remote("r3 again")}}}); err != nil || last != 3 {
 			t.Fatalf("a duplicate: %d, %v", last, err)
 		}
 		if l, _ := s.PeerLink(ctx, "b"); l.ReceivedSeq != 3 || l.AckedSeq != 1 || l.NextSeq != 3 {

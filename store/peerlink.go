@@ -128,18 +128,11 @@ func (s *Store) AckOutbox(ctx context.Context, peer string, seq uint64) error {
 	})
 }
 
-// Received is a peer's message as this server stores it: its number, and
-// the events it brings.
-type Received struct {
-	Seq    uint64
-	Events []aramaki.Event
-}
-
 // ReceiveFromPeer stores a peer's messages in one transaction: those at or
 // below what was stored before are duplicates and skipped; the others, in
 // increasing order (a peer may have withheld some), have their events
 // appended. It returns the last seq stored, to acknowledge.
-func (s *Store) ReceiveFromPeer(ctx context.Context, peer string, msgs []Received) (uint64, error) {
+func (s *Store) ReceiveFromPeer(ctx context.Context, peer string, msgs []aramaki.ReceivedMessage) (uint64, error) {
 	var last uint64
 	err := s.write(ctx, func(tx *txn) error {
 		l, err := readLink(ctx, tx, peer, s.forUpdate())

@@ -1,0 +1,193 @@
+package service
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/aramaki/aramaki"
+)
+
+// What flows to peers comes from the timeline: every event is considered
+// once for each peer, in order, and those its grants cover go to its
+// outbox, numbered. The link (package federation) sends the outbox, the
+// peer acknowledges after storing, and what is acknowledged is forgotten.
+
+// OutboxBatch is how many events FederateEvents considers in one
+// transaction.
+const OutboxBatch = 2000
+
+// coverage is, per peer, the systems its grants share events of now —
+// those granted and everything under them — each with when its earliest
+// grant in force began: events before that are not shared.
+func (s *Service) coverage(ctx context.Context, now time.Time) (map[string]map[string]time.Time, error) {
+	grants, err := s.store.Grants(ctx, "")
+	if err != nil {
+		return nil, err
+	}
+	g := s.Graph()
+	out := map[string]map[string]time.Time{}
+	for _, gr := range grants {
+		if !gr.Active(now) || !containsKind(gr.Kinds, aramaki.GrantEvents) {
+			continue
+		}
+		covered := out[gr.Peer]
+		if covered == nil {
+			covered = map[string]time.Time{}
+			out[gr.Peer] = covered
+		}
+		for _, id := range gr.Systems {
+			if g.System(id) == nil {
+				continue // gone from the config: nothing of it to share
+			}
+			for _, d := range append([]string{id}, g.Descendants(id)...) {
+				if since, ok := covered[d]; !ok || gr.Created.Before(since) {
+					covered[d] = gr.Created
+				}
+			}
+		}
+	}
+	return out, nil
+}
+
+// covers reports whether an event's systems are all covered, since before
+// it happened.
+func covers(covered map[string]time.Time, e aramaki.Event) bool {
+	set := map[string]bool{}
+	for _, id := range e.Systems {
+		since, ok := covered[id]
+		if !ok || e.Time.Before(since) {
+			return false
+		}
+		set[id] = true
+	}
+	return aramaki.Shareable(e, set)
+}
+
+func containsKind(kinds []aramaki.GrantKind, k aramaki.GrantKind) bool {
+	for _, x := range kinds {
+		if x == k {
+			return true
+		}
+	}
+	return false
+}
+
+// FederateEvents puts the events each peer's grants cover in its outbox,
+// until every peer has caught up with the timeline.
+func (s *Service) FederateEvents(ctx context.Context) error {
+	peers, err := s.store.Peers(ctx)
+	if err != nil {
+		return err
+	}
+	now := s.now()
+	cover, err := s.coverage(ctx, now)
+	if err != nil {
+		return err
+	}
+	for _, p := range peers {
+		if p.Removed != nil {
+			continue
+		}
+		covered := cover[p.Name]
+		for {
+			n, err := s.store.FillOutbox(ctx, p.Name, OutboxBatch, now, func(evs []aramaki.Event) ([]aramaki.OutboxMessage, error) {
+				var out []aramaki.OutboxMessage
+				for _, e := range evs {
+					if !covers(covered, e) {
+						continue
+					}
+					body, err := json.Marshal(e.Share())
+					if err != nil {
+						return nil, fmt.Errorf("marshal shared event: %w", err)
+					}
+					out = append(out, aramaki.OutboxMessage{Kind: "event", Body: body})
+				}
+				return out, nil
+			})
+			if err != nil {
+				return fmt.Errorf("outbox of peer %s: %w", p.Name, err)
+			}
+			if n < OutboxBatch {
+				break
+			}
+		}
+	}
+	return nil
+}
+
+// PeerOutbox returns up to limit of a peer's outbox messages after a seq,
+// to send. Each is checked again against the grants in force: an event
+// whose grant was revoked or ran out since it was queued is withheld (it
+// is not sent, and goes when a later message is acknowledged).
+func (s *Service) PeerOutbox(ctx context.Context, peer string, after uint64, limit int) ([]aramaki.OutboxMessage, error) {
+	msgs, err := s.store.Outbox(ctx, peer, after, limit)
+	if err != nil || len(msgs) == 0 {
+		return msgs, err
+	}
+	cover, err := s.coverage(ctx, s.now())
+	if err != nil {
+		return nil, err
+	}
+	covered := cover[peer]
+	out := msgs[:0]
+	for _, m := range msgs {
+		if m.Kind == "event" {
+			var r aramaki.RemoteEvent
+			if json.Unmarshal(m.Body, &r) != nil || len(r.Systems) == 0 {
+				continue
+			}
+			shared := true
+			for _, id := range r.Systems {
+				_, ok := covered[id]
+				shared = shared && ok
+			}
+			if !shared {
+				continue
+			}
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}
+
+// PeerAcked forgets what a peer acknowledged having stored.
+func (s *Service) PeerAcked(ctx context.Context, peer string, seq uint64) error {
+	return s.store.AckOutbox(ctx, peer, seq)
+}
+
+// PeerMessage is a message a peer sent, as the link opened it (signature,
+// sender and recipient checked): its number and what it brings.
+type PeerMessage struct {
+	Seq    uint64
+	Events []aramaki.RemoteEvent
+}
+
+// PeerReceived stores what a peer sent, in one transaction, each message
+// once, and returns the last seq stored, for the link to acknowledge. A
+// peer speaks only of its own systems: events are stored on them
+// (storage@a), by the peer.
+func (s *Service) PeerReceived(ctx context.Context, peer aramaki.Peer, msgs []PeerMessage) (uint64, error) {
+	in := make([]aramaki.ReceivedMessage, 0, len(msgs))
+	for _, m := range msgs {
+		r := aramaki.ReceivedMessage{Seq: m.Seq}
+		for _, re := range m.Events {
+			if err := re.Validate(); err != nil {
+				return 0, aramaki.Errorf(aramaki.EINVALID, "message %d of peer %s: %s", m.Seq, peer.Name, aramaki.ErrorMessage(err))
+			}
+			ev, err := re.Local(peer.Name, peer.Server)
+			if err != nil {
+				return 0, err
+			}
+			r.Events = append(r.Events, ev)
+		}
+		in = append(in, r)
+	}
+	return s.store.ReceiveFromPeer(ctx, peer.Name, in)
+}
+
+// PeerLinkState returns where the exchange with a peer stands.
+func (s *Service) PeerLinkState(ctx context.Context, peer string) (aramaki.PeerLink, error) {
+	return s.store.PeerLink(ctx, peer)
+}
