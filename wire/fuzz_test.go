@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/aramaki/aramaki/wire"
 )
@@ -408,5 +409,38 @@ func FuzzOpenPeerMessage(f *testing.F) {
 	f.Fuzz(func(t *testing.T, frame, inner []byte) {
 		check(t, frame)
 		check(t, signedFrame(inner, keyA))
+	})
+}
+
+func FuzzDecodePeerEvent(f *testing.F) {
+	for _, s := range []string{
+		`{"id":"ev_0123456789abcdef0123456789abcdef","time":"2026-11-24T03:00:00Z","kind":"status.changed","systems":["storage"],"summary":"disk on st1 went critical"}`,
+		`{"id":"ev_0123456789abcdef0123456789abcdef","time":"2026-11-24T03:00:00Z","kind":"note","systems":["storage","disk"],"summary":"swapping"}`,
+		`{"id":"ev_x","time":"2026-11-24T03:00:00Z","kind":"note","systems":["storage@b"],"summary":"forwarded?"}`,
+		`{"id":"ev_0123456789abcdef0123456789abcdef","time":"0001-01-01T00:00:00Z","kind":"NOTE","systems":[],"summary":""}`,
+		`{"id":"ev_0123456789abcdef0123456789abcdef","time":"2026-11-24T03:00:00Z","kind":"note","systems":["s"],"summary":"x","actor":"user:root"}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		e, err := wire.DecodePeerEvent(raw)
+		if err != nil {
+			return
+		}
+		if len(e.Systems) == 0 || !utf8.ValidString(e.Summary) || e.Summary == "" || e.Time.IsZero() {
+			t.Fatalf("accepted %+v", e)
+		}
+		for _, s := range e.Systems {
+			if strings.ContainsAny(s, "@/ ") || s == "" {
+				t.Fatalf("accepted a system id %q", s)
+			}
+		}
+		again, err := json.Marshal(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := wire.DecodePeerEvent(again); err != nil {
+			t.Fatalf("what was accepted does not decode again: %v", err)
+		}
 	})
 }

@@ -1,0 +1,62 @@
+package wire
+
+import (
+	"regexp"
+	"time"
+	"unicode/utf8"
+)
+
+// The bodies of peer messages, by kind. Each is decoded strictly and
+// checked before anything of it is stored.
+
+// Limits on what a peer event carries.
+const (
+	MaxPeerEventSummary = 500  // characters, as on the timeline
+	MaxPeerEventSystems = 1000 // systems one event concerns
+)
+
+var (
+	peerEventIDPattern = regexp.MustCompile(`^ev_[0-9a-f]{32}$`)
+	eventKindPattern   = regexp.MustCompile(`^[a-z0-9._-]{1,64}$`)
+	localSystemPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`)
+)
+
+// PeerEvent is the body of an event message: something that happened on
+// one or more of the origin's shared systems, named by the origin's own
+// system ids. Who did it and its detail stay on the origin.
+type PeerEvent struct {
+	ID      string    `json:"id"` // the event's id on the origin
+	Time    time.Time `json:"time"`
+	Kind    string    `json:"kind"`
+	Systems []string  `json:"systems"`
+	Summary string    `json:"summary"`
+}
+
+// DecodePeerEvent decodes and checks the body of an event message.
+func DecodePeerEvent(body []byte) (*PeerEvent, error) {
+	var e PeerEvent
+	if len(body) > MaxPeerBody {
+		return nil, errorf("peer event exceeds %d KiB", MaxPeerBody>>10)
+	}
+	if err := decodeStrict(body, &e); err != nil {
+		return nil, err
+	}
+	switch {
+	case !peerEventIDPattern.MatchString(e.ID):
+		return nil, errorf("peer event: id %s is not an event id", clip(e.ID))
+	case e.Time.IsZero() || e.Time.Year() < 2000 || e.Time.Year() > 9999:
+		return nil, errorf("peer event %s: no valid time", e.ID)
+	case !eventKindPattern.MatchString(e.Kind):
+		return nil, errorf("peer event %s: kind %s is not an event kind", e.ID, clip(e.Kind))
+	case len(e.Systems) == 0 || len(e.Systems) > MaxPeerEventSystems:
+		return nil, errorf("peer event %s: it must concern 1 to %d systems", e.ID, MaxPeerEventSystems)
+	case !utf8.ValidString(e.Summary) || utf8.RuneCountInString(e.Summary) > MaxPeerEventSummary || len(e.Summary) == 0:
+		return nil, errorf("peer event %s: the summary must be 1-%d characters of UTF-8", e.ID, MaxPeerEventSummary)
+	}
+	for _, s := range e.Systems {
+		if !localSystemPattern.MatchString(s) {
+			return nil, errorf("peer event %s: %s is not a system id of the origin", e.ID, clip(s))
+		}
+	}
+	return &e, nil
+}
