@@ -191,3 +191,24 @@ func (s *Service) PeerReceived(ctx context.Context, peer aramaki.Peer, msgs []Pe
 func (s *Service) PeerLinkState(ctx context.Context, peer string) (aramaki.PeerLink, error) {
 	return s.store.PeerLink(ctx, peer)
 }
+
+// PeerByServer returns the peer with a server id, for a link to check who
+// is on the other end; ENOTFOUND when it is no peer (or was removed).
+func (s *Service) PeerByServer(ctx context.Context, server string) (aramaki.Peer, error) {
+	return s.store.PeerByServer(ctx, server)
+}
+
+// LinkPeers returns the peers this server keeps links with.
+func (s *Service) LinkPeers(ctx context.Context) ([]aramaki.Peer, error) {
+	peers, err := s.store.Peers(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := peers[:0]
+	for _, p := range peers {
+		if p.Removed == nil {
+			out = append(out, p)
+		}
+	}
+	return out, nil
+}

@@ -191,6 +191,12 @@ type MonitoringStore interface {
 	Grant(ctx context.Context, id string) (aramaki.Grant, error)
 	// RevokeGrant ends a grant.
 	RevokeGrant(ctx context.Context, id, by string, ev aramaki.Event) error
+	// PeerByServer returns the peer with a server id.
+	PeerByServer(ctx context.Context, server string) (aramaki.Peer, error)
+	// Peer returns the peer with a name.
+	Peer(ctx context.Context, name string) (aramaki.Peer, error)
+	// AddPeerKey records a key a peer told this server.
+	AddPeerKey(ctx context.Context, server string, k aramaki.PeerKey) error
 	// PeerLink returns where the exchange with a peer stands.
 	PeerLink(ctx context.Context, peer string) (aramaki.PeerLink, error)
 	// FillOutbox moves a peer's outbox on over the timeline.

@@ -279,6 +279,23 @@ func (s *Store) Peer(ctx context.Context, name string) (aramaki.Peer, error) {
 	return peers[0], nil
 }
 
+// PeerByServer returns the peer (not removed) with the server id;
+// ENOTFOUND if none.
+func (s *Store) PeerByServer(ctx context.Context, server string) (aramaki.Peer, error) {
+	var peers []aramaki.Peer
+	err := s.read(ctx, func(tx *txn) (err error) {
+		peers, err = s.readPeers(ctx, tx, ` WHERE server_id = ? AND removed_us IS NULL`, server)
+		return err
+	})
+	if err == nil && len(peers) == 0 {
+		return aramaki.Peer{}, aramaki.Errorf(aramaki.ENOTFOUND, "no peer is server %s", server)
+	}
+	if err != nil {
+		return aramaki.Peer{}, err
+	}
+	return peers[0], nil
+}
+
 // RemovePeer ends a peering: the peer is marked removed, its grants are
 // revoked, with the audit event.
 func (s *Store) RemovePeer(ctx context.Context, name, by string, ev aramaki.Event) error {
