@@ -60,3 +60,28 @@ func DecodePeerEvent(body []byte) (*PeerEvent, error) {
 	}
 	return &e, nil
 }
+
+// PeerHello is the body of a hello: the nonce the accepting server chose
+// for this connection. The accepting server's hello carries a fresh one;
+// the dialling server's hello must carry it back, signed, so that a hello
+// recorded from another connection opens nothing.
+type PeerHello struct {
+	Nonce string `json:"nonce"`
+}
+
+var noncePattern = regexp.MustCompile(`^[A-Za-z0-9_-]{22,64}$`)
+
+// DecodePeerHello decodes and checks the body of a hello.
+func DecodePeerHello(body []byte) (*PeerHello, error) {
+	var h PeerHello
+	if len(body) > 1024 {
+		return nil, errorf("peer hello exceeds 1 KiB")
+	}
+	if err := decodeStrict(body, &h); err != nil {
+		return nil, err
+	}
+	if !noncePattern.MatchString(h.Nonce) {
+		return nil, errorf("peer hello: the nonce is not 22-64 base64url characters")
+	}
+	return &h, nil
+}

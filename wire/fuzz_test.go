@@ -444,3 +444,18 @@ func FuzzDecodePeerEvent(f *testing.F) {
 		}
 	})
 }
+
+func FuzzDecodePeerHello(f *testing.F) {
+	for _, s := range []string{`{"nonce":"AAAAAAAAAAAAAAAAAAAAAAAA"}`, `{"nonce":""}`, `{"nonce":"a b"}`, `{}`, `{"nonce":"AAAAAAAAAAAAAAAAAAAAAAAA","x":1}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		h, err := wire.DecodePeerHello(raw)
+		if err != nil {
+			return
+		}
+		if len(h.Nonce) < 22 || len(h.Nonce) > 64 || strings.ContainsAny(h.Nonce, " \"\\/+=") {
+			t.Fatalf("accepted nonce %q", h.Nonce)
+		}
+	})
+}
