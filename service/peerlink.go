@@ -121,14 +121,17 @@ func (s *Service) FederateEvents(ctx context.Context) error {
 // to send. Each is checked again against the grants in force: an event
 // whose grant was revoked or ran out since it was queued is withheld (it
 // is not sent, and goes when a later message is acknowledged).
-func (s *Service) PeerOutbox(ctx context.Context, peer string, after uint64, limit int) ([]aramaki.OutboxMessage, error) {
-	msgs, err := s.store.Outbox(ctx, peer, after, limit)
+//
+// through is the last seq read, withheld or not: where to read on from.
+func (s *Service) PeerOutbox(ctx context.Context, peer string, after uint64, limit int) (msgs []aramaki.OutboxMessage, through uint64, err error) {
+	msgs, err = s.store.Outbox(ctx, peer, after, limit)
 	if err != nil || len(msgs) == 0 {
-		return msgs, err
+		return msgs, after, err
 	}
+	through = msgs[len(msgs)-1].Seq
 	cover, err := s.coverage(ctx, s.now())
 	if err != nil {
-		return nil, err
+		return nil, after, err
 	}
 	covered := cover[peer]
 	out := msgs[:0]
@@ -149,7 +152,7 @@ func (s *Service) PeerOutbox(ctx context.Context, peer string, after uint64, lim
 		}
 		out = append(out, m)
 	}
-	return out, nil
+	return out, through, nil
 }
 
 // PeerAcked forgets what a peer acknowledged having stored.

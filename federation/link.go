@@ -1,0 +1,513 @@
+package federation
+
+import (
+	"context"
+	"crypto/ed25519"
+	crand "crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/aramaki/aramaki"
+	"github.com/aramaki/aramaki/service"
+	"github.com/aramaki/aramaki/wire"
+)
+
+// LinkPath is where a server accepts links from its peers.
+const LinkPath = "/federation/v1/link"
+
+// Link tuning.
+const (
+	// FillEvery is how often the outboxes are filled from the timeline
+	// and the links look for something to send.
+	FillEvery = 20 * time.Millisecond
+	// Window is how many messages a link sends ahead of the peer's
+	// acknowledgement.
+	Window = 5000
+	// sendBatch is how many outbox messages are read at once; applyBatch
+	// how many received messages are stored in one transaction.
+	sendBatch  = 1000
+	applyBatch = 2000
+	// helloTimeout bounds the handshake.
+	helloTimeout = 10 * time.Second
+	// MaxBackoff bounds the wait before dialling a peer again.
+	MaxBackoff = 10 * time.Second
+)
+
+// Links keeps this server's websocket links with its peers. It dials the
+// peers it joined (whose invitation it accepted) and accepts links from
+// any peer: either side may dial. One session runs per peer at a time;
+// a newer connection replaces an older one.
+//
+// A session starts with a handshake of signed hellos: the accepting
+// server sends a nonce, the dialling one signs it back, so a recorded
+// hello opens nothing. Each hello carries the last of the other's
+// messages the sender stored; each side then sends its outbox from there,
+// up to Window ahead of the other's acknowledgements. Received messages
+// are stored in batches and acknowledged after the commit.
+type Links struct {
+	Svc *service.Service
+	Log *slog.Logger
+	// Now is the clock messages are signed and checked by; time.Now when
+	// nil. MaxSkew is the window for a message's sent time.
+	Now     func() time.Time
+	MaxSkew time.Duration
+
+	mu       sync.Mutex
+	sessions map[string]*session // by peer server id
+	wake     chan struct{}
+}
+
+func (l *Links) now() time.Time {
+	if l.Now != nil {
+		return l.Now()
+	}
+	return time.Now()
+}
+
+func (l *Links) init() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.sessions == nil {
+		l.sessions = map[string]*session{}
+		l.wake = make(chan struct{})
+	}
+}
+
+// Run fills the outboxes and keeps the dialled links up until ctx ends.
+func (l *Links) Run(ctx context.Context) {
+	l.init()
+	dialing := map[string]context.CancelFunc{}
+	defer func() {
+		for _, cancel := range dialing {
+			cancel()
+		}
+	}()
+	t := time.NewTicker(FillEvery)
+	defer t.Stop()
+	for {
+		if err := l.Svc.FederateEvents(ctx); err != nil && ctx.Err() == nil {
+			l.Log.Error("filling peer outboxes", "err", err)
+		}
+		l.poke()
+		if peers, err := l.Svc.LinkPeers(ctx); err == nil {
+			want := map[string]bool{}
+			for _, p := range peers {
+				if p.URL != "" && !strings.HasPrefix(p.AddedBy, "invitation:") {
+					want[p.Server] = true
+					if dialing[p.Server] == nil {
+						dctx, cancel := context.WithCancel(ctx)
+						dialing[p.Server] = cancel
+						go l.dialLoop(dctx, p.Server)
+					}
+				}
+			}
+			for id, cancel := range dialing {
+				if !want[id] {
+					cancel() // removed
+					delete(dialing, id)
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// poke wakes every session's sender: there may be more to send.
+func (l *Links) poke() {
+	l.mu.Lock()
+	close(l.wake)
+	l.wake = make(chan struct{})
+	l.mu.Unlock()
+}
+
+func (l *Links) woken() <-chan struct{} {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.wake
+}
+
+// dialLoop keeps a link to one peer, dialling again with jittered backoff
+// after it breaks.
+func (l *Links) dialLoop(ctx context.Context, server string) {
+	backoff := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		started := time.Now()
+		err := l.dial(ctx, server)
+		if ctx.Err() != nil {
+			return
+		}
+		if time.Since(started) > time.Minute {
+			backoff = 100 * time.Millisecond // it ran a while: start over
+		}
+		l.Log.Info("peer link ended; dialling again", "peer", server, "err", err, "in", backoff)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff/2 + rand.N(backoff/2+1)):
+		}
+		backoff = min(backoff*2, MaxBackoff)
+	}
+}
+
+func (l *Links) dial(ctx context.Context, server string) error {
+	peer, err := l.Svc.PeerByServer(ctx, server)
+	if err != nil {
+		return err
+	}
+	id, err := l.Svc.Identity(ctx)
+	if err != nil {
+		return err
+	}
+	client, err := pinnedClient(peer.URL, peer.CASHA256)
+	if err != nil {
+		return err
+	}
+	u := strings.TrimRight(peer.URL, "/") + LinkPath + "?server=" + id.ID
+	if strings.HasPrefix(u, "http") {
+		u = "ws" + strings.TrimPrefix(u, "http")
+	}
+	hctx, cancel := context.WithTimeout(ctx, helloTimeout)
+	ws, _, err := websocket.Dial(hctx, u, &websocket.DialOptions{HTTPClient: client, Subprotocols: []string{wire.FederationSubprotocol}})
+	cancel()
+	if err != nil {
+		return fmt.Errorf("dial %s: %w", peer.URL, err)
+	}
+	ws.SetReadLimit(wire.MaxPeerFrameSize)
+	if ws.Subprotocol() != wire.FederationSubprotocol {
+		ws.Close(websocket.StatusProtocolError, "federation protocol not spoken")
+		return errors.New("the peer does not speak the federation protocol")
+	}
+	// The peer speaks first: its hello with a nonce.
+	hctx, cancel = context.WithTimeout(ctx, helloTimeout)
+	defer cancel()
+	theirs, err := l.readHello(hctx, ws, id, peer)
+	if err != nil {
+		ws.Close(websocket.StatusPolicyViolation, "bad hello")
+		return err
+	}
+	received, err := l.Svc.PeerLinkState(ctx, peer.Name)
+	if err != nil {
+		ws.Close(websocket.StatusInternalError, "")
+		return err
+	}
+	if err := l.writeHello(hctx, ws, id, peer, received.ReceivedSeq, theirs.nonce); err != nil {
+		return err
+	}
+	return l.serve(ctx, ws, id, peer, theirs.seq)
+}
+
+type hello struct {
+	seq   uint64
+	nonce string
+}
+
+func (l *Links) verifier(ctx context.Context, id aramaki.ServerIdentity) wire.PeerVerifier {
+	return wire.PeerVerifier{Self: id.ID, Now: l.now(), MaxSkew: l.MaxSkew, Key: func(server, keyID string) (ed25519.PublicKey, bool) {
+		p, err := l.Svc.PeerByServer(ctx, server)
+		if err != nil {
+			return nil, false
+		}
+		return p.Key(keyID)
+	}}
+}
+
+// readHello reads the hello a peer must start with.
+func (l *Links) readHello(ctx context.Context, ws *websocket.Conn, id aramaki.ServerIdentity, peer aramaki.Peer) (hello, error) {
+	_, frame, err := ws.Read(ctx)
+	if err != nil {
+		return hello{}, fmt.Errorf("read hello: %w", err)
+	}
+	m, err := wire.OpenPeerMessage(frame, l.verifier(ctx, id))
+	if err != nil {
+		return hello{}, err
+	}
+	if m.Kind != wire.KindHello || m.Origin != peer.Server {
+		return hello{}, fmt.Errorf("expected a hello from %s, got a %s from %s", peer.Server, m.Kind, m.Origin)
+	}
+	h, err := wire.DecodePeerHello(m.Body)
+	if err != nil {
+		return hello{}, err
+	}
+	return hello{seq: m.Seq, nonce: h.Nonce}, nil
+}
+
+func (l *Links) writeHello(ctx context.Context, ws *websocket.Conn, id aramaki.ServerIdentity, peer aramaki.Peer, received uint64, nonce string) error {
+	body, _ := json.Marshal(wire.PeerHello{Nonce: nonce})
+	frame, err := wire.SignPeerMessage(wire.PeerMessage{ID: wire.PeerMessageID(id.ID, wire.KindHello, received), Origin: id.ID, Recipient: peer.Server,
+		Seq: received, Sent: l.now(), Kind: wire.KindHello, Body: body}, id.Current().Private)
+	if err != nil {
+		return err
+	}
+	return ws.Write(ctx, websocket.MessageText, frame)
+}
+
+// Handler accepts links from peers.
+func (l *Links) Handler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		l.init()
+		ctx := r.Context()
+		claimed := r.URL.Query().Get("server")
+		if !wire.ValidServerID(claimed) {
+			http.Error(w, "name the dialling server: ?server=srv_…", http.StatusBadRequest)
+			return
+		}
+		peer, err := l.Svc.PeerByServer(ctx, claimed)
+		if err != nil {
+			http.Error(w, "not a peer of this server", http.StatusForbidden)
+			return
+		}
+		id, err := l.Svc.Identity(ctx)
+		if err != nil {
+			http.Error(w, "", http.StatusInternalServerError)
+			return
+		}
+		ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: []string{wire.FederationSubprotocol}})
+		if err != nil {
+			return
+		}
+		ws.SetReadLimit(wire.MaxPeerFrameSize)
+		if ws.Subprotocol() != wire.FederationSubprotocol {
+			ws.Close(websocket.StatusProtocolError, "speak "+wire.FederationSubprotocol)
+			return
+		}
+		received, err := l.Svc.PeerLinkState(ctx, peer.Name)
+		if err != nil {
+			ws.Close(websocket.StatusInternalError, "")
+			return
+		}
+		nonce := make([]byte, 24)
+		if _, err := cryptoRead(nonce); err != nil {
+			ws.Close(websocket.StatusInternalError, "")
+			return
+		}
+		want := base64.RawURLEncoding.EncodeToString(nonce)
+		hctx, cancel := context.WithTimeout(ctx, helloTimeout)
+		defer cancel()
+		if err := l.writeHello(hctx, ws, id, peer, received.ReceivedSeq, want); err != nil {
+			return
+		}
+		theirs, err := l.readHello(hctx, ws, id, peer)
+		if err != nil || theirs.nonce != want {
+			l.Log.Warn("refused a peer link", "peer", peer.Name, "err", err)
+			ws.Close(websocket.StatusPolicyViolation, "bad hello")
+			return
+		}
+		if err := l.serve(ctx, ws, id, peer, theirs.seq); err != nil {
+			l.Log.Info("peer link ended", "peer", peer.Name, "err", err)
+		}
+	})
+}
+
+var cryptoRead = crand.Read
+
+// session is one live link with a peer.
+type session struct {
+	cancel context.CancelFunc
+}
+
+// serve runs a link until it breaks: sends the outbox from after the
+// peer's last stored message, stores what the peer sends, acknowledges.
+func (l *Links) serve(ctx context.Context, ws *websocket.Conn, id aramaki.ServerIdentity, peer aramaki.Peer, theirReceived uint64) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer ws.CloseNow()
+	l.mu.Lock()
+	if old := l.sessions[peer.Server]; old != nil {
+		old.cancel() // the newer connection wins
+	}
+	me := &session{cancel: cancel}
+	l.sessions[peer.Server] = me
+	l.mu.Unlock()
+	defer func() {
+		l.mu.Lock()
+		if l.sessions[peer.Server] == me {
+			delete(l.sessions, peer.Server)
+		}
+		l.mu.Unlock()
+	}()
+	l.Log.Info("peer link up", "peer", peer.Name, "server", peer.Server)
+
+	out := make(chan []byte, 256)
+	incoming := make(chan wire.PeerMessage, applyBatch)
+	var acked sync.Mutex
+	ackedSeq := theirReceived
+	ackedMoved := make(chan struct{}, 1)
+	errs := make(chan error, 4)
+	sign := func(m wire.PeerMessage) ([]byte, error) { return wire.SignPeerMessage(m, id.Current().Private) }
+
+	// The writer: one goroutine writes frames.
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case frame := <-out:
+				if err := ws.Write(ctx, websocket.MessageText, frame); err != nil {
+					errs <- fmt.Errorf("write: %w", err)
+					return
+				}
+			}
+		}
+	}()
+	// The reader: opens every frame; acks go to the outbox, the rest to
+	// the applier.
+	go func() {
+		for {
+			_, frame, err := ws.Read(ctx)
+			if err != nil {
+				errs <- fmt.Errorf("read: %w", err)
+				return
+			}
+			m, err := wire.OpenPeerMessage(frame, l.verifier(ctx, id))
+			if err == nil && m.Origin != peer.Server {
+				err = fmt.Errorf("a message from %s on the link of %s", m.Origin, peer.Server)
+			}
+			if err != nil {
+				errs <- fmt.Errorf("refused a message: %w", err)
+				return
+			}
+			switch {
+			case m.Kind == wire.KindAck:
+				if err := l.Svc.PeerAcked(ctx, peer.Name, m.Seq); err != nil {
+					errs <- fmt.Errorf("ack %d: %w", m.Seq, err)
+					return
+				}
+				acked.Lock()
+				ackedSeq = max(ackedSeq, m.Seq)
+				acked.Unlock()
+				select {
+				case ackedMoved <- struct{}{}:
+				default:
+				}
+			case m.Kind.Outbox():
+				select {
+				case incoming <- m:
+				case <-ctx.Done():
+					return
+				}
+			default:
+				errs <- fmt.Errorf("unexpected %s in a running link", m.Kind)
+				return
+			}
+		}
+	}()
+	// The applier: stores what arrived in batches, then acknowledges.
+	go func() {
+		for {
+			var batch []wire.PeerMessage
+			select {
+			case <-ctx.Done():
+				return
+			case m := <-incoming:
+				batch = append(batch, m)
+			}
+		more:
+			for len(batch) < applyBatch {
+				select {
+				case m := <-incoming:
+					batch = append(batch, m)
+				default:
+					break more
+				}
+			}
+			msgs := make([]service.PeerMessage, 0, len(batch))
+			for _, m := range batch {
+				pm := service.PeerMessage{Seq: m.Seq}
+				if m.Kind == wire.KindEvent {
+					e, err := wire.DecodePeerEvent(m.Body)
+					if err != nil {
+						errs <- fmt.Errorf("message %d: %w", m.Seq, err)
+						return
+					}
+					pm.Events = []aramaki.RemoteEvent{{ID: e.ID, Time: e.Time, Kind: aramaki.EventKind(e.Kind), Systems: e.Systems, Summary: e.Summary}}
+				}
+				msgs = append(msgs, pm)
+			}
+			last, err := l.Svc.PeerReceived(ctx, peer, msgs)
+			if err != nil {
+				errs <- fmt.Errorf("store: %w", err)
+				return
+			}
+			frame, err := sign(wire.PeerMessage{ID: wire.PeerMessageID(id.ID, wire.KindAck, last), Origin: id.ID, Recipient: peer.Server,
+				Seq: last, Sent: l.now(), Kind: wire.KindAck})
+			if err != nil {
+				errs <- err
+				return
+			}
+			select {
+			case out <- frame:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	// The sender: the outbox from after what the peer stored, up to
+	// Window ahead of its acknowledgements.
+	go func() {
+		next := theirReceived
+		for {
+			wake := l.woken()
+			acked.Lock()
+			ahead := next - ackedSeq
+			acked.Unlock()
+			if ahead >= Window {
+				select {
+				case <-ctx.Done():
+					return
+				case <-ackedMoved:
+				}
+				continue
+			}
+			msgs, through, err := l.Svc.PeerOutbox(ctx, peer.Name, next, min(sendBatch, int(Window-ahead)))
+			if err != nil {
+				errs <- fmt.Errorf("outbox: %w", err)
+				return
+			}
+			read := through > next
+			for _, m := range msgs {
+				frame, err := sign(wire.PeerMessage{ID: wire.PeerMessageID(id.ID, wire.PeerKind(m.Kind), m.Seq), Origin: id.ID, Recipient: peer.Server,
+					Seq: m.Seq, Sent: l.now(), Kind: wire.PeerKind(m.Kind), Body: m.Body})
+				if err != nil {
+					errs <- err
+					return
+				}
+				select {
+				case out <- frame:
+				case <-ctx.Done():
+					return
+				}
+			}
+			if read {
+				next = through // withheld messages are passed over
+				continue
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-wake:
+			}
+		}
+	}()
+	select {
+	case <-ctx.Done():
+		ws.Close(websocket.StatusGoingAway, "")
+		return ctx.Err()
+	case err := <-errs:
+		ws.Close(websocket.StatusPolicyViolation, clip(err.Error(), 100))
+		return err
+	}
+}
