@@ -27,6 +27,21 @@ func NewGraph(systems []System) (*Graph, error) {
 		g.systems[s.ID] = s
 		g.ids = append(g.ids, s.ID)
 	}
+	// A peer's systems used here are in the graph as remote systems,
+	// known by what the peer shares of them.
+	for i := range systems {
+		for _, sub := range systems[i].Subsystems {
+			name, peer, remote := SplitRemote(sub)
+			if _, ok := g.systems[sub]; ok || !remote {
+				continue
+			}
+			if err := ValidateSystemRef(sub); err != nil {
+				return nil, err
+			}
+			g.systems[sub] = &System{ID: sub, Title: name + " at " + peer, Category: "remote system", Peer: peer}
+			g.ids = append(g.ids, sub)
+		}
+	}
 	sort.Strings(g.ids)
 	for _, id := range g.ids {
 		for _, sub := range g.systems[id].Subsystems {

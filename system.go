@@ -34,6 +34,9 @@ type System struct {
 	// under it. Without routes, nobody is notified for this system (the
 	// systems above it may still route its alerts).
 	Routing []Route `json:"routing,omitempty"`
+	// Peer is set on a remote system (storage@a): the peer whose system it
+	// is. This server knows it only by what the peer shares of it.
+	Peer string `json:"peer,omitempty"`
 }
 
 // Contact is a person or team to call about a system. Escalation lists the

@@ -290,7 +290,15 @@ func (f *fileParser) subsystems(v *yaml.Node, self string) ([]string, []ref) {
 		case strings.TrimSpace(id) == "":
 			f.add(item, "a subsystem needs an id")
 		case strings.Contains(id, "@"):
-			f.add(item, "subsystem %s: remote subsystems (x@peer) need federation, which this server does not have yet", clip(id))
+			// A peer's system: whether the peer shares it is known at run
+			// time, not from the repository.
+			if err := aramaki.ValidateSystemRef(id); err != nil {
+				f.add(item, "subsystem %s: a peer's system is written system@peer: %s", clip(id), aramaki.ErrorMessage(err))
+			} else if first[id] != 0 {
+				f.add(item, "subsystem %s is listed twice (first at line %d)", id, first[id])
+			} else {
+				first[id] = item.Line
+			}
 		case aramaki.ValidateSystemID(id) != nil:
 			f.add(item, "%s", aramaki.ErrorMessage(aramaki.ValidateSystemID(clip(id))))
 		case id == self:

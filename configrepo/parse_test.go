@@ -383,7 +383,7 @@ title: A
 subsystems:
   - b
   - c
-  - storage@peer
+  - storage@Peer
   - Not An Id
   - b
   - a
@@ -393,7 +393,7 @@ subsystems:
 		},
 		want: []string{
 			"systems/a.yaml:5: system a uses unknown subsystem c",
-			"systems/a.yaml:6: subsystem storage@peer: remote subsystems (x@peer) need federation, which this server does not have yet",
+			`systems/a.yaml:6: subsystem storage@Peer: a peer's system is written system@peer: invalid peer name "Peer": 1-63 lower-case letters, digits and '-', starting with a letter`,
 			`systems/a.yaml:7: invalid system id "Not An Id": use 1-63 lower-case letters, digits, '.', '-' or '_', starting with a letter or digit`,
 			"systems/a.yaml:8: subsystem b is listed twice (first at line 4)",
 			"systems/a.yaml:9: a system cannot be its own subsystem",

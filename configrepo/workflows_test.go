@@ -138,3 +138,21 @@ func TestAWorkflowIsReadWithEverythingItSays(t *testing.T) {
 		t.Errorf("workflow %+v", w)
 	}
 }
+
+func TestAPeersSystemIsUsedAsASubsystem(t *testing.T) {
+	snap, problems := configrepo.Parse(bytesOf(map[string]string{"systems/shop.yaml": "id: shop\ntitle: Shop\nsubsystems: [storage@hoster, app]\n---\nid: app\ntitle: App\n"}))
+	if len(problems) > 0 {
+		t.Fatal(problems)
+	}
+	g, err := aramaki.NewGraph(snap.Systems)
+	if err != nil {
+		t.Fatal(err)
+	}
+	remote := g.System("storage@hoster")
+	if remote == nil || remote.Peer != "hoster" || remote.Title != "storage at hoster" || !slices.Equal(g.UsedBy("storage@hoster"), []string{"shop"}) {
+		t.Fatalf("the peer's system in the graph: %+v", remote)
+	}
+	if anchors := g.Anchors(); !slices.Equal(anchors, []string{"shop"}) {
+		t.Errorf("anchors %v", anchors)
+	}
+}
