@@ -92,6 +92,7 @@ type API struct {
 	opts   Options
 	mux    *http.ServeMux
 	routes []Route
+	joins  chan struct{} // the joins of other servers under way: see join
 }
 
 // Options are what the API needs to know about the server it is part of.
@@ -99,8 +100,11 @@ type Options struct {
 	// PublicURL is where agents reach the server; it goes into enrollment tokens.
 	PublicURL string
 	// CAFingerprint is the hex SHA-256 of the CA certificate agents must
-	// see; empty for a plain-HTTP development server.
+	// see; empty for a plain-HTTP development server. Peers pin it too.
 	CAFingerprint string
+	// ServerName is what this server calls itself to its peers;
+	// "aramaki" when empty.
+	ServerName string
 }
 
 // Route is one method and path pattern of the API.
@@ -115,7 +119,7 @@ func New(svc *service.Service, log *slog.Logger, opts Options) *API {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	a := &API{svc: svc, log: log, opts: opts, mux: http.NewServeMux()}
+	a := &API{svc: svc, log: log, opts: opts, mux: http.NewServeMux(), joins: make(chan struct{}, maxJoins)}
 	a.routes = []Route{
 		{"GET", "/healthz", a.healthz},
 		{"GET", "/api/v1/openapi.json", a.openAPI},
@@ -181,6 +185,18 @@ func New(svc *service.Service, log *slog.Logger, opts Options) *API {
 		{"GET", "/api/v1/roles", a.listRoles},
 		{"POST", "/api/v1/roles", a.grantRole},
 		{"DELETE", "/api/v1/roles/{system}/{user}", a.revokeRole},
+
+		{"GET", "/api/v1/federation/identity", a.identity},
+		{"POST", "/api/v1/federation/identity/rotate", a.rotateKey},
+		{"POST", "/api/v1/peers/invitations", a.invitePeer},
+		{"POST", "/api/v1/peers/accept", a.acceptInvitation},
+		{"GET", "/api/v1/peers", a.listPeers},
+		{"DELETE", "/api/v1/peers/{name}", a.removePeer},
+		{"POST", "/api/v1/grants", a.createGrant},
+		{"GET", "/api/v1/grants", a.listGrants},
+		{"POST", "/api/v1/grants/{id}/revoke", a.revokeGrant},
+		// Other servers, not users: the invitation's secret is the credential.
+		{"POST", "/federation/v1/join", a.join},
 	}
 	paths := http.NewServeMux() // the same paths, any method: to tell 405 from 404
 	allowed := map[string][]string{}
@@ -191,14 +207,16 @@ func New(svc *service.Service, log *slog.Logger, opts Options) *API {
 		}
 		allowed[rt.Pattern] = append(allowed[rt.Pattern], rt.Method)
 	}
-	a.mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+	fallback := func(w http.ResponseWriter, r *http.Request) {
 		if _, pattern := paths.Handler(r); pattern != "" {
 			w.Header().Set("Allow", strings.Join(allowed[pattern], ", "))
 			a.writeError(w, r, aramaki.Errorf(EMETHOD, "%s does not take %s; use %s", r.URL.Path, r.Method, strings.Join(allowed[pattern], " or ")))
 			return
 		}
 		a.writeError(w, r, aramaki.Errorf(aramaki.ENOTFOUND, "no route %s %s", r.Method, r.URL.Path))
-	})
+	}
+	a.mux.HandleFunc("/api/", fallback)
+	a.mux.HandleFunc("/federation/", fallback)
 	return a
 }
 

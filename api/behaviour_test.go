@@ -9,10 +9,12 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aramaki/aramaki"
 	"github.com/aramaki/aramaki/api"
 	"github.com/aramaki/aramaki/service"
+	"github.com/aramaki/aramaki/wire"
 )
 
 func (e *env) MustTimeline(role string, query url.Values) api.TimelineResponse {
@@ -174,6 +176,15 @@ func TestBadInputGetsAClearErrorAndChangesNothing(t *testing.T) {
 	for i := range aramaki.MaxWorkflowInputs + 1 {
 		tooManyInputs[fmt.Sprintf("input-%d", i)] = "x"
 	}
+	serverID := e.MustServerID()
+	expired := wire.PeerInvitation{URL: "https://a.example:8443", CASHA256: strings.Repeat("ab", 32), Server: "srv_00000000000000aa", Key: strings.Repeat("cd", 32),
+		Name: "b", ID: "0123456789abcdef", Secret: strings.Repeat("s", 43), Expires: time.Now().Add(-time.Minute)}
+	stranger := newJoiner(t)
+	unknownInvitation := stranger.request(wire.PeerInvitation{ID: "0123456789abcdef", Secret: strings.Repeat("s", 43)}, serverID)
+	wrongProof := stranger.request(wire.PeerInvitation{ID: "0123456789abcdef", Secret: strings.Repeat("s", 43)}, "srv_00000000000000aa")
+	tooBigJoin := `{"invitation": "` + strings.Repeat("a", wire.MaxJoinSize) + `"}`
+	inFuture := time.Now().Add(time.Hour).Format(time.RFC3339)
+	e.MustPeerOnce("customer")
 	before := len(e.MustTimeline("admin", url.Values{"limit": {"500"}}).Events)
 	cases := []struct {
 		name, method, path string
@@ -294,6 +305,44 @@ func TestBadInputGetsAClearErrorAndChangesNothing(t *testing.T) {
 		{"workflow runs of a malformed workflow", "GET", "/api/v1/workflow-runs?workflow=Flush%20Web", nil, 400, "invalid workflow name"},
 		{"wrong method on workflow runs", "POST", "/api/v1/workflow-runs", nil, 405, "does not take POST"},
 		{"wrong method on a workflow", "GET", workflows + "/flush-web/runs", nil, 405, "does not take GET"},
+		{"invitation of a malformed peer", "POST", "/api/v1/peers/invitations", `{"name": "Customer B"}`, 400, "invalid peer name"},
+		{"invitation for an existing peer", "POST", "/api/v1/peers/invitations", `{"name": "customer"}`, 409, "there is a peer called customer already"},
+		{"invitation with a bad ttl", "POST", "/api/v1/peers/invitations", `{"name": "b", "ttl": "a week"}`, 400, "ttl must be a duration like 24h"},
+		{"invitation for too long", "POST", "/api/v1/peers/invitations", `{"name": "b", "ttl": "200h"}`, 400, "an invitation lives between 1m and 7 days"},
+		{"invitation with an unknown field", "POST", "/api/v1/peers/invitations", `{"name": "b", "expires_in": "1h"}`, 400, `unknown field "expires_in"`},
+		{"accepting no token", "POST", "/api/v1/peers/accept", `{"token": " "}`, 400, "give the invitation token"},
+		{"accepting what is no invitation", "POST", "/api/v1/peers/accept", `{"token": "ark_0123"}`, 400, "not a peer invitation"},
+		{"accepting a damaged invitation", "POST", "/api/v1/peers/accept", `{"token": "arpeer1.!!"}`, 400, "damaged"},
+		{"accepting an expired invitation", "POST", "/api/v1/peers/accept", map[string]string{"token": expired.String()}, 400, "the invitation expired"},
+		{"accepting under a malformed name", "POST", "/api/v1/peers/accept", map[string]string{"token": expired.String(), "name": "A!"}, 400, "invalid peer name"},
+		{"removing an unknown peer", "DELETE", "/api/v1/peers/nobody", nil, 404, "no peer nobody"},
+		{"removing a malformed peer", "DELETE", "/api/v1/peers/No%20Body", nil, 404, "no peer No Body"},
+		{"grant of nothing", "POST", "/api/v1/grants", `{"peer": "customer", "systems": ["webshop"], "allow": "", "until": "` + inFuture + `"}`, 400, "a grant allows events, status or action:NAME"},
+		{"grant of logs", "POST", "/api/v1/grants", `{"peer": "customer", "systems": ["webshop"], "allow": "events,logs", "until": "` + inFuture + `"}`, 400, `not "logs"`},
+		{"grant of a malformed action", "POST", "/api/v1/grants", `{"peer": "customer", "systems": ["webshop"], "allow": "action:Reboot All", "until": "` + inFuture + `"}`, 400, "invalid action name"},
+		{"grant of an action the system lacks", "POST", "/api/v1/grants", `{"peer": "customer", "systems": ["webshop"], "allow": "action:reboot", "until": "` + inFuture + `"}`, 400, "none of webshop has an action reboot"},
+		{"grant without end", "POST", "/api/v1/grants", `{"peer": "customer", "systems": ["webshop"], "allow": "events"}`, 400, "a grant needs an end"},
+		{"grant ending in the past", "POST", "/api/v1/grants", `{"peer": "customer", "systems": ["webshop"], "allow": "events", "until": "2020-01-01T00:00:00Z"}`, 400, "must end in the future"},
+		{"grant for two years", "POST", "/api/v1/grants", `{"peer": "customer", "systems": ["webshop"], "allow": "events", "until": "` + time.Now().AddDate(2, 0, 0).Format(time.RFC3339) + `"}`, 400, "at most 366 days"},
+		{"grant with a bad end", "POST", "/api/v1/grants", `{"peer": "customer", "systems": ["webshop"], "allow": "events", "until": "next week"}`, 400, "RFC 3339"},
+		{"grant of no system", "POST", "/api/v1/grants", `{"peer": "customer", "systems": [], "allow": "events", "until": "` + inFuture + `"}`, 400, "at least one system"},
+		{"grant of an unknown system", "POST", "/api/v1/grants", `{"peer": "customer", "systems": ["nope"], "allow": "events", "until": "` + inFuture + `"}`, 404, "no system nope"},
+		{"grant to an unknown peer", "POST", "/api/v1/grants", `{"peer": "zed", "systems": ["webshop"], "allow": "events", "until": "` + inFuture + `"}`, 404, "no peer zed"},
+		{"grant with kinds", "POST", "/api/v1/grants", `{"peer": "customer", "systems": ["webshop"], "kinds": ["events"], "until": "` + inFuture + `"}`, 400, `unknown field "kinds"`},
+		{"grants of a malformed peer", "GET", "/api/v1/grants?peer=Customer", nil, 400, "invalid peer name"},
+		{"misspelt grants filter", "GET", "/api/v1/grants?per=customer", nil, 400, `unknown query parameter "per"`},
+		{"revoking an unknown grant", "POST", "/api/v1/grants/999999/revoke", nil, 404, "grant 999999 not found"},
+		{"revoking a grant that is no number", "POST", "/api/v1/grants/abc/revoke", nil, 404, "grant abc not found"},
+		{"wrong method on grants", "DELETE", "/api/v1/grants", nil, 405, "does not take DELETE"},
+		{"wrong method on identity", "POST", "/api/v1/federation/identity", nil, 405, "does not take POST"},
+		{"join with malformed JSON", "POST", "/federation/v1/join", `{"invitation": `, 400, "join request"},
+		{"join with an unknown field", "POST", "/federation/v1/join", `{"invitation": "0123456789abcdef", "token": "x"}`, 400, `unknown field "token"`},
+		{"join without a key", "POST", "/federation/v1/join", `{"invitation": "0123456789abcdef", "secret": "` + strings.Repeat("s", 43) + `", "server": "srv_0123456789abcdef", "name": "b", "url": ""}`, 400, "public_key must be a 32-byte Ed25519 key"},
+		{"oversized join", "POST", "/federation/v1/join", tooBigJoin, 413, "exceeds 16 KiB"},
+		{"join with a proof for another server", "POST", "/federation/v1/join", wrongProof, 401, "the proof does not verify"},
+		{"join of an unknown invitation", "POST", "/federation/v1/join", unknownInvitation, 401, "the invitation is unknown, used, expired or its secret is wrong"},
+		{"wrong method on join", "GET", "/federation/v1/join", nil, 405, "does not take GET"},
+		{"unknown federation route", "GET", "/federation/v1/nothing", nil, 404, "no route"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -321,6 +370,10 @@ func TestBadInputGetsAClearErrorAndChangesNothing(t *testing.T) {
 		{"", "nobody logged in running a workflow", "POST", workflows + "/flush-web/runs", `{"reason": "stale"}`, 401, "log in to run workflows"},
 		{"", "nobody logged in listing workflow runs", "GET", "/api/v1/workflow-runs", nil, 401, "log in to see workflow runs"},
 		{"", "nobody logged in cancelling a workflow run", "POST", runningWorkflowRun + "/cancel", nil, 404, "not found"},
+		{"operator", "an operator inviting a server", "POST", "/api/v1/peers/invitations", `{"name": "b"}`, 403, "this needs the admin role"},
+		{"operator", "an operator sharing the webshop", "POST", "/api/v1/grants", `{"peer": "customer", "systems": ["webshop"], "allow": "events", "until": "` + inFuture + `"}`, 403, "admin"},
+		{"", "nobody logged in granting", "POST", "/api/v1/grants", `{"peer": "customer", "systems": ["blog"], "allow": "events", "until": "` + inFuture + `"}`, 401, "log in"},
+		{"", "nobody logged in seeing the identity", "GET", "/api/v1/federation/identity", nil, 401, "log in"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			e.t = t

@@ -10,9 +10,11 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aramaki/aramaki"
 	"github.com/aramaki/aramaki/api"
+	"github.com/aramaki/aramaki/federation"
 	"github.com/aramaki/aramaki/service"
 	"github.com/aramaki/aramaki/servicetest"
 	"github.com/aramaki/aramaki/wire"
@@ -102,6 +104,7 @@ type env struct {
 	secrets map[string]string // user -> password
 	checker *checker          // reports check results: see MustReport
 	hosts   []aramaki.Agent   // the hosts that allow actions: see MustActionHosts
+	peers   map[string]bool   // the peers made by MustPeerOnce
 }
 
 // MustEnv starts the API with users vera (viewer on webshop), otto
@@ -111,7 +114,9 @@ func MustEnv(t testing.TB) *env {
 	se := servicetest.MustService(t, fixtureFiles)
 	svc, repoDir, log, creds := se.Service, se.Repo, se.Log, se.Admin
 	e := &env{t: t, svc: svc, repo: repoDir, tokens: map[string]string{"admin": creds.Token},
-		secrets: map[string]string{"admin": creds.Password}}
+		secrets: map[string]string{"admin": creds.Password}, peers: map[string]bool{}}
+	// This server joins others over the network, as a real server does.
+	svc.SetJoiner(federation.Joiner{Timeout: 10 * time.Second})
 	e.srv = httptest.NewServer(api.New(svc, log, api.Options{PublicURL: "https://aramaki.test:8443", CAFingerprint: strings.Repeat("ab", 32)}))
 	t.Cleanup(e.srv.Close)
 

@@ -35,6 +35,10 @@ func FuzzRequestBodies(f *testing.F) {
 		{"POST", "/api/v1/systems/webshop/workflows/restart-and-flush/runs"},
 		{"POST", workflow + "/approve"},
 		{"POST", workflow + "/cancel"},
+		{"POST", "/api/v1/peers/invitations"},
+		{"POST", "/api/v1/peers/accept"},
+		{"POST", "/api/v1/grants"},
+		{"POST", "/federation/v1/join"},
 	}
 	for i := range targets {
 		f.Add(uint8(i), `{"text": "hello"}`)
@@ -51,6 +55,11 @@ func FuzzRequestBodies(f *testing.F) {
 		f.Add(uint8(i), `{"reason": "stale pages", "inputs": {"pattern": "^/products/"}}`)
 		f.Add(uint8(i), `{"dry_run": true, "inputs": {"pattern": "${steps.x.y}", "": "\u0000"}}`)
 		f.Add(uint8(i), `{"reason": "x", "inputs": {"pattern": null}, "dry_run": 1}`)
+		f.Add(uint8(i), `{"name": "customer", "ttl": "24h"}`)
+		f.Add(uint8(i), `{"token": "arpeer1.eyJ1IjoiaHR0cHM6Ly9hLmV4YW1wbGUifQ", "name": "a"}`)
+		f.Add(uint8(i), `{"peer": "customer", "systems": ["webshop", "webshop"], "allow": "events,status,action:flush-varnish", "until": "2099-01-01T00:00:00Z"}`)
+		f.Add(uint8(i), `{"peer": "customer", "systems": null, "allow": ",,action:,", "until": "9999-12-31T23:59:59+23:59"}`)
+		f.Add(uint8(i), `{"invitation": "0123456789abcdef", "secret": "ssssssssssssssssssssssssssssssssssssssssss", "server": "srv_0123456789abcdef", "name": "b", "url": "", "ca_sha256": "", "public_key": "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", "proof": "AAAA"}`)
 		f.Add(uint8(i), `{}`)
 	}
 	f.Fuzz(func(t *testing.T, which uint8, body string) {

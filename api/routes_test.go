@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aramaki/aramaki"
 	"github.com/aramaki/aramaki/api"
@@ -170,6 +171,41 @@ func routeCases() []routeCase {
 		{"DELETE", "/api/v1/roles/{system}/{user}", [4]int{401, 403, 403, 204}, func(e *env, role string) (string, any) {
 			e.MustDo("POST", "/api/v1/roles", "admin", map[string]string{"user": "otto", "system": "compute", "role": "viewer"}, 201, nil)
 			return "/api/v1/roles/compute/otto", nil
+		}},
+		// Its identity holds nothing secret, but only who is logged in sees it.
+		{"GET", "/api/v1/federation/identity", [4]int{401, 200, 200, 200}, fixed("/api/v1/federation/identity", nil)},
+		{"POST", "/api/v1/federation/identity/rotate", [4]int{401, 403, 403, 200}, fixed("/api/v1/federation/identity/rotate", nil)},
+		{"POST", "/api/v1/peers/invitations", [4]int{401, 403, 403, 201}, func(e *env, _ string) (string, any) {
+			return "/api/v1/peers/invitations", api.InvitationRequest{Name: unique("customer"), TTL: "1h"}
+		}},
+		// The admin's accept reaches a real server over loopback.
+		{"POST", "/api/v1/peers/accept", [4]int{401, 403, 403, 201}, func(e *env, role string) (string, any) {
+			if role != "admin" {
+				return "/api/v1/peers/accept", api.AcceptRequest{Token: "arpeer1.e30"}
+			}
+			return "/api/v1/peers/accept", api.AcceptRequest{Token: MustInviter(e.t, unique("hoster")).MustInvite(e.t, "shop")}
+		}},
+		{"GET", "/api/v1/peers", [4]int{401, 403, 403, 200}, fixed("/api/v1/peers", nil)},
+		{"DELETE", "/api/v1/peers/{name}", [4]int{401, 403, 403, 204}, func(e *env, role string) (string, any) {
+			name := unique("gone")
+			if role == "admin" {
+				e.MustPeer(name)
+			}
+			return "/api/v1/peers/" + name, nil
+		}},
+		// Sharing a system takes its owner's admin.
+		{"POST", "/api/v1/grants", [4]int{401, 403, 403, 201}, func(e *env, _ string) (string, any) {
+			e.MustPeerOnce("grantee")
+			return "/api/v1/grants", api.GrantRequest{Peer: "grantee", Systems: []string{"webshop"}, Allow: "events,status", Until: time.Now().Add(time.Hour).Format(time.RFC3339)}
+		}},
+		{"GET", "/api/v1/grants", [4]int{401, 200, 200, 200}, fixed("/api/v1/grants?peer=grantee", nil)},
+		// Who may not hand out its systems does not learn of a grant.
+		{"POST", "/api/v1/grants/{id}/revoke", [4]int{401, 404, 404, 200}, func(e *env, _ string) (string, any) {
+			return "/api/v1/grants/" + e.MustGrant("grantee", "webshop").ID + "/revoke", nil
+		}},
+		// Other servers: the invitation is the credential, whoever asks.
+		{"POST", "/federation/v1/join", [4]int{201, 201, 201, 201}, func(e *env, _ string) (string, any) {
+			return "/federation/v1/join", e.MustJoinRequest(unique("joiner"))
 		}},
 	}
 }
