@@ -57,6 +57,9 @@ func commands() []commandInfo {
 		{"workflow", "run a workflow across a system's hosts, or its dry run: aramaki workflow run NAME --system ID; aramaki workflow runs|show|cancel|approve", func(o, e io.Writer) command { return &WorkflowCommand{stdout: o, stderr: e} }},
 		{"silence", "mute a system's alerts for a while: aramaki silence create|list|end", func(o, e io.Writer) command { return &SilenceCommand{stdout: o} }},
 		{"agent", "agents: aramaki agent token|list|show|revoke", func(o, e io.Writer) command { return &AgentCommand{stdout: o} }},
+		{"peer", "peer with other servers: aramaki peer invite --name B | accept TOKEN | list | remove NAME", func(o, e io.Writer) command { return &PeerCommand{stdout: o} }},
+		{"grant", "let a peer use systems until a time: aramaki grant create --peer B --system S --allow events,status --until T | list | revoke ID", func(o, e io.Writer) command { return &GrantCommand{stdout: o} }},
+		{"federation", "this server's identity among its peers: aramaki federation identity | rotate-key", func(o, e io.Writer) command { return &FederationCommand{stdout: o} }},
 		{"bench", "load generator: aramaki bench agents|runs --system ID [--agents N] [--rate R] [--runs N]", func(o, e io.Writer) command { return &BenchCommand{stdout: o, stderr: e} }},
 		{"whoami", "show who the client is logged in as", func(o, e io.Writer) command { return &WhoAmICommand{stdout: o} }},
 	}

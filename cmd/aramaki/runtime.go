@@ -18,9 +18,11 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/aramaki/aramaki"
 	"github.com/aramaki/aramaki/agentapi"
 	"github.com/aramaki/aramaki/api"
 	"github.com/aramaki/aramaki/configrepo"
+	"github.com/aramaki/aramaki/federation"
 	"github.com/aramaki/aramaki/notify"
 	"github.com/aramaki/aramaki/pki"
 	"github.com/aramaki/aramaki/service"
@@ -41,6 +43,8 @@ type Config struct {
 	InsecureHTTP bool
 	PublicURL    string
 	PollInterval time.Duration
+	// Name is what this server calls itself to its peers.
+	Name string
 
 	// Alert notifications.
 	SMTP             notify.SMTPOptions
@@ -94,6 +98,9 @@ func (c *Config) Validate() error {
 	}
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		return fmt.Errorf("--listen %q: %w", c.Listen, err)
+	}
+	if err := aramaki.ValidatePeerName(c.Name); err != nil {
+		return fmt.Errorf("--name %q: 1-63 lower-case letters, digits and '-', starting with a letter", c.Name)
 	}
 	if c.PublicURL != "" {
 		u, err := url.Parse(c.PublicURL)
@@ -175,7 +182,9 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		return err
 	}
 	s.svc = service.New(s.store, repo, s.log, service.Options{URL: s.URL(), GroupWait: s.cfg.GroupWait,
-		MaxAttempts: s.cfg.NotifyAttempts, Permanent: notify.IsPermanent, DigestEvery: s.cfg.DigestEvery})
+		MaxAttempts: s.cfg.NotifyAttempts, Permanent: notify.IsPermanent, DigestEvery: s.cfg.DigestEvery,
+		ServerName: s.cfg.Name, CASHA256: s.pin})
+	s.svc.SetJoiner(federation.Joiner{})
 	if err := s.svc.Open(ctx); err != nil {
 		return err
 	}
@@ -222,12 +231,13 @@ func (s *Server) background(f func()) {
 }
 
 func (s *Server) handler() http.Handler {
-	a := api.New(s.svc, s.log, api.Options{PublicURL: s.URL(), CAFingerprint: s.pin})
+	a := api.New(s.svc, s.log, api.Options{PublicURL: s.URL(), CAFingerprint: s.pin, ServerName: s.cfg.Name})
 	agents := agentapi.New(s.svc, s.log, agentapi.Options{})
 	mux := http.NewServeMux()
 	mux.Handle("/api/", compress(a))
 	mux.Handle("/api/v1/agent/", agents.Handler())
 	mux.Handle("/healthz", a)
+	mux.Handle("/federation/", a) // other servers: joining this one
 	// The web UI: sessions are Secure cookies when the public URL is
 	// https, even behind a TLS-terminating proxy.
 	mux.Handle("/", compress(web.New(s.svc, s.log, web.Options{SecureCookies: s.cfg.PublicURL != "" && strings.HasPrefix(s.cfg.PublicURL, "https:")})))

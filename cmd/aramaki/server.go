@@ -5,8 +5,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"strings"
 	"time"
 
+	"github.com/aramaki/aramaki"
+	"github.com/aramaki/aramaki/federation"
 	"github.com/aramaki/aramaki/service"
 )
 
@@ -22,7 +26,8 @@ func serverFlags(fs *flag.FlagSet, cfg *Config, logFormat, logLevel *string) {
 	fs.StringVar(&cfg.TLSCert, "tls-cert", "", "certificate file to serve with (default: made by the server's own CA in DIR/tls)")
 	fs.StringVar(&cfg.TLSKey, "tls-key", "", "key file of --tls-cert")
 	fs.BoolVar(&cfg.InsecureHTTP, "insecure-http", false, "serve plain HTTP without TLS (development only)")
-	fs.StringVar(&cfg.PublicURL, "public-url", "", "URL people and agents reach this server at (default: from --listen)")
+	fs.StringVar(&cfg.PublicURL, "public-url", "", "URL people, agents and peer servers reach this server at (default: from --listen)")
+	fs.StringVar(&cfg.Name, "name", defaultServerName(), "what this server calls itself to its peers (they may call it otherwise)")
 	fs.DurationVar(&cfg.PollInterval, "poll", 30*time.Second, "how often to look for new commits in the config repository")
 	fs.DurationVar(&cfg.KeepaliveTimeout, "keepalive-timeout", 2*time.Minute, "an agent silent this long turns its keepalive check critical")
 	fs.DurationVar(&cfg.ResultsRetention, "results-retention", 48*time.Hour, "how long raw check results are kept")
@@ -83,4 +88,25 @@ func printFirstStart(w io.Writer, srv *Server) {
 	if ca := srv.CAPath(); ca != "" {
 		fmt.Fprintf(w, "Clients trust the server's own CA: %s\n", ca)
 	}
+}
+
+// defaultServerName is the server's name for its peers when --name is not
+// given: the first label of the host name, made a peer name, or "aramaki".
+func defaultServerName() string {
+	host, _ := os.Hostname()
+	label, _, _ := strings.Cut(strings.ToLower(host), ".")
+	name := strings.Map(func(r rune) rune {
+		if (r >= 'a' && r <= 'z') || (r >= '0' && r <= '9') || r == '-' {
+			return r
+		}
+		return '-'
+	}, label)
+	name = strings.TrimLeft(name, "-0123456789")
+	if len(name) > 63 {
+		name = name[:63]
+	}
+	if aramaki.ValidatePeerName(name) != nil {
+		return federation.DefaultServerName
+	}
+	return name
 }
