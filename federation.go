@@ -375,6 +375,15 @@ type PeerLink struct {
 // ReceivedMessage is a peer's message as this server stores it: its
 // number, and the events it brings.
 type ReceivedMessage struct {
-	Seq    uint64
-	Events []Event
+	Seq      uint64
+	Events   []Event
+	Statuses []RemoteStatus // on this server's ids of the peer's systems
+}
+
+// RemoteStatus is the rolled-up status of a peer's shared system, as the
+// peer last told it.
+type RemoteStatus struct {
+	System string    `json:"system"` // storage@a here; storage on the wire
+	Status Status    `json:"status"`
+	Since  time.Time `json:"since"` // when it entered this status, by the peer's clock
 }

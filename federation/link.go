@@ -39,6 +39,9 @@ const (
 	applyBatch = 2000
 	// helloTimeout bounds the handshake.
 	helloTimeout = 10 * time.Second
+	// StatusEvery is how often shared systems' statuses are compared with
+	// what peers were told.
+	StatusEvery = time.Second
 	// MaxBackoff bounds the wait before dialling a peer again.
 	MaxBackoff = 10 * time.Second
 )
@@ -94,9 +97,16 @@ func (l *Links) Run(ctx context.Context) {
 	}()
 	t := time.NewTicker(FillEvery)
 	defer t.Stop()
+	var statusShared time.Time
 	for {
 		if err := l.Svc.FederateEvents(ctx); err != nil && ctx.Err() == nil {
 			l.Log.Error("filling peer outboxes", "err", err)
+		}
+		if time.Since(statusShared) >= StatusEvery {
+			statusShared = time.Now()
+			if err := l.Svc.FederateStatus(ctx); err != nil && ctx.Err() == nil {
+				l.Log.Error("sharing statuses with peers", "err", err)
+			}
 		}
 		l.poke()
 		if peers, err := l.Svc.LinkPeers(ctx); err == nil {
@@ -427,13 +437,22 @@ func (l *Links) serve(ctx context.Context, ws *websocket.Conn, id aramaki.Server
 			msgs := make([]service.PeerMessage, 0, len(batch))
 			for _, m := range batch {
 				pm := service.PeerMessage{Seq: m.Seq}
-				if m.Kind == wire.KindEvent {
+				switch m.Kind {
+				case wire.KindEvent:
 					e, err := wire.DecodePeerEvent(m.Body)
 					if err != nil {
 						errs <- fmt.Errorf("message %d: %w", m.Seq, err)
 						return
 					}
 					pm.Events = []aramaki.RemoteEvent{{ID: e.ID, Time: e.Time, Kind: aramaki.EventKind(e.Kind), Systems: e.Systems, Summary: e.Summary}}
+				case wire.KindStatus:
+					st, err := wire.DecodePeerStatus(m.Body)
+					if err != nil {
+						errs <- fmt.Errorf("message %d: %w", m.Seq, err)
+						return
+					}
+					status, _ := aramaki.ParseStatus(st.Status)
+					pm.Statuses = []aramaki.RemoteStatus{{System: st.System, Status: status, Since: st.Since}}
 				}
 				msgs = append(msgs, pm)
 			}

@@ -198,3 +198,26 @@ func TestEveryEventArrivesOnceAndInOrderThroughAFaultyLink(t *testing.T) {
 		t.Errorf("the link was never cut: %+v", st)
 	}
 }
+
+// A peer's system used here takes the status the peer shares: unknown
+// until a grant shares it.
+func TestAPeersSystemHereHasTheStatusThePeerShares(t *testing.T) {
+	a := MustLinkServer(t, "a", aramaki.System{ID: "storage", Title: "Storage"})
+	b := MustLinkServer(t, "b", aramaki.System{ID: "shop", Title: "Shop", Subsystems: []string{"storage@a"}})
+	MustPeer(t, a, b, a.url, "storage")
+	status := func() aramaki.Status {
+		v, err := b.svc.SystemStatus(b.ctx, root, "shop")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v.Status
+	}
+	if got := status(); got != aramaki.StatusUnknown {
+		t.Fatalf("before the status is shared: %s", got)
+	}
+	if _, err := a.svc.CreateGrant(a.ctx, root, service.GrantRequest{Peer: "b", Systems: []string{"storage"}, Kinds: []aramaki.GrantKind{aramaki.GrantStatus},
+		Until: time.Now().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "storage@a's status on b", func() bool { return status() == aramaki.StatusOK })
+}

@@ -101,6 +101,9 @@ func (s *Service) SystemStatus(ctx context.Context, p aramaki.Principal, id stri
 	if err != nil {
 		return StatusView{}, err
 	}
+	if states, err = s.withRemote(ctx, g, scope, states); err != nil {
+		return StatusView{}, err
+	}
 	r := newRollup(g, states)
 	sys := g.System(id)
 	v := StatusView{System: id, Title: sys.Title, Status: r.status(id), Own: r.own[id], Checks: r.bySystem[id], Subsystems: []SubsystemStatus{}, Problems: []aramaki.CheckState{}}
@@ -124,6 +127,37 @@ func (s *Service) SystemStatus(ctx context.Context, p aramaki.Principal, id stri
 	}
 	v.Problems = r.problems(id)
 	return v, nil
+}
+
+// withRemote adds to check states the status of each peer's system in
+// scope, as the peer last told it: one state "status" of the peer. A
+// peer's system it never told of is unknown.
+func (s *Service) withRemote(ctx context.Context, g *aramaki.Graph, scope []string, states []aramaki.CheckState) ([]aramaki.CheckState, error) {
+	var remote []string
+	for _, id := range scope {
+		if sys := g.System(id); sys != nil && sys.Peer != "" {
+			remote = append(remote, id)
+		}
+	}
+	if len(remote) == 0 {
+		return states, nil
+	}
+	told, err := s.store.RemoteStatuses(ctx, remote)
+	if err != nil {
+		return nil, err
+	}
+	for _, id := range remote {
+		peer := g.System(id).Peer
+		st, ok := told[id]
+		state := aramaki.CheckState{System: id, Check: "status", Agent: "peer:" + peer, Status: aramaki.StatusUnknown,
+			Output: "peer " + peer + " has not told this server its status: is it shared with a grant?"}
+		if ok {
+			state.Status, state.Since, state.LastResult = st.Status, st.Since, st.Since
+			state.Output = "as peer " + peer + " reports it"
+		}
+		states = append(states, state)
+	}
+	return states, nil
 }
 
 // rollup computes rolled-up statuses over a set of check states.

@@ -21,7 +21,7 @@ const OutboxBatch = 2000
 // coverage is, per peer, the systems its grants share events of now —
 // those granted and everything under them — each with when its earliest
 // grant in force began: events before that are not shared.
-func (s *Service) coverage(ctx context.Context, now time.Time) (map[string]map[string]time.Time, error) {
+func (s *Service) coverage(ctx context.Context, now time.Time, kind aramaki.GrantKind) (map[string]map[string]time.Time, error) {
 	grants, err := s.store.Grants(ctx, "")
 	if err != nil {
 		return nil, err
@@ -29,7 +29,7 @@ func (s *Service) coverage(ctx context.Context, now time.Time) (map[string]map[s
 	g := s.Graph()
 	out := map[string]map[string]time.Time{}
 	for _, gr := range grants {
-		if !gr.Active(now) || !containsKind(gr.Kinds, aramaki.GrantEvents) {
+		if !gr.Active(now) || !containsKind(gr.Kinds, kind) {
 			continue
 		}
 		covered := out[gr.Peer]
@@ -82,7 +82,7 @@ func (s *Service) FederateEvents(ctx context.Context) error {
 		return err
 	}
 	now := s.now()
-	cover, err := s.coverage(ctx, now)
+	cover, err := s.coverage(ctx, now, aramaki.GrantEvents)
 	if err != nil {
 		return err
 	}
@@ -129,13 +129,26 @@ func (s *Service) PeerOutbox(ctx context.Context, peer string, after uint64, lim
 		return msgs, after, err
 	}
 	through = msgs[len(msgs)-1].Seq
-	cover, err := s.coverage(ctx, s.now())
+	cover, err := s.coverage(ctx, s.now(), aramaki.GrantEvents)
+	if err != nil {
+		return nil, after, err
+	}
+	statusCover, err := s.coverage(ctx, s.now(), aramaki.GrantStatus)
 	if err != nil {
 		return nil, after, err
 	}
 	covered := cover[peer]
 	out := msgs[:0]
 	for _, m := range msgs {
+		if m.Kind == "status" {
+			var st struct{ System string }
+			if json.Unmarshal(m.Body, &st) != nil {
+				continue
+			}
+			if _, ok := statusCover[peer][st.System]; !ok {
+				continue
+			}
+		}
 		if m.Kind == "event" {
 			var r aramaki.RemoteEvent
 			if json.Unmarshal(m.Body, &r) != nil || len(r.Systems) == 0 {
@@ -163,8 +176,9 @@ func (s *Service) PeerAcked(ctx context.Context, peer string, seq uint64) error 
 // PeerMessage is a message a peer sent, as the link opened it (signature,
 // sender and recipient checked): its number and what it brings.
 type PeerMessage struct {
-	Seq    uint64
-	Events []aramaki.RemoteEvent
+	Seq      uint64
+	Events   []aramaki.RemoteEvent
+	Statuses []aramaki.RemoteStatus // on the peer's ids
 }
 
 // PeerReceived stores what a peer sent, in one transaction, each message
@@ -184,6 +198,13 @@ func (s *Service) PeerReceived(ctx context.Context, peer aramaki.Peer, msgs []Pe
 				return 0, err
 			}
 			r.Events = append(r.Events, ev)
+		}
+		for _, st := range m.Statuses {
+			if err := aramaki.ValidateSystemID(st.System); err != nil {
+				return 0, aramaki.Errorf(aramaki.EINVALID, "message %d of peer %s: %s", m.Seq, peer.Name, aramaki.ErrorMessage(err))
+			}
+			st.System = aramaki.RemoteSystemID(st.System, peer.Name)
+			r.Statuses = append(r.Statuses, st)
 		}
 		in = append(in, r)
 	}
@@ -214,4 +235,52 @@ func (s *Service) LinkPeers(ctx context.Context) ([]aramaki.Peer, error) {
 		}
 	}
 	return out, nil
+}
+
+// FederateStatus tells each peer the rolled-up status of every system its
+// grants share the status of, when it changed since the peer was told.
+func (s *Service) FederateStatus(ctx context.Context) error {
+	now := s.now()
+	cover, err := s.coverage(ctx, now, aramaki.GrantStatus)
+	if err != nil {
+		return err
+	}
+	grants, err := s.store.Grants(ctx, "")
+	if err != nil {
+		return err
+	}
+	g := s.Graph()
+	for _, gr := range grants {
+		if !gr.Active(now) || !containsKind(gr.Kinds, aramaki.GrantStatus) || cover[gr.Peer] == nil {
+			continue
+		}
+		for _, id := range gr.Systems {
+			if g.System(id) == nil {
+				continue
+			}
+			scope := append([]string{id}, g.Descendants(id)...)
+			states, err := s.store.CheckStates(ctx, scope)
+			if err != nil {
+				return err
+			}
+			status := newRollup(g, states).status(id)
+			since := time.Time{}
+			for _, st := range states {
+				if st.Status == status && (since.IsZero() || st.Since.After(since)) {
+					since = st.Since
+				}
+			}
+			if since.IsZero() {
+				since = now
+			}
+			body, err := json.Marshal(map[string]any{"system": id, "status": status.String(), "since": since.UTC()})
+			if err != nil {
+				return err
+			}
+			if _, err := s.store.ShareStatus(ctx, gr.Peer, id, status, body, now); err != nil {
+				return fmt.Errorf("status of %s for peer %s: %w", id, gr.Peer, err)
+			}
+		}
+	}
+	return nil
 }

@@ -197,6 +197,10 @@ type MonitoringStore interface {
 	Peer(ctx context.Context, name string) (aramaki.Peer, error)
 	// AddPeerKey records a key a peer told this server.
 	AddPeerKey(ctx context.Context, server string, k aramaki.PeerKey) error
+	// ShareStatus queues a shared system's status for a peer when it changed.
+	ShareStatus(ctx context.Context, peer, system string, status aramaki.Status, body []byte, at time.Time) (bool, error)
+	// RemoteStatuses returns what peers last told of their systems used here.
+	RemoteStatuses(ctx context.Context, systems []string) (map[string]aramaki.RemoteStatus, error)
 	// PeerLink returns where the exchange with a peer stands.
 	PeerLink(ctx context.Context, peer string) (aramaki.PeerLink, error)
 	// FillOutbox moves a peer's outbox on over the timeline.

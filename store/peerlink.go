@@ -149,6 +149,13 @@ func (s *Store) ReceiveFromPeer(ctx context.Context, peer string, msgs []aramaki
 					return fmt.Errorf("message %d of peer %s: %w", m.Seq, peer, err)
 				}
 			}
+			for _, st := range m.Statuses {
+				if _, err := tx.Exec(ctx, `INSERT INTO remote_status (system, status, since_us, updated_us) VALUES (?, ?, ?, ?)
+					ON CONFLICT (system) DO UPDATE SET status = excluded.status, since_us = excluded.since_us, updated_us = excluded.updated_us`,
+					st.System, st.Status.String(), micros(st.Since), micros(time.Now())); err != nil {
+					return fmt.Errorf("store remote status: %w", err)
+				}
+			}
 			last = m.Seq
 		}
 		if last == l.ReceivedSeq {
@@ -158,4 +165,66 @@ func (s *Store) ReceiveFromPeer(ctx context.Context, peer string, msgs []aramaki
 		return err
 	})
 	return last, err
+}
+
+// ShareStatus puts a shared system's status in a peer's outbox, unless it
+// is what the peer was told last; body is the message. It reports whether
+// it queued one.
+func (s *Store) ShareStatus(ctx context.Context, peer, system string, status aramaki.Status, body []byte, at time.Time) (bool, error) {
+	queued := false
+	err := s.write(ctx, func(tx *txn) error {
+		l, err := readLink(ctx, tx, peer, s.forUpdate())
+		if err != nil {
+			return err
+		}
+		var last string
+		err = tx.QueryRow(ctx, `SELECT status FROM peer_shared_status WHERE peer = ? AND system = ?`, peer, system).Scan(&last)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("read shared status: %w", err)
+		}
+		if last == status.String() {
+			return nil
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO peer_outbox (peer, seq, kind, body, created_us) VALUES (?, ?, 'status', ?, ?)`,
+			peer, l.NextSeq, string(body), micros(at)); err != nil {
+			return fmt.Errorf("insert status message: %w", err)
+		}
+		if _, err := tx.Exec(ctx, `UPDATE peer_links SET next_seq = ? WHERE peer = ?`, l.NextSeq+1, peer); err != nil {
+			return fmt.Errorf("update link: %w", err)
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO peer_shared_status (peer, system, status) VALUES (?, ?, ?)
+			ON CONFLICT (peer, system) DO UPDATE SET status = excluded.status`, peer, system, status.String()); err != nil {
+			return fmt.Errorf("note shared status: %w", err)
+		}
+		queued = true
+		return nil
+	})
+	return queued, err
+}
+
+// RemoteStatuses returns what peers last told of their systems used here,
+// by id (storage@a).
+func (s *Store) RemoteStatuses(ctx context.Context, systems []string) (map[string]aramaki.RemoteStatus, error) {
+	out := map[string]aramaki.RemoteStatus{}
+	if len(systems) == 0 {
+		return out, nil
+	}
+	in, arg := s.inStrings("system", systems)
+	list, err := readAll(ctx, s, "remote statuses", func(r rowScanner) (aramaki.RemoteStatus, error) {
+		var (
+			st     aramaki.RemoteStatus
+			status string
+			since  int64
+		)
+		if err := r.Scan(&st.System, &status, &since); err != nil {
+			return st, err
+		}
+		st.Status, _ = aramaki.ParseStatus(status)
+		st.Since = fromMicros(since)
+		return st, nil
+	}, `SELECT system, status, since_us FROM remote_status WHERE `+in, arg)
+	for _, st := range list {
+		out[st.System] = st
+	}
+	return out, err
 }

@@ -85,3 +85,31 @@ func DecodePeerHello(body []byte) (*PeerHello, error) {
 	}
 	return &h, nil
 }
+
+// PeerStatus is the body of a status message: the rolled-up status of one
+// of the origin's shared systems, sent when it changes.
+type PeerStatus struct {
+	System string    `json:"system"`
+	Status string    `json:"status"` // ok, warning, critical or unknown
+	Since  time.Time `json:"since"`
+}
+
+// DecodePeerStatus decodes and checks the body of a status message.
+func DecodePeerStatus(body []byte) (*PeerStatus, error) {
+	var s PeerStatus
+	if len(body) > 4096 {
+		return nil, errorf("peer status exceeds 4 KiB")
+	}
+	if err := decodeStrict(body, &s); err != nil {
+		return nil, err
+	}
+	switch {
+	case !localSystemPattern.MatchString(s.System):
+		return nil, errorf("peer status: %s is not a system id of the origin", clip(s.System))
+	case s.Status != "ok" && s.Status != "warning" && s.Status != "critical" && s.Status != "unknown":
+		return nil, errorf("peer status of %s: %s is not ok, warning, critical or unknown", s.System, clip(s.Status))
+	case s.Since.IsZero() || s.Since.Year() < 2000 || s.Since.Year() > 9999:
+		return nil, errorf("peer status of %s: no valid time", s.System)
+	}
+	return &s, nil
+}

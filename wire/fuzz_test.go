@@ -459,3 +459,19 @@ func FuzzDecodePeerHello(f *testing.F) {
 		}
 	})
 }
+
+func FuzzDecodePeerStatus(f *testing.F) {
+	for _, s := range []string{`{"system":"storage","status":"critical","since":"2026-11-24T03:00:00Z"}`, `{"system":"storage@b","status":"ok","since":"2026-11-24T03:00:00Z"}`,
+		`{"system":"storage","status":"fine","since":"2026-11-24T03:00:00Z"}`, `{"system":"storage","status":"ok"}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		s, err := wire.DecodePeerStatus(raw)
+		if err != nil {
+			return
+		}
+		if strings.ContainsAny(s.System, "@/ ") || s.System == "" || s.Since.IsZero() {
+			t.Fatalf("accepted %+v", s)
+		}
+	})
+}

@@ -19,3 +19,21 @@ CREATE TABLE peer_outbox (
 	created_us BIGINT NOT NULL,
 	PRIMARY KEY (peer, seq)
 );
+
+-- The status of each shared system as last sent to each peer: a status is
+-- sent when it changes.
+CREATE TABLE peer_shared_status (
+	peer   TEXT NOT NULL,
+	system TEXT NOT NULL,
+	status TEXT NOT NULL,
+	PRIMARY KEY (peer, system)
+);
+
+-- The status of each peer's system used here (storage@a), as the peer
+-- last told it.
+CREATE TABLE remote_status (
+	system     TEXT PRIMARY KEY,
+	status     TEXT NOT NULL,
+	since_us   BIGINT NOT NULL,
+	updated_us BIGINT NOT NULL
+);
