@@ -212,6 +212,23 @@ func TestAPeerLinkNumbersItsOutboxAndStoresWhatArrivesOnce(t *testing.T) {
 		if l, _ := s.PeerLink(ctx, "b"); l.ReceivedSeq != 3 || l.AckedSeq != 1 || l.NextSeq != 3 {
 			t.Errorf("link %+v", l)
 		}
+		// Statuses: queued when they change, stored here on b's ids.
+		for i, status := range []aramaki.Status{aramaki.StatusCritical, aramaki.StatusCritical, aramaki.StatusOK} {
+			queued, err := s.ShareStatus(ctx, "b", "storage", status, []byte(`{"status":"`+status.String()+`"}`), t0)
+			if err != nil || queued != (i != 1) {
+				t.Errorf("sharing %s (%d): queued %v, %v", status, i, queued, err)
+			}
+		}
+		if l, _ := s.PeerLink(ctx, "b"); l.NextSeq != 5 {
+			t.Errorf("after two statuses the next message is %d, want 5", l.NextSeq)
+		}
+		if _, err := s.ReceiveFromPeer(ctx, "b", []aramaki.ReceivedMessage{{Seq: 4, Statuses: []aramaki.RemoteStatus{{System: "db@b", Status: aramaki.StatusWarning, Since: t0}}}}); err != nil {
+			t.Fatal(err)
+		}
+		told, err := s.RemoteStatuses(ctx, []string{"db@b", "other@b"})
+		if err != nil || len(told) != 1 || told["db@b"].Status != aramaki.StatusWarning || !told["db@b"].Since.Equal(t0) {
+			t.Errorf("remote statuses %+v, %v", told, err)
+		}
 		page, err := s.Timeline(ctx, aramaki.TimelineQuery{Systems: []string{"db@b"}, Limit: 10})
 		if err != nil || len(page.Events) != 2 {
 			t.Fatalf("b's events here: %+v, %v", page, err)
