@@ -95,7 +95,7 @@ func (s *Service) views(g *aramaki.Graph, p aramaki.Principal, ids []string) []S
 }
 
 func (s *Service) visible(g *aramaki.Graph, p aramaki.Principal, id string) error {
-	if err := aramaki.ValidateSystemID(id); err != nil {
+	if err := aramaki.ValidateSystemRef(id); err != nil {
 		return err
 	}
 	if !g.CanView(p, id) {

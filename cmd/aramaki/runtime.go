@@ -118,6 +118,7 @@ type Server struct {
 	log   *slog.Logger
 	store *store.Store
 	svc   *service.Service
+	links *federation.Links // this server's links with its peers
 	http  *http.Server
 	ln    net.Listener
 
@@ -196,6 +197,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		s.log.Error("cannot read the config repository", "repo", s.repoName, "err", err)
 	}
 
+	s.links = &federation.Links{Svc: s.svc, Log: s.log.With("component", "federation")}
 	s.http = &http.Server{
 		Handler:           s.handler(),
 		ReadHeaderTimeout: 10 * time.Second, // no ReadTimeout: agent websockets live long
@@ -214,6 +216,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	s.background(func() { s.svc.RunIngest(bg) })
 	s.background(func() { s.svc.RunAlerts(bg, sender) })
 	s.background(func() { s.svc.RunDispatch(bg) })
+	s.background(func() { s.links.Run(bg) })
 	s.background(func() { s.svc.WatchKeepalives(bg, s.cfg.KeepaliveTimeout, max(s.cfg.KeepaliveTimeout/4, time.Second)) })
 	s.background(func() {
 		s.svc.Prune(bg, service.Retention{Results: s.cfg.ResultsRetention, History: s.cfg.HistoryRetention})
@@ -238,6 +241,7 @@ func (s *Server) handler() http.Handler {
 	mux.Handle("/api/v1/agent/", agents.Handler())
 	mux.Handle("/healthz", a)
 	mux.Handle("/federation/", a) // other servers: joining this one
+	mux.Handle(federation.LinkPath, s.links.Handler())
 	// The web UI: sessions are Secure cookies when the public URL is
 	// https, even behind a TLS-terminating proxy.
 	mux.Handle("/", compress(web.New(s.svc, s.log, web.Options{SecureCookies: s.cfg.PublicURL != "" && strings.HasPrefix(s.cfg.PublicURL, "https:")})))
