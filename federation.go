@@ -387,3 +387,17 @@ type RemoteStatus struct {
 	Status Status    `json:"status"`
 	Since  time.Time `json:"since"` // when it entered this status, by the peer's clock
 }
+
+// RemoteStatusCheck is the check a peer's system has here: the status the
+// peer shares of it. Its alerts are routed like any other, through the
+// systems that use it.
+const RemoteStatusCheck = "status"
+
+// RemoteStatusState is the status a peer shares of its system, as the
+// state of that system's one check here.
+func RemoteStatusState(system, status string, since time.Time) CheckState {
+	st, _ := ParseStatus(status)
+	_, peer, _ := SplitRemote(system)
+	return CheckState{System: system, Check: RemoteStatusCheck, Agent: "peer:" + peer, Status: st, Count: 1, Since: since, LastResult: since,
+		Output: "as peer " + peer + " reports it"}
+}

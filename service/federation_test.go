@@ -271,3 +271,37 @@ func TestAPeerReceivesExactlyTheEventsItsGrantsCover(t *testing.T) {
 		t.Errorf("sent after the grant was revoked: %+v (read through %d)", out, through)
 	}
 }
+
+// A problem a peer shares of its system opens an alert here, on the
+// remote system, routed through the systems that use it; it resolves
+// when the peer says the system is fine again.
+func TestAPeersProblemReachesThePeopleOfTheSystemsThatUseIt(t *testing.T) {
+	a := MustFedServer(t, "a", aramaki.System{ID: "storage", Title: "Storage"})
+	b := MustFedServer(t, "b", aramaki.System{ID: "shop", Title: "Shop", Subsystems: []string{"storage@a"},
+		Contacts: []aramaki.Contact{{Name: "On-call", Email: "oncall@shop.example"}},
+		Routing:  []aramaki.Route{{Contact: "On-call", Severities: []aramaki.Status{aramaki.StatusCritical}}}})
+	b.svc.SetJoiner(directJoin{a})
+	inv, _ := a.svc.CreateInvitation(a.ctx, root, "b", 0)
+	peerA, err := b.svc.AcceptInvitation(b.ctx, root, inv.ID+" "+inv.Secret, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	say := func(seq uint64, status aramaki.Status) {
+		t.Helper()
+		if _, err := b.svc.PeerReceived(b.ctx, peerA, []service.PeerMessage{{Seq: seq, Statuses: []aramaki.RemoteStatus{{System: "storage", Status: status, Since: time.Now()}}}}); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.svc.AlertRound(b.ctx, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	say(1, aramaki.StatusCritical)
+	open, err := b.svc.Alerts(b.ctx, root, service.AlertQuery{System: "shop"})
+	if err != nil || len(open) != 1 || open[0].System != "storage@a" || open[0].Check != aramaki.RemoteStatusCheck || open[0].Status != aramaki.StatusCritical {
+		t.Fatalf("alerts under the shop: %+v, %v", open, err)
+	}
+	say(2, aramaki.StatusOK)
+	if got, _ := b.svc.Alerts(b.ctx, root, service.AlertQuery{System: "shop", States: []aramaki.AlertState{aramaki.AlertResolved}}); len(got) != 1 {
+		t.Errorf("resolved alerts: %+v", got)
+	}
+}

@@ -149,11 +149,10 @@ func (s *Service) withRemote(ctx context.Context, g *aramaki.Graph, scope []stri
 	for _, id := range remote {
 		peer := g.System(id).Peer
 		st, ok := told[id]
-		state := aramaki.CheckState{System: id, Check: "status", Agent: "peer:" + peer, Status: aramaki.StatusUnknown,
+		state := aramaki.CheckState{System: id, Check: aramaki.RemoteStatusCheck, Agent: "peer:" + peer, Status: aramaki.StatusUnknown,
 			Output: "peer " + peer + " has not told this server its status: is it shared with a grant?"}
 		if ok {
-			state.Status, state.Since, state.LastResult = st.Status, st.Since, st.Since
-			state.Output = "as peer " + peer + " reports it"
+			state = aramaki.RemoteStatusState(id, st.Status.String(), st.Since)
 		}
 		states = append(states, state)
 	}

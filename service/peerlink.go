@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/aramaki/aramaki"
@@ -208,7 +209,11 @@ func (s *Service) PeerReceived(ctx context.Context, peer aramaki.Peer, msgs []Pe
 		}
 		in = append(in, r)
 	}
-	return s.store.ReceiveFromPeer(ctx, peer.Name, in)
+	last, err := s.store.ReceiveFromPeer(ctx, peer.Name, in)
+	if err == nil && slices.ContainsFunc(in, func(m aramaki.ReceivedMessage) bool { return len(m.Statuses) > 0 }) {
+		s.wakeAlerts() // a peer's system changed: as a check would
+	}
+	return last, err
 }
 
 // PeerLinkState returns where the exchange with a peer stands.

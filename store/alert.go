@@ -155,6 +155,37 @@ func (s *Store) ProcessAlerts(ctx context.Context, after int64, limit int, now t
 		if err := rows.Err(); err != nil {
 			return fmt.Errorf("read check states: %w", err)
 		}
+		// A peer's system: the status the peer shares is its one check.
+		var remote []string
+		for _, id := range systemList {
+			if _, _, ok := aramaki.SplitRemote(id); ok && wanted[aramaki.CheckKey{System: id, Check: aramaki.RemoteStatusCheck}] {
+				remote = append(remote, id)
+			}
+		}
+		if len(remote) > 0 {
+			in3, arg := s.inStrings("system", remote)
+			rows, err = tx.Query(ctx, `SELECT system, status, since_us FROM remote_status WHERE `+in3, arg)
+			if err != nil {
+				return fmt.Errorf("query remote statuses: %w", err)
+			}
+			for rows.Next() {
+				var (
+					system, status string
+					sinceUS        int64
+				)
+				if err := rows.Scan(&system, &status, &sinceUS); err != nil {
+					rows.Close()
+					return fmt.Errorf("scan remote status: %w", err)
+				}
+				st := aramaki.RemoteStatusState(system, status, fromMicros(sinceUS))
+				k := aramaki.CheckKey{System: system, Check: aramaki.RemoteStatusCheck}
+				in.States[k] = append(in.States[k], st)
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				return fmt.Errorf("read remote statuses: %w", err)
+			}
+		}
 		in2, arg := s.inStrings("system_id", systemList)
 		rows, err = tx.Query(ctx, `SELECT `+alertColumns+` FROM alerts WHERE state <> 'resolved' AND `+in2, arg)
 		if err != nil {

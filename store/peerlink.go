@@ -155,6 +155,11 @@ func (s *Store) ReceiveFromPeer(ctx context.Context, peer string, msgs []aramaki
 					st.System, st.Status.String(), micros(st.Since), micros(time.Now())); err != nil {
 					return fmt.Errorf("store remote status: %w", err)
 				}
+				// The alert engine looks at it as at a check's change: the
+				// remote system's check "status".
+				if _, err := tx.Exec(ctx, `INSERT INTO alert_pending (system_id, check_name) VALUES (?, ?)`+pendingAgain, st.System, aramaki.RemoteStatusCheck); err != nil {
+					return fmt.Errorf("mark alert pending: %w", err)
+				}
 			}
 			last = m.Seq
 		}
