@@ -378,6 +378,9 @@ type ReceivedMessage struct {
 	Seq      uint64
 	Events   []Event
 	Statuses []RemoteStatus // on this server's ids of the peer's systems
+	// Notifications are queued with the message: announcements told to
+	// the people of the systems that use the peer's.
+	Notifications []Notification
 }
 
 // RemoteStatus is the rolled-up status of a peer's shared system, as the
@@ -400,4 +403,38 @@ func RemoteStatusState(system, status string, since time.Time) CheckState {
 	_, peer, _ := SplitRemote(system)
 	return CheckState{System: system, Check: RemoteStatusCheck, Agent: "peer:" + peer, Status: st, Count: 1, Since: since, LastResult: since,
 		Output: "as peer " + peer + " reports it"}
+}
+
+// KindAnnouncement is an announcement on a system: an incident or planned
+// maintenance, told to the people of the systems that use it, here and on
+// every peer the system is shared with.
+const KindAnnouncement EventKind = "announcement"
+
+// Announcement kinds.
+const (
+	AnnounceIncident    = "incident"
+	AnnounceMaintenance = "maintenance"
+)
+
+// AnnouncementData is the detail of an announcement.
+type AnnouncementData struct {
+	Kind string `json:"kind"` // incident or maintenance
+	Text string `json:"text"`
+}
+
+// AnnouncementSummary is how an announcement reads on the timeline, and
+// what peers receive of it.
+func AnnouncementSummary(kind, system, text string) string {
+	what := "Incident"
+	if kind == AnnounceMaintenance {
+		what = "Planned maintenance"
+	}
+	return clipSummary(what + " on " + system + ": " + strings.Join(strings.Fields(text), " "))
+}
+
+func clipSummary(s string) string {
+	if r := []rune(s); len(r) > MaxSummaryLen {
+		return string(r[:MaxSummaryLen-1]) + "…"
+	}
+	return s
 }

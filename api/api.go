@@ -132,6 +132,7 @@ func New(svc *service.Service, log *slog.Logger, opts Options) *API {
 		{"GET", "/api/v1/systems/{id}/descendants", a.descendants},
 		{"GET", "/api/v1/systems/{id}/ancestors", a.ancestors},
 		{"POST", "/api/v1/systems/{id}/notes", a.postNote},
+		{"POST", "/api/v1/systems/{id}/announcements", a.announce},
 		{"GET", "/api/v1/systems/{id}/status", a.systemStatus},
 		{"GET", "/api/v1/systems/{id}/checks/{check}", a.checkHistory},
 		{"POST", "/api/v1/systems/{id}/checks/{check}/run", a.runCheck},

@@ -202,6 +202,8 @@ func TestBadInputGetsAClearErrorAndChangesNothing(t *testing.T) {
 		{"too long note", "POST", "/api/v1/systems/webshop/notes", `{"text": "` + strings.Repeat("a", aramaki.MaxNoteLen+1) + `"}`, 413, "at most"},
 		{"invalid system id", "POST", "/api/v1/systems/Web%20Shop/notes", `{"text": "hi"}`, 400, "invalid system id"},
 		{"unknown system", "POST", "/api/v1/systems/nope/notes", `{"text": "hi"}`, 404, "no system nope"},
+		{"an announcement of no known kind", "POST", "/api/v1/systems/webshop/announcements", `{"kind": "party", "text": "hi"}`, 400, "incident or maintenance"},
+		{"an announcement without text", "POST", "/api/v1/systems/webshop/announcements", `{"kind": "incident", "text": " "}`, 400, "needs a text"},
 		{"invalid time", "GET", "/api/v1/timeline?since=yesterday", nil, 400, "RFC 3339"},
 		{"until before since", "GET", "/api/v1/timeline?since=1h&until=2h", nil, 400, "until must be after since"},
 		{"invalid cursor", "GET", "/api/v1/timeline?cursor=!!", nil, 400, "invalid cursor"},

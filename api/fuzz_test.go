@@ -16,6 +16,7 @@ func FuzzRequestBodies(f *testing.F) {
 	workflow := "/api/v1/workflow-runs/" + e.MustWorkflowRun("admin", "webshop", "restart-and-flush", "Vacuum is stuck").ID
 	targets := []struct{ method, path string }{
 		{"POST", "/api/v1/systems/webshop/notes"},
+		{"POST", "/api/v1/systems/webshop/announcements"},
 		{"POST", "/api/v1/login"},
 		{"POST", "/api/v1/me/password"},
 		{"POST", "/api/v1/users"},

@@ -124,6 +124,24 @@ func (a *API) postNote(w http.ResponseWriter, r *http.Request, p aramaki.Princip
 	return writeJSON(w, http.StatusCreated, ev)
 }
 
+// AnnouncementRequest announces an incident or planned maintenance.
+type AnnouncementRequest struct {
+	Kind string `json:"kind"` // incident or maintenance
+	Text string `json:"text"`
+}
+
+func (a *API) announce(w http.ResponseWriter, r *http.Request, p aramaki.Principal) error {
+	var req AnnouncementRequest
+	if err := decode(w, r, &req); err != nil {
+		return err
+	}
+	ev, err := a.svc.Announce(r.Context(), p, r.PathValue("id"), req.Kind, req.Text)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusCreated, ev)
+}
+
 // TimelineResponse is a page of the timeline.
 type TimelineResponse struct {
 	Events     []aramaki.Event `json:"events"`

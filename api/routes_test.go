@@ -79,6 +79,9 @@ func routeCases() []routeCase {
 		{"POST", "/api/v1/systems/{id}/notes", [4]int{401, 403, 201, 201}, func(e *env, _ string) (string, any) {
 			return "/api/v1/systems/webshop-db/notes", map[string]string{"text": unique("Restarted the database ")}
 		}},
+		{"POST", "/api/v1/systems/{id}/announcements", [4]int{401, 403, 201, 201}, func(e *env, _ string) (string, any) {
+			return "/api/v1/systems/webshop-db/announcements", map[string]string{"kind": "maintenance", "text": unique("Database upgrade at 18:00 ")}
+		}},
 		{"GET", "/api/v1/systems/{id}/status", [4]int{401, 200, 200, 200}, fixed("/api/v1/systems/webshop/status", nil)},
 		{"GET", "/api/v1/systems/{id}/checks/{check}", [4]int{401, 200, 200, 200}, fixed("/api/v1/systems/webshop/checks/http", nil)},
 		// No agent runs it here: an operator learns so, a viewer may not ask.

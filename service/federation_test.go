@@ -305,3 +305,52 @@ func TestAPeersProblemReachesThePeopleOfTheSystemsThatUseIt(t *testing.T) {
 		t.Errorf("resolved alerts: %+v", got)
 	}
 }
+
+// mailbox is a Sender keeping what it was given.
+type mailbox struct{ sent []string }
+
+func (m *mailbox) Send(_ context.Context, to aramaki.Recipient, msg aramaki.Message) error {
+	m.sent = append(m.sent, to.Address+": "+msg.Subject)
+	return nil
+}
+
+// Planned maintenance on a's storage reaches the owners of b's shop,
+// which uses it, though b was only granted storage's status.
+func TestAnAnnouncementReachesThePeopleOfEverySystemThatUsesIt(t *testing.T) {
+	a := MustFedServer(t, "a", aramaki.System{ID: "storage", Title: "Storage", Owners: []aramaki.Contact{{Name: "Hoster", Email: "ops@hoster.example"}}})
+	b := MustFedServer(t, "b", aramaki.System{ID: "shop", Title: "Shop", Subsystems: []string{"storage@a"}, Owners: []aramaki.Contact{{Name: "Shop owner", Email: "owner@shop.example"}}})
+	b.svc.SetJoiner(directJoin{a})
+	inv, _ := a.svc.CreateInvitation(a.ctx, root, "b", 0)
+	if _, err := b.svc.AcceptInvitation(b.ctx, root, inv.ID+" "+inv.Secret, ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.svc.CreateGrant(a.ctx, root, service.GrantRequest{Peer: "b", Systems: []string{"storage"}, Kinds: []aramaki.GrantKind{aramaki.GrantStatus},
+		Until: time.Now().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.svc.Announce(a.ctx, root, "storage", "launch", "x"); aramaki.ErrorCode(err) != aramaki.EINVALID {
+		t.Fatalf("an unknown kind: %v", err)
+	}
+	if _, err := a.svc.Announce(a.ctx, root, "storage", aramaki.AnnounceMaintenance, "Firmware upgrade Tuesday 18:00-20:00 UTC; expect 5 minutes of read-only."); err != nil {
+		t.Fatal(err)
+	}
+	here := &mailbox{}
+	if err := a.svc.AlertRound(a.ctx, here); err != nil {
+		t.Fatal(err)
+	}
+	if len(here.sent) != 1 || !strings.HasPrefix(here.sent[0], "ops@hoster.example: Planned maintenance on storage: Firmware upgrade") {
+		t.Errorf("mailed on a: %q", here.sent)
+	}
+	deliver(t, a, b, "b", "a")
+	there := &mailbox{}
+	if err := b.svc.AlertRound(b.ctx, there); err != nil {
+		t.Fatal(err)
+	}
+	if len(there.sent) != 1 || !strings.HasPrefix(there.sent[0], "owner@shop.example: Planned maintenance on storage: Firmware upgrade") {
+		t.Errorf("mailed on b: %q", there.sent)
+	}
+	page, _ := b.svc.Timeline(b.ctx, root, service.TimelineRequest{System: "storage@a", Kinds: []aramaki.EventKind{aramaki.KindAnnouncement}})
+	if len(page.Events) != 1 {
+		t.Errorf("on b's timeline: %+v", page.Events)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -87,16 +88,30 @@ func (s *Service) FederateEvents(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	statusCover, err := s.coverage(ctx, now, aramaki.GrantStatus)
+	if err != nil {
+		return err
+	}
 	for _, p := range peers {
 		if p.Removed != nil {
 			continue
 		}
 		covered := cover[p.Name]
+		// Announcements go to whoever uses the system, with either grant.
+		announced := maps.Clone(covered)
+		if announced == nil {
+			announced = map[string]time.Time{}
+		}
+		for id, since := range statusCover[p.Name] {
+			if was, ok := announced[id]; !ok || since.Before(was) {
+				announced[id] = since
+			}
+		}
 		for {
 			n, err := s.store.FillOutbox(ctx, p.Name, OutboxBatch, now, func(evs []aramaki.Event) ([]aramaki.OutboxMessage, error) {
 				var out []aramaki.OutboxMessage
 				for _, e := range evs {
-					if !covers(covered, e) {
+					if !covers(covered, e) && !(e.Kind == aramaki.KindAnnouncement && covers(announced, e)) {
 						continue
 					}
 					body, err := json.Marshal(e.Share())
@@ -158,6 +173,9 @@ func (s *Service) PeerOutbox(ctx context.Context, peer string, after uint64, lim
 			shared := true
 			for _, id := range r.Systems {
 				_, ok := covered[id]
+				if !ok && r.Kind == aramaki.KindAnnouncement {
+					_, ok = statusCover[peer][id]
+				}
 				shared = shared && ok
 			}
 			if !shared {
@@ -199,6 +217,14 @@ func (s *Service) PeerReceived(ctx context.Context, peer aramaki.Peer, msgs []Pe
 				return 0, err
 			}
 			r.Events = append(r.Events, ev)
+			if ev.Kind == aramaki.KindAnnouncement {
+				g := s.Graph()
+				for _, id := range ev.Systems {
+					if g.System(id) != nil {
+						r.Notifications = append(r.Notifications, s.tellOwners(g, id, ev.Summary, ev.Summary+"\n(from peer "+peer.Name+")\n", "/systems/"+id)...)
+					}
+				}
+			}
 		}
 		for _, st := range m.Statuses {
 			if err := aramaki.ValidateSystemID(st.System); err != nil {

@@ -191,6 +191,8 @@ type MonitoringStore interface {
 	Grant(ctx context.Context, id string) (aramaki.Grant, error)
 	// RevokeGrant ends a grant.
 	RevokeGrant(ctx context.Context, id, by string, ev aramaki.Event) error
+	// AppendEventNotifying appends an event with the notifications it makes.
+	AppendEventNotifying(ctx context.Context, ev aramaki.Event, nts []aramaki.Notification) error
 	// PeerByServer returns the peer with a server id.
 	PeerByServer(ctx context.Context, server string) (aramaki.Peer, error)
 	// Peer returns the peer with a name.

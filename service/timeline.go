@@ -109,3 +109,34 @@ func (s *Service) PostNote(ctx context.Context, p aramaki.Principal, systemID, t
 	}
 	return ev, nil
 }
+
+// Announce posts an announcement on a system: an incident or planned
+// maintenance. It is on the timeline, mailed to the owners of the system
+// and of every system that uses it, and shared with every peer whose
+// grants cover the system (events or status), whose people hear of it the
+// same way.
+func (s *Service) Announce(ctx context.Context, p aramaki.Principal, systemID, kind, text string) (aramaki.Event, error) {
+	g := s.Graph()
+	if err := s.visible(g, p, systemID); err != nil {
+		return aramaki.Event{}, err
+	}
+	if g.System(systemID).Peer != "" {
+		return aramaki.Event{}, aramaki.Errorf(aramaki.EINVALID, "%s is a peer's system: announce on the server it belongs to", systemID)
+	}
+	if err := s.require(p, systemID, aramaki.RoleOperator); err != nil {
+		return aramaki.Event{}, err
+	}
+	if kind != aramaki.AnnounceIncident && kind != aramaki.AnnounceMaintenance {
+		return aramaki.Event{}, aramaki.Errorf(aramaki.EINVALID, "an announcement is an incident or maintenance, not %q", clipRunes(kind, 40))
+	}
+	if err := aramaki.ValidateNote(text); err != nil {
+		return aramaki.Event{}, err
+	}
+	summary := aramaki.AnnouncementSummary(kind, systemID, text)
+	ev, err := s.event(aramaki.KindAnnouncement, p.Actor(), []string{systemID}, summary, aramaki.AnnouncementData{Kind: kind, Text: text})
+	if err != nil {
+		return aramaki.Event{}, err
+	}
+	nts := s.tellOwners(g, systemID, summary, text+"\n", "/systems/"+systemID)
+	return ev, s.store.AppendEventNotifying(ctx, ev, nts)
+}

@@ -82,6 +82,17 @@ func appendEvent(ctx context.Context, tx *txn, ev aramaki.Event) (bool, error) {
 	return true, nil
 }
 
+// AppendEventNotifying appends an event and queues the notifications it
+// makes, in one transaction.
+func (s *Store) AppendEventNotifying(ctx context.Context, ev aramaki.Event, nts []aramaki.Notification) error {
+	return s.write(ctx, func(tx *txn) error {
+		if _, err := appendEvent(ctx, tx, ev); err != nil {
+			return err
+		}
+		return insertNotifications(ctx, tx, nts)
+	})
+}
+
 // Event returns the event with the given id.
 func (s *Store) Event(ctx context.Context, id string) (aramaki.Event, error) {
 	var ev aramaki.Event

@@ -149,6 +149,9 @@ func (s *Store) ReceiveFromPeer(ctx context.Context, peer string, msgs []aramaki
 					return fmt.Errorf("message %d of peer %s: %w", m.Seq, peer, err)
 				}
 			}
+			if err := insertNotifications(ctx, tx, m.Notifications); err != nil {
+				return err
+			}
 			for _, st := range m.Statuses {
 				if _, err := tx.Exec(ctx, `INSERT INTO remote_status (system, status, since_us, updated_us) VALUES (?, ?, ?, ?)
 					ON CONFLICT (system) DO UPDATE SET status = excluded.status, since_us = excluded.since_us, updated_us = excluded.updated_us`,

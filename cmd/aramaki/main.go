@@ -42,6 +42,7 @@ func commands() []commandInfo {
 		{"system", "show one system: aramaki system show ID", func(o, e io.Writer) command { return &SystemCommand{stdout: o} }},
 		{"timeline", "show the timeline", func(o, e io.Writer) command { return &TimelineCommand{stdout: o} }},
 		{"note", "post a note on a system: aramaki note ID TEXT", func(o, e io.Writer) command { return &NoteCommand{stdout: o} }},
+		{"announce", "announce an incident or maintenance: aramaki announce ID --kind incident|maintenance TEXT", func(o, e io.Writer) command { return &AnnounceCommand{stdout: o} }},
 		{"config", "config repository: aramaki config status|reload", func(o, e io.Writer) command { return &ConfigCommand{stdout: o} }},
 		{"user", "users: aramaki user list|create", func(o, e io.Writer) command { return &UserCommand{stdout: o} }},
 		{"token", "API tokens: aramaki token list|create|delete", func(o, e io.Writer) command { return &TokenCommand{stdout: o} }},

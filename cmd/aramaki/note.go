@@ -42,3 +42,32 @@ func (c *NoteCommand) Run(ctx context.Context, args []string) error {
 	fmt.Fprintf(c.stdout, "Noted on %s at %s (%s)\n", clean(pos[0]), ev.Time.Local().Format(time.RFC3339), ev.ID)
 	return nil
 }
+
+// AnnounceCommand announces an incident or planned maintenance on a
+// system: aramaki announce SYSTEM --kind incident|maintenance TEXT….
+type AnnounceCommand struct{ stdout io.Writer }
+
+// Run posts the announcement.
+func (c *AnnounceCommand) Run(ctx context.Context, args []string) error {
+	var s clientSettings
+	fs := flag.NewFlagSet("aramaki announce", flag.ContinueOnError)
+	kind := fs.String("kind", "", "incident or maintenance (required)")
+	pos, cl, err := parseClient(fs, args, &s, 2, 1000, "aramaki announce SYSTEM --kind incident|maintenance TEXT…")
+	if err != nil {
+		return err
+	}
+	if *kind == "" {
+		return fmt.Errorf("say what it is: --kind incident or --kind maintenance")
+	}
+	var ev aramaki.Event
+	body := map[string]string{"kind": *kind, "text": strings.Join(pos[1:], " ")}
+	if err := cl.do(ctx, "POST", "/api/v1/systems/"+url.PathEscape(pos[0])+"/announcements", nil, body, &ev); err != nil {
+		return err
+	}
+	if s.output == "json" {
+		return printJSON(c.stdout, ev)
+	}
+	fmt.Fprintf(c.stdout, "Announced on %s: %s\nThe owners of %s and of the systems using it are told, and so is every peer it is shared with.\n",
+		clean(pos[0]), clean(ev.Summary), clean(pos[0]))
+	return nil
+}
