@@ -53,6 +53,17 @@ func (s *Store) PeerLink(ctx context.Context, peer string) (aramaki.PeerLink, er
 // considered. It returns how many events it read: fewer than limit when
 // it caught up.
 func (s *Store) FillOutbox(ctx context.Context, peer string, limit int, at time.Time, pick func([]aramaki.Event) ([]aramaki.OutboxMessage, error)) (int, error) {
+	// Most of the time there is nothing new: found out without taking the
+	// write lock, which ingestion needs.
+	behind := false
+	if err := s.read(ctx, func(tx *txn) error {
+		return tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM events WHERE seq > (SELECT event_seq FROM peer_links WHERE peer = ?))`, peer).Scan(&behind)
+	}); err != nil {
+		return 0, fmt.Errorf("look for new events: %w", err)
+	}
+	if !behind {
+		return 0, nil
+	}
 	read := 0
 	err := s.write(ctx, func(tx *txn) error {
 		l, err := readLink(ctx, tx, peer, s.forUpdate())
