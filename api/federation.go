@@ -260,8 +260,11 @@ func (a *API) revokeGrant(w http.ResponseWriter, r *http.Request, p aramaki.Prin
 
 // join lets a server that holds an invitation of this one become its
 // peer (wire.JoinRequest): it proves it holds the key it presents, and
-// the invitation's secret, used once, is the credential. The answer
-// (wire.JoinResponse) tells it who this server is and where to reach it.
+// the invitation's secret, used once, is the credential. A token that pins
+// none of this server's keys is refused with the invitation unused (see
+// service.PeerJoins). The answer (wire.JoinResponse) tells it who this
+// server is and where to reach it, signed with this server's current key
+// for that join.
 func (a *API) join(w http.ResponseWriter, r *http.Request, _ aramaki.Principal) error {
 	select {
 	case a.joins <- struct{}{}:
@@ -296,11 +299,18 @@ func (a *API) join(w http.ResponseWriter, r *http.Request, _ aramaki.Principal) 
 		}
 		resp.PublicKeys = append(resp.PublicKeys, []byte(k.Public))
 	}
+	// Signed by the current key, the first of PublicKeys.
+	key := me.Current().Private
+	if len(key) != ed25519.PrivateKeySize {
+		a.log.Error("cannot answer a join: this server's current key has no private half", "key", me.Current().ID)
+		return aramaki.Errorf(aramaki.EUNAVAILABLE, "this server cannot take peers now: it cannot sign with its key")
+	}
+	resp.Proof = ed25519.Sign(key, resp.ProofBytes(req.Invitation, req.Server, req.PublicKey))
 	if err := resp.Validate(); err != nil {
 		a.log.Error("cannot answer a join: this server's URL or CA is not one peers can use", "url", a.opts.PublicURL, "err", err)
 		return aramaki.Errorf(aramaki.EUNAVAILABLE, "this server cannot take peers: its public URL or CA is not set for it")
 	}
-	_, peer, err := a.svc.PeerJoins(r.Context(), service.JoinAttempt{Invitation: req.Invitation, Secret: req.Secret, Server: req.Server,
+	_, peer, err := a.svc.PeerJoins(r.Context(), service.JoinAttempt{Invitation: req.Invitation, Secret: req.Secret, InviterKey: req.InviterKey, Server: req.Server,
 		Name: req.Name, URL: req.URL, CASHA256: req.CASHA256, PublicKey: ed25519.PublicKey(req.PublicKey)})
 	if err != nil {
 		if code := aramaki.ErrorCode(err); code != aramaki.EINTERNAL {

@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"cmp"
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/hex"
@@ -57,12 +58,16 @@ func newJoiner(t testing.TB) joiner {
 	return joiner{server: "srv_" + hex.EncodeToString(b), key: key}
 }
 
-// request is the join request of j for an invitation of the server inviter.
+// request is the join request of j for an invitation of the server
+// inviter. An invitation made up without a key pins a key of no server.
 func (j joiner) request(inv wire.PeerInvitation, inviter string) wire.JoinRequest {
-	return wire.JoinRequest{Invitation: inv.ID, Secret: inv.Secret, Server: j.server, Name: "joiner", URL: "https://joiner.example:8443",
-		CASHA256: strings.Repeat("cd", 32), PublicKey: j.key.Public().(ed25519.PublicKey),
-		Proof: ed25519.Sign(j.key, wire.JoinProofBytes(inv.ID, inviter, j.server))}
+	key := cmp.Or(inv.Key, strings.Repeat("0", 64))
+	return wire.JoinRequest{Invitation: inv.ID, Secret: inv.Secret, InviterKey: key, Server: j.server, Name: "joiner", URL: "https://joiner.example:8443",
+		CASHA256: strings.Repeat("cd", 32), PublicKey: j.public(),
+		Proof: ed25519.Sign(j.key, wire.JoinProofBytes(inv.ID, inviter, key, j.server))}
 }
+
+func (j joiner) public() ed25519.PublicKey { return j.key.Public().(ed25519.PublicKey) }
 
 // MustJoinRequest returns the join request of a new server for a new
 // invitation of the test server to become peer name.
@@ -168,9 +173,17 @@ func TestAServerAcceptsAnInvitationAndBothKnowEachOther(t *testing.T) {
 		t.Errorf("the inviter's peers: %+v; want shop, %s with key %s", theirs, me.ID, me.Keys[0].ID)
 	}
 
-	// The invitation is used: accepting it again is refused there, and
-	// the refusal does not read as a bad login here.
+	// Accepting it again is refused here before anything is sent: the
+	// inviter is a peer already.
 	status, raw := e.Do("POST", "/api/v1/peers/accept", "admin", api.AcceptRequest{Token: token, Name: "again"})
+	if status != http.StatusConflict || !strings.Contains(string(raw), "is a peer of this server already, as hoster") {
+		t.Errorf("the inviter's invitation accepted again: %d %s", status, raw)
+	}
+	// With that peer removed here, the invitation is used: accepting it
+	// again is refused there, and the refusal does not read as a bad
+	// login here.
+	e.MustDo("DELETE", "/api/v1/peers/hoster", "admin", nil, http.StatusNoContent, nil)
+	status, raw = e.Do("POST", "/api/v1/peers/accept", "admin", api.AcceptRequest{Token: token, Name: "again"})
 	if status != http.StatusForbidden || !strings.Contains(string(raw), "the inviting server refused") || !strings.Contains(string(raw), "used") {
 		t.Errorf("the invitation accepted again: %d %s", status, raw)
 	}
@@ -196,6 +209,9 @@ func TestAJoinIsAnsweredWithWhoThisServerIsAndUsesTheInvitationOnce(t *testing.T
 	if len(resp.PublicKeys) != 1 || wire.KeyFingerprint(resp.PublicKeys[0]) != me.Keys[0].Fingerprint {
 		t.Errorf("the answer's keys are not this server's")
 	}
+	if err := resp.VerifyProof(inv.ID, j.server, j.public()); err != nil {
+		t.Errorf("the answer is not signed for this join: %v", err)
+	}
 	var list api.PeersResponse
 	e.MustDo("GET", "/api/v1/peers", "admin", nil, http.StatusOK, &list)
 	if len(list.Peers) != 1 || list.Peers[0].Name != "customer" || list.Peers[0].Server != j.server || list.Peers[0].URL != req.URL {
@@ -219,14 +235,49 @@ func TestAfterARotationJoinsAreAnsweredWithTheNewKeyFirst(t *testing.T) {
 	if len(rotated.Keys) != 2 || rotated.Keys[1].Retired == nil || rotated.Keys[0].Retired != nil {
 		t.Fatalf("after the rotation: %+v", rotated.Keys)
 	}
+	j := newJoiner(t)
 	var resp wire.JoinResponse
-	e.MustDo("POST", "/federation/v1/join", "", newJoiner(t).request(inv, rotated.ID), http.StatusCreated, &resp)
+	e.MustDo("POST", "/federation/v1/join", "", j.request(inv, rotated.ID), http.StatusCreated, &resp)
 	if len(resp.PublicKeys) != 2 || wire.KeyFingerprint(resp.PublicKeys[0]) != rotated.Keys[0].Fingerprint {
 		t.Errorf("the answer's keys are not the new one first")
 	}
 	if err := resp.VerifyInviter(inv); err != nil {
 		t.Errorf("an invitation made before the rotation no longer verifies: %v", err)
 	}
+	if err := resp.VerifyProof(inv.ID, j.server, j.public()); err != nil {
+		t.Errorf("the answer is not signed with the new key: %v", err)
+	}
+}
+
+func TestAJoinWithATokenWhoseKeyWasAlteredIsRefusedAndNothingIsUsedOrStored(t *testing.T) {
+	e := MustEnv(t)
+	j := newJoiner(t)
+	inv := e.MustInvitation("customer")
+	altered := inv
+	altered.Key = wire.KeyFingerprint(j.public())
+
+	status, raw := e.Do("POST", "/federation/v1/join", "", j.request(altered, e.MustServerID()))
+	if status != http.StatusForbidden || !strings.Contains(string(raw), "does not match any key of this server") || !strings.Contains(string(raw), "not used") {
+		t.Fatalf("a join with another key: %d %s", status, raw)
+	}
+	var list api.PeersResponse
+	e.MustDo("GET", "/api/v1/peers", "admin", nil, http.StatusOK, &list)
+	if len(list.Peers) != 0 {
+		t.Fatalf("a join refused for its key left peers: %+v", list.Peers)
+	}
+	if joined := e.MustTimeline("admin", url.Values{"kind": {string(aramaki.KindPeerJoined)}}).Events; len(joined) != 0 {
+		t.Errorf("a join refused for its key is on the timeline: %q", summaries(joined))
+	}
+	// Without the secret, a wrong key tells a stranger nothing more.
+	stranger := altered
+	stranger.Secret = strings.Repeat("x", 43)
+	if status, raw := e.Do("POST", "/federation/v1/join", "", j.request(stranger, e.MustServerID())); status != http.StatusUnauthorized ||
+		!strings.Contains(string(raw), "unknown, used, expired or its secret is wrong") {
+		t.Errorf("a wrong secret and a wrong key: %d %s", status, raw)
+	}
+	// The invitation is as good as before.
+	var resp wire.JoinResponse
+	e.MustDo("POST", "/federation/v1/join", "", j.request(inv, e.MustServerID()), http.StatusCreated, &resp)
 }
 
 func TestAGrantIsListedForItsPeerAndRevokedAtOnce(t *testing.T) {

@@ -52,9 +52,12 @@ var _ service.PeerJoiner = Joiner{}
 // is given, and returns that server as a peer, with the name it gives
 // itself. It sends the invitation's secret only to a server that proves,
 // in the TLS handshake, a certificate of the CA the invitation pins
-// (plain HTTP only when the invitation says so, for development), and it
-// accepts the answer only from the server the invitation names, holding
-// the key the invitation pins.
+// (plain HTTP only when the invitation says so, for development), and
+// tells it which of its keys the token pins, so that a server refuses a
+// token altered on the way before it uses the invitation. It accepts the
+// answer only from the server the invitation names, showing the key the
+// invitation pins and signing the answer, for this join, with its current
+// key.
 func (j Joiner) Join(ctx context.Context, token string, self service.JoinSelf) (aramaki.Peer, string, error) {
 	inv, err := wire.ParsePeerInvitation(token)
 	if err != nil {
@@ -74,6 +77,13 @@ func (j Joiner) Join(ctx context.Context, token string, self service.JoinSelf) (
 	if len(self.Key.Private) != ed25519.PrivateKeySize {
 		return aramaki.Peer{}, "", errors.New("join: this server has no private key to prove itself with")
 	}
+	if self.Check != nil {
+		// Nothing is sent yet: a refusal here costs neither side anything.
+		if err := self.Check(inv.Server, inv.Name); err != nil {
+			return aramaki.Peer{}, "", err
+		}
+	}
+	selfKey := self.Key.Private.Public().(ed25519.PublicKey)
 	name := self.Name
 	if !wire.ValidPeerName(name) {
 		name = DefaultServerName
@@ -81,12 +91,13 @@ func (j Joiner) Join(ctx context.Context, token string, self service.JoinSelf) (
 	req := wire.JoinRequest{
 		Invitation: inv.ID,
 		Secret:     inv.Secret,
+		InviterKey: inv.Key,
 		Server:     self.Server,
 		Name:       name,
 		URL:        self.URL,
 		CASHA256:   self.CASHA256,
-		PublicKey:  self.Key.Private.Public().(ed25519.PublicKey),
-		Proof:      ed25519.Sign(self.Key.Private, wire.JoinProofBytes(inv.ID, inv.Server, self.Server)),
+		PublicKey:  selfKey,
+		Proof:      ed25519.Sign(self.Key.Private, wire.JoinProofBytes(inv.ID, inv.Server, inv.Key, self.Server)),
 	}
 	if err := req.Validate(); err != nil {
 		// This server's own settings are wrong: no use asking the other.
@@ -129,22 +140,26 @@ func (j Joiner) Join(ctx context.Context, token string, self service.JoinSelf) (
 		raw, _ := io.ReadAll(io.LimitReader(resp.Body, maxRefusal))
 		return aramaki.Peer{}, "", refusal(resp.StatusCode, raw)
 	}
+	// The server there has taken this one in: from here on, a refusal
+	// leaves it a peer that does not list it, and says so.
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, wire.MaxJoinSize+1))
 	if err != nil {
-		return aramaki.Peer{}, "", aramaki.Errorf(aramaki.EUNAVAILABLE, "read the inviting server's answer: %s", reachError(err))
+		return aramaki.Peer{}, "", answerRefused(aramaki.EUNAVAILABLE, inv, "read the inviting server's answer: %s", reachError(err))
 	}
 	jr, err := wire.DecodeJoinResponse(raw)
 	if err != nil {
-		return aramaki.Peer{}, "", aramaki.Errorf(aramaki.EUNAVAILABLE, "the inviting server's answer is not understood: %s", wireMessage(err))
+		return aramaki.Peer{}, "", answerRefused(aramaki.EUNAVAILABLE, inv, "the inviting server's answer is not understood: %s", wireMessage(err))
 	}
 	if jr.Server != inv.Server {
-		return aramaki.Peer{}, "", aramaki.Errorf(aramaki.EFORBIDDEN, "the inviting server answered as %s, but the invitation is from %s: not the server that invited this one",
+		return aramaki.Peer{}, "", answerRefused(aramaki.EFORBIDDEN, inv, "the inviting server answered as %s, but the invitation is from %s: not the server that invited this one",
 			jr.Server, inv.Server)
 	}
 	if err := jr.VerifyInviter(inv); err != nil {
-		return aramaki.Peer{}, "", aramaki.Errorf(aramaki.EFORBIDDEN, "the inviting server's key does not match the invitation: it pins key %s…, and %s shows none with that fingerprint. "+
-			"Was the token altered? The server there has taken this one in as its peer %s already: its operator should undo that with aramaki peer remove %s",
-			inv.Key[:16], inv.Server, inv.Name, inv.Name)
+		return aramaki.Peer{}, "", answerRefused(aramaki.EFORBIDDEN, inv, "the inviting server's key does not match the invitation: it pins key %s…, and %s shows none with that fingerprint",
+			inv.Key[:16], inv.Server)
+	}
+	if err := jr.VerifyProof(inv.ID, self.Server, selfKey); err != nil {
+		return aramaki.Peer{}, "", answerRefused(aramaki.EFORBIDDEN, inv, "the inviting server's answer does not prove it holds its key: %s", wireMessage(err))
 	}
 	added := now().UTC()
 	peer := aramaki.Peer{Server: jr.Server, URL: jr.URL, CASHA256: jr.CASHA256}
@@ -153,6 +168,14 @@ func (j Joiner) Join(ctx context.Context, token string, self service.JoinSelf) (
 		peer.Keys = append(peer.Keys, aramaki.PeerKey{ID: aramaki.KeyID(pub), Public: pub, Added: added})
 	}
 	return peer, jr.Name, nil
+}
+
+// answerRefused is the error of an answer this server refuses after the
+// inviting server took it in: what is wrong, and what its operator should
+// undo there.
+func answerRefused(code string, inv wire.PeerInvitation, format string, args ...any) error {
+	return aramaki.Errorf(code, "%s. The server there has taken this one in as its peer %s already: its operator should undo that with aramaki peer remove %s",
+		fmt.Sprintf(format, args...), inv.Name, inv.Name)
 }
 
 // refusal turns the inviting server's error answer into an error for the

@@ -1,14 +1,20 @@
 package federation_test
 
 import (
+	"bytes"
 	"context"
+	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -134,8 +140,15 @@ func TestAServerJoinsOverTLSPinnedToTheInvitingServersCA(t *testing.T) {
 		t.Fatalf("a knows b as %+v", theirs)
 	}
 
-	// The secret is good once.
+	// b refuses to accept it again before it asks: a is its peer already.
+	before := a.joins.Load()
 	_, err = b.Accept(t, inv.String(), "again")
+	if aramaki.ErrorCode(err) != aramaki.ECONFLICT || !strings.Contains(aramaki.ErrorMessage(err), "is a peer of this server already, as hoster") || a.joins.Load() != before {
+		t.Errorf("the invitation accepted again by b: %v", err)
+	}
+	// And the secret is good once: another server with a copy is refused.
+	c := MustJoinServer(t, "shop", false)
+	_, err = c.Accept(t, inv.String(), "")
 	if aramaki.ErrorCode(err) != aramaki.EFORBIDDEN || !strings.Contains(aramaki.ErrorMessage(err), "the inviting server refused (401): the invitation is unknown, used") {
 		t.Errorf("the invitation accepted again: %v", err)
 	}
@@ -165,8 +178,8 @@ func TestAJoinTrustsNothingButWhatTheInvitationPins(t *testing.T) {
 		reached bool // whether the join request reached a's handler
 	}{
 		{"another CA", wrongCA.String(), aramaki.EFORBIDDEN, "none of the server's certificates is the CA the invitation pins", false},
-		// a took b in before b could see its key: see docs/federation.md.
-		{"another key", wrongKey.String(), aramaki.EFORBIDDEN, "the inviting server's key does not match the invitation", true},
+		// a refuses before it uses the invitation: b's token pins none of its keys.
+		{"another key", wrongKey.String(), aramaki.EFORBIDDEN, "the inviting server refused (403): the key fingerprint in the joining server's token", true},
 		// b's proof is for the server the invitation names: a refuses it.
 		{"another server", wrongServer.String(), aramaki.EFORBIDDEN, "the proof does not verify", true},
 		{"expired", expired.String(), aramaki.EINVALID, "the invitation expired at", false},
@@ -185,6 +198,90 @@ func TestAJoinTrustsNothingButWhatTheInvitationPins(t *testing.T) {
 			}
 			if peers := b.MustPeers(t); len(peers) != 0 {
 				t.Errorf("b took a peer from a refused join: %+v", peers)
+			}
+			if peers := a.MustPeers(t); len(peers) != 0 {
+				t.Errorf("a took a peer from a refused join: %+v", peers)
+			}
+		})
+	}
+	// Nothing was used: every invitation but the expired one still works.
+	for _, inv := range []wire.PeerInvitation{wrongCA, wrongKey, wrongServer, plainDowngrade} {
+		fresh := a.MustInvite(t, "unused")
+		inv.URL, inv.CASHA256, inv.Server, inv.Key = fresh.URL, fresh.CASHA256, fresh.Server, fresh.Key
+		b := MustJoinServer(t, "shop", false)
+		if _, err := b.Accept(t, inv.String(), ""); err != nil {
+			t.Errorf("invitation %s after a refused join: %v", inv.Name, err)
+		}
+	}
+}
+
+// answerProxy is a proxy in front of the inviting server that changes its
+// answers to joins, as a server in the way might.
+func answerProxy(t *testing.T, to string, change func(*wire.JoinResponse)) *httptest.Server {
+	t.Helper()
+	target, err := url.Parse(to)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rp := httputil.NewSingleHostReverseProxy(target)
+	rp.ModifyResponse = func(resp *http.Response) error {
+		if resp.StatusCode != http.StatusCreated {
+			return nil
+		}
+		raw, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			return err
+		}
+		var jr wire.JoinResponse
+		if err := json.Unmarshal(raw, &jr); err != nil {
+			return err
+		}
+		change(&jr)
+		if raw, err = json.Marshal(jr); err != nil {
+			return err
+		}
+		resp.Body = io.NopCloser(bytes.NewReader(raw))
+		resp.ContentLength = int64(len(raw))
+		resp.Header.Set("Content-Length", strconv.Itoa(len(raw)))
+		return nil
+	}
+	srv := httptest.NewServer(rp)
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func TestAJoinerRefusesAnAnswerTheInviterDidNotSignForThisJoin(t *testing.T) {
+	a := MustJoinServer(t, "hoster", true)
+	_, otherKey, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name    string
+		change  func(*wire.JoinResponse)
+		message string
+	}{
+		{"no proof", func(r *wire.JoinResponse) { r.Proof = nil }, "proof must be a 64-byte Ed25519 signature"},
+		{"a proof by another key", func(r *wire.JoinResponse) {
+			r.Proof = ed25519.Sign(otherKey, []byte("aramaki-join-answer-v1\x00"))
+		}, "does not prove it holds its key"},
+		{"another URL", func(r *wire.JoinResponse) { r.URL = "http://127.0.0.1:9" }, "does not prove it holds its key"},
+		{"another key first", func(r *wire.JoinResponse) {
+			r.PublicKeys = append([][]byte{otherKey.Public().(ed25519.PublicKey)}, r.PublicKeys...)
+		}, "does not prove it holds its key"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			b := MustJoinServer(t, "shop", true)
+			inv := a.MustInvite(t, "shop-"+strings.ToLower(strings.ReplaceAll(c.name, " ", "-")))
+			inv.URL = answerProxy(t, a.srv.URL, c.change).URL
+			_, err := b.Accept(t, inv.String(), "")
+			if err == nil || !strings.Contains(aramaki.ErrorMessage(err), c.message) ||
+				!strings.Contains(aramaki.ErrorMessage(err), "its operator should undo that with aramaki peer remove "+inv.Name) {
+				t.Errorf("got %v, want %q and what to undo", err, c.message)
+			}
+			if peers := b.MustPeers(t); len(peers) != 0 {
+				t.Errorf("b took a peer from an answer it refused: %+v", peers)
 			}
 		})
 	}

@@ -1,6 +1,7 @@
 package service
 
 import (
+	"cmp"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -120,6 +121,12 @@ func (s *Service) CreateInvitation(ctx context.Context, p aramaki.Principal, nam
 type JoinAttempt struct {
 	Invitation string
 	Secret     string
+	// InviterKey is the fingerprint of this server's key that the joining
+	// server's token pins, as it expects to see it in the answer. A join
+	// over the network always names one (wire.JoinRequest); only a join
+	// made in process, with no token to alter, leaves it empty, and skips
+	// the check.
+	InviterKey string
 	Server     string
 	Name       string // what it calls itself
 	URL        string
@@ -129,7 +136,10 @@ type JoinAttempt struct {
 
 // PeerJoins lets a server that holds an invitation become a peer, under
 // the name the invitation gave it. It returns this server's identity for
-// the answer.
+// the answer. A join whose token pins none of this server's keys is
+// refused once its secret is checked, with the invitation left unused: the
+// joining server would refuse the answer, and this server would list a
+// peer that does not list it.
 func (s *Service) PeerJoins(ctx context.Context, a JoinAttempt) (aramaki.ServerIdentity, aramaki.Peer, error) {
 	id, err := s.Identity(ctx)
 	if err != nil {
@@ -138,16 +148,31 @@ func (s *Service) PeerJoins(ctx context.Context, a JoinAttempt) (aramaki.ServerI
 	if a.Server == id.ID {
 		return id, aramaki.Peer{}, aramaki.Errorf(aramaki.EINVALID, "a server cannot be its own peer")
 	}
+	pinsOurs := a.InviterKey == "" || slices.ContainsFunc(id.Keys, func(k aramaki.ServerKey) bool { return aramaki.KeyFingerprint(k.Public) == a.InviterKey })
 	now := s.now().UTC()
 	peer := aramaki.Peer{Server: a.Server, URL: a.URL, CASHA256: a.CASHA256, Added: now, AddedBy: "invitation:" + a.Invitation,
 		Keys: []aramaki.PeerKey{{ID: aramaki.KeyID(a.PublicKey), Public: a.PublicKey, Added: now}}}
+	// The key is checked in the invitation's transaction, after its
+	// secret: a stranger learns no more than that the invitation is
+	// unknown, and the holder of the secret learns why.
+	altered := false
 	peer, err = s.store.UseInvitation(ctx, a.Invitation, now, func(hash []byte) bool {
-		return subtle.ConstantTimeCompare(hash, hashSecret(a.Secret)) == 1
+		altered = false
+		if subtle.ConstantTimeCompare(hash, hashSecret(a.Secret)) != 1 {
+			return false
+		}
+		altered = !pinsOurs
+		return pinsOurs
 	}, peer, func(p aramaki.Peer) ([]aramaki.Event, error) {
 		ev, err := s.event(aramaki.KindPeerJoined, "peer:"+p.Name, nil, fmt.Sprintf("server %s (calling itself %s) became peer %s with invitation %s",
 			p.Server, clipRunes(a.Name, 63), p.Name, a.Invitation), map[string]any{"peer": p.Name, "server": p.Server, "key": p.Keys[0].ID, "url": p.URL})
 		return []aramaki.Event{ev}, err
 	})
+	if altered {
+		return id, aramaki.Peer{}, aramaki.Errorf(aramaki.EFORBIDDEN, "the key fingerprint in the joining server's token (%s…) does not match any key of this server: "+
+			"the token was altered on the way. The invitation is not used and nothing is stored: accept the token exactly as it was handed over",
+			clipRunes(a.InviterKey, 16))
+	}
 	return id, peer, err
 }
 
@@ -165,6 +190,11 @@ type JoinSelf struct {
 	URL      string
 	CASHA256 string
 	Key      aramaki.ServerKey
+	// Check, when set, is called by the joiner once it has read the
+	// token, before it sends anything: with the inviting server's id and
+	// the name that server gives this one. An error stops the join while
+	// nothing is used or stored on either side.
+	Check func(inviter, nameThere string) error
 }
 
 // SetJoiner sets how this server joins others.
@@ -173,6 +203,14 @@ func (s *Service) SetJoiner(j PeerJoiner) { s.joiner = j }
 // AcceptInvitation makes this server a peer of the server whose
 // invitation token it is given. The peer is called by the name it gives
 // itself, unless name says otherwise.
+//
+// The inviting server takes this one in as it answers; this server
+// records it after. So that the two agree, what would stop this server
+// from recording it is checked before the join wherever it can be: the
+// name, when given, and the inviting server, once the joiner has read the
+// token. What only the answer tells (the name the inviting server gives
+// itself) is checked after it, and a clash then tells the operator what to
+// undo on the other side.
 func (s *Service) AcceptInvitation(ctx context.Context, p aramaki.Principal, token, name string) (aramaki.Peer, error) {
 	if err := s.require(p, aramaki.GlobalScope, aramaki.RoleAdmin); err != nil {
 		return aramaki.Peer{}, err
@@ -180,6 +218,12 @@ func (s *Service) AcceptInvitation(ctx context.Context, p aramaki.Principal, tok
 	if name != "" {
 		if err := aramaki.ValidatePeerName(name); err != nil {
 			return aramaki.Peer{}, err
+		}
+		if other, taken, err := found(s.store.Peer(ctx, name)); err != nil {
+			return aramaki.Peer{}, err
+		} else if taken {
+			return aramaki.Peer{}, aramaki.Errorf(aramaki.ECONFLICT, "this server has a peer %s already (server %s): accept under another --name, or remove that peer first with aramaki peer remove %s. "+
+				"Nothing was sent to the inviting server, so this attempt used nothing there", name, other.Server, name)
 		}
 	}
 	if s.joiner == nil {
@@ -189,19 +233,45 @@ func (s *Service) AcceptInvitation(ctx context.Context, p aramaki.Principal, tok
 	if err != nil {
 		return aramaki.Peer{}, err
 	}
-	peer, theirName, err := s.joiner.Join(ctx, token, JoinSelf{Server: id.ID, Name: s.serverName, URL: s.url, CASHA256: s.caSHA256, Key: id.Current()})
+	nameThere := "" // what the inviting server calls this one, once the joiner read the token
+	check := func(inviter, asName string) error {
+		nameThere = asName
+		if other, known, err := found(s.store.PeerByServer(ctx, inviter)); err != nil {
+			return err
+		} else if known {
+			return aramaki.Errorf(aramaki.ECONFLICT, "the inviting server %s is a peer of this server already, as %s. Nothing was sent to it, so this attempt used nothing there. "+
+				"If that peering ended on its side, remove it here first with aramaki peer remove %s, then accept again", inviter, other.Name, other.Name)
+		}
+		return nil
+	}
+	peer, theirName, err := s.joiner.Join(ctx, token, JoinSelf{Server: id.ID, Name: s.serverName, URL: s.url, CASHA256: s.caSHA256, Key: id.Current(), Check: check})
 	if err != nil {
 		return aramaki.Peer{}, err
 	}
 	if peer.Server == id.ID {
 		return aramaki.Peer{}, aramaki.Errorf(aramaki.EINVALID, "that invitation is this server's own")
 	}
+	// From here the inviting server lists this one as its peer.
+	undo := "its operator should remove this server there with aramaki peer remove " + cmp.Or(nameThere, "NAME (the name its invitation gave this server)")
 	peer.Name = name
 	if peer.Name == "" {
 		if aramaki.ValidatePeerName(theirName) != nil {
-			return aramaki.Peer{}, aramaki.Errorf(aramaki.EINVALID, "the inviting server calls itself %q, which is no peer name here: give it one with --name", clipRunes(theirName, 63))
+			return aramaki.Peer{}, aramaki.Errorf(aramaki.EINVALID, "the inviting server calls itself %q, which is no peer name here, but has taken this one in as its peer: %s, "+
+				"then accept a new invitation here with --name", clipRunes(theirName, 63), undo)
 		}
 		peer.Name = theirName
+	}
+	if other, taken, err := found(s.store.Peer(ctx, peer.Name)); err != nil {
+		return aramaki.Peer{}, err
+	} else if taken {
+		return aramaki.Peer{}, aramaki.Errorf(aramaki.ECONFLICT, "the inviting server (%s) has taken this one in as its peer, but this server cannot call it %s: it has a peer %s already (server %s). "+
+			"So that the two agree, %s; then accept a new invitation here with --name and another name", peer.Server, peer.Name, peer.Name, other.Server, undo)
+	}
+	if other, known, err := found(s.store.PeerByServer(ctx, peer.Server)); err != nil {
+		return aramaki.Peer{}, err
+	} else if known {
+		return aramaki.Peer{}, aramaki.Errorf(aramaki.ECONFLICT, "the inviting server (%s) has taken this one in as its peer, but it is a peer of this server already, as %s. "+
+			"So that the two agree, %s, or remove %s here with aramaki peer remove %s and accept a new invitation", peer.Server, other.Name, undo, other.Name, other.Name)
 	}
 	peer.Added, peer.AddedBy = s.now().UTC(), p.User
 	ev, err := s.event(aramaki.KindPeerJoined, p.Actor(), nil, fmt.Sprintf("%s made this server a peer of %s (server %s)", p.User, peer.Name, peer.Server),
@@ -210,9 +280,22 @@ func (s *Service) AcceptInvitation(ctx context.Context, p aramaki.Principal, tok
 		return aramaki.Peer{}, err
 	}
 	if err := s.store.AddPeer(ctx, peer, ev); err != nil {
+		if aramaki.ErrorCode(err) == aramaki.ECONFLICT {
+			// Taken between the check and now, by another accept.
+			return aramaki.Peer{}, aramaki.Errorf(aramaki.ECONFLICT, "the inviting server (%s) has taken this one in as its peer, but this server cannot record it: %s. So that the two agree, %s",
+				peer.Server, aramaki.ErrorMessage(err), undo)
+		}
 		return aramaki.Peer{}, err
 	}
 	return peer, nil
+}
+
+// found is the result of a look-up of one peer, with ENOTFOUND as false.
+func found(p aramaki.Peer, err error) (aramaki.Peer, bool, error) {
+	if aramaki.ErrorCode(err) == aramaki.ENOTFOUND {
+		return aramaki.Peer{}, false, nil
+	}
+	return p, err == nil, err
 }
 
 // Peers lists the peers, removed ones too. Only global admins see them:

@@ -42,11 +42,25 @@ func MustFedServer(t *testing.T, name string, systems ...aramaki.System) *fedSer
 }
 
 // directJoin joins the inviting server in process, as the network adapter
-// does over HTTPS: the token here is "invitation-id secret".
-type directJoin struct{ inviter *fedServer }
+// does over HTTPS: the token here is "invitation-id secret", and the
+// inviter calls itself "a" and, as its invitations do, the joiner b.
+type directJoin struct {
+	inviter *fedServer
+	joins   int // joins that reached the inviter
+}
 
-func (d directJoin) Join(ctx context.Context, token string, self service.JoinSelf) (aramaki.Peer, string, error) {
+func (d *directJoin) Join(ctx context.Context, token string, self service.JoinSelf) (aramaki.Peer, string, error) {
 	id, secret, _ := strings.Cut(token, " ")
+	inviter, err := d.inviter.svc.Identity(ctx)
+	if err != nil {
+		return aramaki.Peer{}, "", err
+	}
+	if self.Check != nil {
+		if err := self.Check(inviter.ID, "b"); err != nil {
+			return aramaki.Peer{}, "", err
+		}
+	}
+	d.joins++
 	me, _, err := d.inviter.svc.PeerJoins(ctx, service.JoinAttempt{Invitation: id, Secret: secret, Server: self.Server, Name: self.Name,
 		URL: self.URL, PublicKey: self.Key.Public})
 	if err != nil {
@@ -62,7 +76,7 @@ func (d directJoin) Join(ctx context.Context, token string, self service.JoinSel
 func TestTwoServersBecomePeersWithAnInvitationUsedOnce(t *testing.T) {
 	a := MustFedServer(t, "a", aramaki.System{ID: "storage", Title: "Storage"})
 	b := MustFedServer(t, "b")
-	b.svc.SetJoiner(directJoin{a})
+	b.svc.SetJoiner(&directJoin{inviter: a})
 	operator := aramaki.Principal{User: "olga", Bindings: []aramaki.RoleBinding{{User: "olga", System: "storage", Role: aramaki.RoleOperator}}}
 
 	if _, err := a.svc.CreateInvitation(a.ctx, operator, "b", 0); aramaki.ErrorCode(err) != aramaki.EFORBIDDEN {
@@ -94,7 +108,7 @@ func TestTwoServersBecomePeersWithAnInvitationUsedOnce(t *testing.T) {
 	}
 	// Used once.
 	c := MustFedServer(t, "c")
-	c.svc.SetJoiner(directJoin{a})
+	c.svc.SetJoiner(&directJoin{inviter: a})
 	if _, err := c.svc.AcceptInvitation(c.ctx, root, inv.ID+" "+inv.Secret, ""); aramaki.ErrorCode(err) != aramaki.EUNAUTHORIZED {
 		t.Fatalf("the invitation used again: %v", err)
 	}
@@ -108,7 +122,7 @@ func TestAGrantIsScopedTimedAndRevokedAtOnce(t *testing.T) {
 	a := MustFedServer(t, "a", aramaki.System{ID: "storage", Title: "Storage", Actions: []aramaki.ActionRef{{Name: "restart-unit"}}},
 		aramaki.System{ID: "billing", Title: "Billing"})
 	b := MustFedServer(t, "b")
-	b.svc.SetJoiner(directJoin{a})
+	b.svc.SetJoiner(&directJoin{inviter: a})
 	inv, _ := a.svc.CreateInvitation(a.ctx, root, "b", 0)
 	if _, err := b.svc.AcceptInvitation(b.ctx, root, inv.ID+" "+inv.Secret, ""); err != nil {
 		t.Fatal(err)
@@ -214,7 +228,7 @@ func TestAPeerReceivesExactlyTheEventsItsGrantsCover(t *testing.T) {
 	a := MustFedServer(t, "a", aramaki.System{ID: "storage", Title: "Storage", Subsystems: []string{"disk"}},
 		aramaki.System{ID: "disk", Title: "Disks"}, aramaki.System{ID: "billing", Title: "Billing"})
 	b := MustFedServer(t, "b")
-	b.svc.SetJoiner(directJoin{a})
+	b.svc.SetJoiner(&directJoin{inviter: a})
 	inv, _ := a.svc.CreateInvitation(a.ctx, root, "b", 0)
 	if _, err := b.svc.AcceptInvitation(b.ctx, root, inv.ID+" "+inv.Secret, ""); err != nil {
 		t.Fatal(err)
@@ -280,7 +294,7 @@ func TestAPeersProblemReachesThePeopleOfTheSystemsThatUseIt(t *testing.T) {
 	b := MustFedServer(t, "b", aramaki.System{ID: "shop", Title: "Shop", Subsystems: []string{"storage@a"},
 		Contacts: []aramaki.Contact{{Name: "On-call", Email: "oncall@shop.example"}},
 		Routing:  []aramaki.Route{{Contact: "On-call", Severities: []aramaki.Status{aramaki.StatusCritical}}}})
-	b.svc.SetJoiner(directJoin{a})
+	b.svc.SetJoiner(&directJoin{inviter: a})
 	inv, _ := a.svc.CreateInvitation(a.ctx, root, "b", 0)
 	peerA, err := b.svc.AcceptInvitation(b.ctx, root, inv.ID+" "+inv.Secret, "")
 	if err != nil {
@@ -319,7 +333,7 @@ func (m *mailbox) Send(_ context.Context, to aramaki.Recipient, msg aramaki.Mess
 func TestAnAnnouncementReachesThePeopleOfEverySystemThatUsesIt(t *testing.T) {
 	a := MustFedServer(t, "a", aramaki.System{ID: "storage", Title: "Storage", Owners: []aramaki.Contact{{Name: "Hoster", Email: "ops@hoster.example"}}})
 	b := MustFedServer(t, "b", aramaki.System{ID: "shop", Title: "Shop", Subsystems: []string{"storage@a"}, Owners: []aramaki.Contact{{Name: "Shop owner", Email: "owner@shop.example"}}})
-	b.svc.SetJoiner(directJoin{a})
+	b.svc.SetJoiner(&directJoin{inviter: a})
 	inv, _ := a.svc.CreateInvitation(a.ctx, root, "b", 0)
 	if _, err := b.svc.AcceptInvitation(b.ctx, root, inv.ID+" "+inv.Secret, ""); err != nil {
 		t.Fatal(err)
@@ -352,5 +366,168 @@ func TestAnAnnouncementReachesThePeopleOfEverySystemThatUsesIt(t *testing.T) {
 	page, _ := b.svc.Timeline(b.ctx, root, service.TimelineRequest{System: "storage@a", Kinds: []aramaki.EventKind{aramaki.KindAnnouncement}})
 	if len(page.Events) != 1 {
 		t.Errorf("on b's timeline: %+v", page.Events)
+	}
+}
+
+// MustActivePeers lists the peers of s that are not removed, by name.
+func (s *fedServer) MustActivePeers(t *testing.T) []string {
+	t.Helper()
+	peers, err := s.svc.Peers(s.ctx, root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, p := range peers {
+		if p.Removed == nil {
+			names = append(names, p.Name)
+		}
+	}
+	return names
+}
+
+// MustInvitationToken has s invite a server to become its peer name, and
+// returns the token directJoin takes.
+func (s *fedServer) MustInvitationToken(t *testing.T, name string) string {
+	t.Helper()
+	inv, err := s.svc.CreateInvitation(s.ctx, root, name, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return inv.ID + " " + inv.Secret
+}
+
+func TestAJoinWhoseTokenPinsAnotherKeyIsRefusedBeforeTheInvitationIsUsed(t *testing.T) {
+	a := MustFedServer(t, "a")
+	b := MustFedServer(t, "b")
+	inv, err := a.svc.CreateInvitation(a.ctx, root, "b", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bID, _ := b.svc.Identity(b.ctx)
+	attempt := service.JoinAttempt{Invitation: inv.ID, Secret: inv.Secret, InviterKey: aramaki.KeyFingerprint(bID.Current().Public),
+		Server: bID.ID, Name: "b", PublicKey: bID.Current().Public}
+
+	_, _, err = a.svc.PeerJoins(a.ctx, attempt)
+	if aramaki.ErrorCode(err) != aramaki.EFORBIDDEN || !strings.Contains(aramaki.ErrorMessage(err), "does not match any key of this server") {
+		t.Fatalf("a join whose token pins another key: %v", err)
+	}
+	if peers := a.MustActivePeers(t); len(peers) != 0 {
+		t.Fatalf("a took in a server whose token pins another key: %v", peers)
+	}
+	page, _ := a.svc.Timeline(a.ctx, root, service.TimelineRequest{Kinds: []aramaki.EventKind{aramaki.KindPeerJoined}})
+	if len(page.Events) != 0 {
+		t.Errorf("a recorded a join it refused: %+v", page.Events)
+	}
+	// Without the secret, the key is not even looked at.
+	stranger := attempt
+	stranger.Secret = strings.Repeat("x", 43)
+	if _, _, err := a.svc.PeerJoins(a.ctx, stranger); aramaki.ErrorCode(err) != aramaki.EUNAUTHORIZED {
+		t.Errorf("a wrong secret and a wrong key: %v", err)
+	}
+	// The invitation is unused, and good for the key a had when it made
+	// it, after a rotation too.
+	if _, err := a.svc.RotateServerKey(a.ctx, root); err != nil {
+		t.Fatal(err)
+	}
+	attempt.InviterKey = inv.Key
+	if _, peer, err := a.svc.PeerJoins(a.ctx, attempt); err != nil || peer.Name != "b" {
+		t.Fatalf("the invitation after a refused join: %+v, %v", peer, err)
+	}
+}
+
+func TestAcceptingUnderANameTakenHereIsRefusedBeforeAnythingIsUsedThere(t *testing.T) {
+	a := MustFedServer(t, "a")
+	b := MustFedServer(t, "b")
+	c := MustFedServer(t, "c")
+	b.svc.SetJoiner(&directJoin{inviter: c})
+	if _, err := b.svc.AcceptInvitation(b.ctx, root, c.MustInvitationToken(t, "b"), "storage"); err != nil {
+		t.Fatal(err)
+	}
+	toA := &directJoin{inviter: a}
+	b.svc.SetJoiner(toA)
+	token := a.MustInvitationToken(t, "b")
+
+	_, err := b.svc.AcceptInvitation(b.ctx, root, token, "storage")
+	if aramaki.ErrorCode(err) != aramaki.ECONFLICT || !strings.Contains(aramaki.ErrorMessage(err), "this server has a peer storage already") ||
+		!strings.Contains(aramaki.ErrorMessage(err), "Nothing was sent to the inviting server") {
+		t.Fatalf("accepting under a name taken here: %v", err)
+	}
+	if toA.joins != 0 {
+		t.Errorf("the join reached a")
+	}
+	if peers := a.MustActivePeers(t); len(peers) != 0 {
+		t.Fatalf("a took b in: %v", peers)
+	}
+	// The invitation is still good, under another name.
+	if _, err := b.svc.AcceptInvitation(b.ctx, root, token, "hoster"); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(b.MustActivePeers(t), ","); got != "hoster,storage" {
+		t.Errorf("b's peers: %s", got)
+	}
+}
+
+func TestAcceptingAServerThatIsAPeerHereAlreadyIsRefusedBeforeAnythingIsUsedThere(t *testing.T) {
+	a := MustFedServer(t, "a")
+	b := MustFedServer(t, "b")
+	toA := &directJoin{inviter: a}
+	b.svc.SetJoiner(toA)
+	if _, err := b.svc.AcceptInvitation(b.ctx, root, a.MustInvitationToken(t, "b"), ""); err != nil {
+		t.Fatal(err)
+	}
+	// a ends the peering; b does not hear of it, and a invites b again.
+	if err := a.svc.RemovePeer(a.ctx, root, "b"); err != nil {
+		t.Fatal(err)
+	}
+	token := a.MustInvitationToken(t, "b")
+	toA.joins = 0
+
+	_, err := b.svc.AcceptInvitation(b.ctx, root, token, "hoster")
+	if aramaki.ErrorCode(err) != aramaki.ECONFLICT || !strings.Contains(aramaki.ErrorMessage(err), "is a peer of this server already, as a") ||
+		!strings.Contains(aramaki.ErrorMessage(err), "aramaki peer remove a") {
+		t.Fatalf("accepting a server that is a peer here: %v", err)
+	}
+	if toA.joins != 0 {
+		t.Errorf("the join reached a")
+	}
+	if peers := a.MustActivePeers(t); len(peers) != 0 {
+		t.Fatalf("a took b in: %v", peers)
+	}
+	// As the refusal says: the stale peer removed here, the same token
+	// works.
+	if err := b.svc.RemovePeer(b.ctx, root, "a"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.svc.AcceptInvitation(b.ctx, root, token, ""); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(a.MustActivePeers(t), ","); got != "b" {
+		t.Errorf("a's peers: %s", got)
+	}
+}
+
+func TestWhenTheNameTheInviterGivesItselfIsTakenTheRefusalSaysWhatToUndoThere(t *testing.T) {
+	a := MustFedServer(t, "a")
+	b := MustFedServer(t, "b")
+	c := MustFedServer(t, "c")
+	// c calls itself a too (directJoin's inviters all do).
+	b.svc.SetJoiner(&directJoin{inviter: c})
+	if _, err := b.svc.AcceptInvitation(b.ctx, root, c.MustInvitationToken(t, "b"), ""); err != nil {
+		t.Fatal(err)
+	}
+	b.svc.SetJoiner(&directJoin{inviter: a})
+
+	// Only a's answer tells its name: a has taken b in by then.
+	_, err := b.svc.AcceptInvitation(b.ctx, root, a.MustInvitationToken(t, "b"), "")
+	if aramaki.ErrorCode(err) != aramaki.ECONFLICT || !strings.Contains(aramaki.ErrorMessage(err), "cannot call it a: it has a peer a already") ||
+		!strings.Contains(aramaki.ErrorMessage(err), "remove this server there with aramaki peer remove b") ||
+		!strings.Contains(aramaki.ErrorMessage(err), "with --name") {
+		t.Fatalf("accepting a server whose name is taken here: %v", err)
+	}
+	if got := strings.Join(b.MustActivePeers(t), ","); got != "a" {
+		t.Errorf("b's peers: %s", got)
+	}
+	if got := strings.Join(a.MustActivePeers(t), ","); got != "b" {
+		t.Errorf("a's peers, which the refusal tells the operator to undo: %s", got)
 	}
 }

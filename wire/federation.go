@@ -26,6 +26,17 @@ import (
 //     by their origin server's Ed25519 key (SignPeerMessage,
 //     OpenPeerMessage), numbered per origin→recipient link, of kinds event,
 //     status, announcement, grant, hello and ack.
+//   - 1, join revised (2026-11-24): the join request names the inviter's
+//     key its token pins (JoinRequest.InviterKey), inside the joiner's
+//     proof (JoinProofBytes, now aramaki-join-v2), so that the inviter
+//     refuses an altered token before it uses the invitation; and the
+//     inviter signs its answer for that joiner and key (JoinResponse.Proof,
+//     aramaki-join-answer-v1), so that the joiner knows at the join that
+//     the inviter holds its key. Only the join changed: the messages of a
+//     link did not, so FederationVersion and FederationSubprotocol keep
+//     their value and peers already joined are unaffected. A server of the
+//     first join and one of the revised join cannot join each other: each
+//     refuses the other's join body for a field it does not know or lacks.
 //
 // # Identities
 //
@@ -183,31 +194,40 @@ func (t *PeerInvitation) validate() error {
 }
 
 // JoinProofBytes is what a joining server signs with its key to prove it
-// holds it: the invitation it answers, the inviting server and itself, so
-// that the proof is good for that one join only.
-func JoinProofBytes(invitation, inviter, joiner string) []byte {
-	p := []byte("aramaki-join-v1\x00")
-	p = append(p, invitation...)
-	p = append(p, 0)
-	p = append(p, inviter...)
-	p = append(p, 0)
+// holds it: the invitation it answers, the inviting server, the
+// fingerprint of the inviter's key its token pins, and itself, so that the
+// proof is good for that one join only, and the inviter knows which key
+// the joiner expects of it. Every field has a fixed form without NUL (the
+// request's Validate), so the NULs between them keep them apart.
+func JoinProofBytes(invitation, inviter, inviterKey, joiner string) []byte {
+	p := []byte("aramaki-join-v2\x00")
+	for _, f := range []string{invitation, inviter, inviterKey} {
+		p = append(p, f...)
+		p = append(p, 0)
+	}
 	return append(p, joiner...)
 }
 
 // JoinRequest is what server B posts to server A, over HTTPS to the URL
 // and CA of A's invitation, to accept it: the invitation's id and secret,
-// who B is, where A can reach it (nowhere when URL is empty: then B always
-// dials), and B's current key with proof that B holds it.
+// the key of A it expects, who B is, where A can reach it (nowhere when
+// URL is empty: then B always dials), and B's current key with proof that
+// B holds it.
 type JoinRequest struct {
 	Invitation string `json:"invitation"` // the invitation's ID
 	Secret     string `json:"secret"`
+	// InviterKey is the KeyFingerprint of A's key that B's token pins. A
+	// refuses the join, before it uses the invitation, when it is none of
+	// A's keys: B would refuse A's answer, and A would list a peer that
+	// does not list it.
+	InviterKey string `json:"inviter_key"`
 	Server     string `json:"server"` // B's server id
 	Name       string `json:"name"`   // B's name for itself
 	URL        string `json:"url"`
 	CASHA256   string `json:"ca_sha256"`
 	PublicKey  []byte `json:"public_key"`
 	// Proof is B's signature with PublicKey over
-	// JoinProofBytes(Invitation, A's server id, Server).
+	// JoinProofBytes(Invitation, A's server id, InviterKey, Server).
 	Proof []byte `json:"proof"`
 }
 
@@ -254,11 +274,16 @@ func (r *JoinRequest) Validate() error {
 	if len(r.Proof) != ed25519.SignatureSize {
 		return errorf("join request: proof must be a %d-byte Ed25519 signature", ed25519.SignatureSize)
 	}
+	if !fingerprintPattern.MatchString(r.InviterKey) {
+		return errorf("join request: inviter_key %s is not a key fingerprint (64 lower-case hex digits)", clip(r.InviterKey))
+	}
 	return nil
 }
 
 // VerifyProof checks that the joining server signed this join to inviter
-// (the receiving server's own id) with the key it presents.
+// (the receiving server's own id), expecting the key InviterKey names,
+// with the key it presents. Whether InviterKey is one of the inviter's
+// keys is the inviter's to check.
 func (r *JoinRequest) VerifyProof(inviter string) error {
 	if len(r.PublicKey) != ed25519.PublicKeySize || len(r.Proof) != ed25519.SignatureSize {
 		return errorf("join request: no Ed25519 key or proof")
@@ -266,25 +291,58 @@ func (r *JoinRequest) VerifyProof(inviter string) error {
 	if r.Server == inviter {
 		return errorf("join request: server %s cannot join itself", inviter)
 	}
-	if !ed25519.Verify(r.PublicKey, JoinProofBytes(r.Invitation, inviter, r.Server), r.Proof) {
-		return errorf("join request: the proof does not verify: it was made for another invitation, inviting server or joining server, or with another key")
+	if !ed25519.Verify(r.PublicKey, JoinProofBytes(r.Invitation, inviter, r.InviterKey, r.Server), r.Proof) {
+		return errorf("join request: the proof does not verify: it was made for another invitation, inviting server, inviter's key or joining server, or with another key")
 	}
 	return nil
 }
 
 // JoinResponse is server A's answer to an accepted join: who A is, its
-// keys (current first, then those it still verifies with), and where B can
-// reach it.
+// keys (current first, then those it still verifies with), where B can
+// reach it, and A's signature over all that for this join.
 type JoinResponse struct {
 	Server     string   `json:"server"` // A's server id
 	Name       string   `json:"name"`   // A's name for itself
 	PublicKeys [][]byte `json:"public_keys"`
 	URL        string   `json:"url"`
 	CASHA256   string   `json:"ca_sha256"`
+	// Proof is A's signature with its current key (the first of
+	// PublicKeys) over ProofBytes of the join it answers.
+	Proof []byte `json:"proof"`
+}
+
+// joinAnswerPrefix separates an inviter's signature of its answer from
+// every other signature a server key makes.
+const joinAnswerPrefix = "aramaki-join-answer-v1\x00"
+
+// ProofBytes is what the inviting server signs to answer a join: the
+// invitation, itself, the joining server and the key that server
+// presented, then the answer (its name, URL, CA pin and keys). With it the
+// joiner knows, at the join, that the server holding the inviter's current
+// key took it in under this invitation, and that what it stores of the
+// inviter is what the inviter said. The strings have fixed forms without
+// NUL (Validate), the keys a fixed length.
+func (r *JoinResponse) ProofBytes(invitation, joiner string, joinerKey ed25519.PublicKey) []byte {
+	p := []byte(joinAnswerPrefix)
+	for _, f := range []string{invitation, r.Server, joiner} {
+		p = append(p, f...)
+		p = append(p, 0)
+	}
+	p = append(p, joinerKey...)
+	for _, f := range []string{r.Name, r.URL, r.CASHA256} {
+		p = append(p, 0)
+		p = append(p, f...)
+	}
+	p = append(p, 0)
+	for _, k := range r.PublicKeys {
+		p = append(p, k...)
+	}
+	return p
 }
 
 // DecodeJoinResponse decodes and validates a join response body. The
-// joining server then checks it against its invitation: see VerifyInviter.
+// joining server then checks it against its invitation and its own join:
+// see VerifyInviter and VerifyProof.
 func DecodeJoinResponse(raw []byte) (*JoinResponse, error) {
 	if len(raw) > MaxJoinSize {
 		return nil, errorf("join response exceeds %d KiB", MaxJoinSize>>10)
@@ -327,6 +385,9 @@ func (r *JoinResponse) Validate() error {
 	} else if err := checkBaseURL("join response:", r.URL, r.CASHA256); err != nil {
 		return err
 	}
+	if len(r.Proof) != ed25519.SignatureSize {
+		return errorf("join response: proof must be a %d-byte Ed25519 signature (an inviting server of the first join signs none)", ed25519.SignatureSize)
+	}
 	return nil
 }
 
@@ -343,6 +404,23 @@ func (r *JoinResponse) VerifyInviter(inv PeerInvitation) error {
 		}
 	}
 	return errorf("join response: none of the keys of %s is the one the invitation pins (%s)", inv.Server, inv.Key)
+}
+
+// VerifyProof checks that the inviter signed this answer with its current
+// key (the first of PublicKeys) for the join of joiner, presenting
+// joinerKey, with invitation. With VerifyInviter it tells the joiner that
+// the server the invitation pins answered, and holds its key.
+func (r *JoinResponse) VerifyProof(invitation, joiner string, joinerKey ed25519.PublicKey) error {
+	if err := r.Validate(); err != nil {
+		return err
+	}
+	if len(joinerKey) != ed25519.PublicKeySize {
+		return errorf("join response: the joining server's key is not a %d-byte Ed25519 key", ed25519.PublicKeySize)
+	}
+	if !ed25519.Verify(r.PublicKeys[0], r.ProofBytes(invitation, joiner, joinerKey), r.Proof) {
+		return errorf("join response: the proof does not verify with the inviting server's current key: the answer is for another join, or was altered on the way")
+	}
+	return nil
 }
 
 // PeerKind says what a peer message is.

@@ -198,9 +198,9 @@ func TestPeerInvitationsRoundTripAndRefuseDamage(t *testing.T) {
 
 // joinOf is B's join request answering inv, its proof made for inviter.
 func joinOf(inv wire.PeerInvitation, inviter string) wire.JoinRequest {
-	return wire.JoinRequest{Invitation: inv.ID, Secret: inv.Secret, Server: srvB, Name: "osaka",
+	return wire.JoinRequest{Invitation: inv.ID, Secret: inv.Secret, InviterKey: inv.Key, Server: srvB, Name: "osaka",
 		URL: "https://aramaki.b.example", CASHA256: strings.Repeat("cd", 32), PublicKey: pub(keyB),
-		Proof: ed25519.Sign(keyB, wire.JoinProofBytes(inv.ID, inviter, srvB))}
+		Proof: ed25519.Sign(keyB, wire.JoinProofBytes(inv.ID, inviter, inv.Key, srvB))}
 }
 
 func mustJSON(t *testing.T, v any) []byte {
@@ -239,6 +239,10 @@ func TestAJoinRequestProvesTheJoinerHoldsItsKeyForThisInviter(t *testing.T) {
 	mustFail(t, posing.VerifyProof(srvA), "proof does not verify")
 	self := changed(joinOf(inv, srvA), func(r *wire.JoinRequest) { r.Server = srvA })
 	mustFail(t, self.VerifyProof(srvA), "cannot join itself")
+	// The inviter's key B expects is B's to say: changed on the way, the
+	// proof no longer holds.
+	otherKey := changed(joinOf(inv, srvA), func(r *wire.JoinRequest) { r.InviterKey = wire.KeyFingerprint(pub(keyC)) })
+	mustFail(t, otherKey.VerifyProof(srvA), "proof does not verify")
 
 	dialOnly := changed(joinOf(inv, srvA), func(r *wire.JoinRequest) { r.URL, r.CASHA256 = "", "" })
 	if _, err := wire.DecodeJoinRequest(mustJSON(t, dialOnly)); err != nil {
@@ -255,6 +259,8 @@ func TestBadJoinRequestsAreRefusedWithAClearError(t *testing.T) {
 	}{
 		{"bad invitation id", func(r *wire.JoinRequest) { r.Invitation = "../../etc" }, "not an invitation id"},
 		{"weak secret", func(r *wire.JoinRequest) { r.Secret = "s" }, "not an invitation secret"},
+		{"no inviter key", func(r *wire.JoinRequest) { r.InviterKey = "" }, "inviter_key  is not a key fingerprint"},
+		{"inviter key in upper case", func(r *wire.JoinRequest) { r.InviterKey = strings.ToUpper(r.InviterKey) }, "not a key fingerprint"},
 		{"bad server id", func(r *wire.JoinRequest) { r.Server = "srv_x" }, "not a server id"},
 		{"terminal escapes in the name", func(r *wire.JoinRequest) { r.Name = "\u001b[2Josaka" }, `name \x1b[2Josaka is not a peer name`},
 		{"https without a pin", func(r *wire.JoinRequest) { r.CASHA256 = "" }, "no SHA-256 CA fingerprint"},
@@ -283,9 +289,58 @@ func TestBadJoinRequestsAreRefusedWithAClearError(t *testing.T) {
 	}
 }
 
+// goodJoinResponse is A's answer to B's join of goodInvitation, signed
+// with A's current key.
 func goodJoinResponse() wire.JoinResponse {
-	return wire.JoinResponse{Server: srvA, Name: "tokyo", PublicKeys: [][]byte{pub(keyA), pub(keyAOld)},
+	r := wire.JoinResponse{Server: srvA, Name: "tokyo", PublicKeys: [][]byte{pub(keyA), pub(keyAOld)},
 		URL: "https://aramaki.a.example:8443", CASHA256: strings.Repeat("ab", 32)}
+	return signedAnswer(r, keyA)
+}
+
+// signedAnswer is r signed with key for B's join of goodInvitation.
+func signedAnswer(r wire.JoinResponse, key ed25519.PrivateKey) wire.JoinResponse {
+	r.Proof = ed25519.Sign(key, r.ProofBytes(goodInvitation().ID, srvB, pub(keyB)))
+	return r
+}
+
+func TestAJoinAnswerIsSignedByTheInvitersCurrentKeyForThisJoin(t *testing.T) {
+	inv := goodInvitation()
+	r, err := wire.DecodeJoinResponse(mustJSON(t, goodJoinResponse()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.VerifyProof(inv.ID, srvB, pub(keyB)); err != nil {
+		t.Fatalf("B refused A's signed answer: %v", err)
+	}
+	// The answer is for B's join with its key under this invitation only.
+	mustFail(t, r.VerifyProof("fedcba9876543210", srvB, pub(keyB)), "proof does not verify")
+	mustFail(t, r.VerifyProof(inv.ID, srvC, pub(keyB)), "proof does not verify")
+	mustFail(t, r.VerifyProof(inv.ID, srvB, pub(keyC)), "proof does not verify")
+	mustFail(t, r.VerifyProof(inv.ID, srvB, pub(keyB)[:31]), "joining server's key is not a 32-byte")
+
+	for _, c := range []struct {
+		name   string
+		answer wire.JoinResponse
+	}{
+		{"signed with an old key", signedAnswer(goodJoinResponse(), keyAOld)},
+		{"signed by another server", signedAnswer(goodJoinResponse(), keyC)},
+		{"another URL after signing", changed(goodJoinResponse(), func(r *wire.JoinResponse) { r.URL = "https://evil.example" })},
+		{"another CA after signing", changed(goodJoinResponse(), func(r *wire.JoinResponse) { r.CASHA256 = strings.Repeat("ef", 32) })},
+		{"another name after signing", changed(goodJoinResponse(), func(r *wire.JoinResponse) { r.Name = "kyoto" })},
+		{"a key added after signing", changed(goodJoinResponse(), func(r *wire.JoinResponse) { r.PublicKeys = append(r.PublicKeys, pub(keyC)) })},
+		{"the keys reordered", changed(goodJoinResponse(), func(r *wire.JoinResponse) { r.PublicKeys[0], r.PublicKeys[1] = r.PublicKeys[1], r.PublicKeys[0] })},
+		{"a flipped bit", changed(goodJoinResponse(), func(r *wire.JoinResponse) { r.Proof[0] ^= 1 })},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			mustFail(t, c.answer.VerifyProof(inv.ID, srvB, pub(keyB)), "proof does not verify")
+		})
+	}
+	// An answer without a proof (an inviter of the first join) is refused
+	// as it is decoded.
+	_, err = wire.DecodeJoinResponse(mustJSON(t, changed(goodJoinResponse(), func(r *wire.JoinResponse) { r.Proof = nil })))
+	mustFail(t, err, "proof must be a 64-byte Ed25519 signature")
+	unsigned := changed(goodJoinResponse(), func(r *wire.JoinResponse) { r.Proof = nil })
+	mustFail(t, unsigned.VerifyProof(inv.ID, srvB, pub(keyB)), "proof must be a 64-byte")
 }
 
 func TestAJoinResponseComesFromTheServerTheInvitationPins(t *testing.T) {
@@ -323,6 +378,8 @@ func TestAJoinResponseComesFromTheServerTheInvitationPins(t *testing.T) {
 		{"bad server id", func(r *wire.JoinResponse) { r.Server = "" }, "not a server id"},
 		{"bad name", func(r *wire.JoinResponse) { r.Name = "a b" }, "not a peer name"},
 		{"pin on plain HTTP", func(r *wire.JoinResponse) { r.URL = "http://a" }, "plain-HTTP"},
+		{"no proof", func(r *wire.JoinResponse) { r.Proof = nil }, "proof must be a 64-byte"},
+		{"short proof", func(r *wire.JoinResponse) { r.Proof = r.Proof[:63] }, "proof must be a 64-byte"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

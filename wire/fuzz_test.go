@@ -266,6 +266,8 @@ func FuzzDecodeJoinRequest(f *testing.F) {
 		changed(joinOf(inv, srvA), func(r *wire.JoinRequest) { r.URL, r.CASHA256 = "http://b", "" }),
 		changed(joinOf(inv, srvA), func(r *wire.JoinRequest) { r.Server = srvA }),
 		changed(joinOf(inv, srvA), func(r *wire.JoinRequest) { r.PublicKey = r.PublicKey[:31] }),
+		changed(joinOf(inv, srvA), func(r *wire.JoinRequest) { r.InviterKey = wire.KeyFingerprint(pub(keyC)) }),
+		changed(joinOf(inv, srvA), func(r *wire.JoinRequest) { r.InviterKey = "" }),
 	} {
 		raw, err := json.Marshal(r)
 		if err != nil {
@@ -283,7 +285,7 @@ func FuzzDecodeJoinRequest(f *testing.F) {
 			t.Fatalf("accepted an invalid join request: %v", err)
 		}
 		proved := r.VerifyProof(srvA) == nil
-		if proved && !ed25519.Verify(r.PublicKey, wire.JoinProofBytes(r.Invitation, srvA, r.Server), r.Proof) {
+		if proved && !ed25519.Verify(r.PublicKey, wire.JoinProofBytes(r.Invitation, srvA, r.InviterKey, r.Server), r.Proof) {
 			t.Fatal("accepted a proof that does not verify")
 		}
 		again, err := json.Marshal(r)
@@ -303,6 +305,9 @@ func FuzzDecodeJoinResponse(f *testing.F) {
 		changed(goodJoinResponse(), func(r *wire.JoinResponse) { r.PublicKeys = r.PublicKeys[:1] }),
 		changed(goodJoinResponse(), func(r *wire.JoinResponse) { r.PublicKeys[1] = r.PublicKeys[0] }),
 		changed(goodJoinResponse(), func(r *wire.JoinResponse) { r.PublicKeys = nil }),
+		changed(goodJoinResponse(), func(r *wire.JoinResponse) { r.Proof = nil }),
+		signedAnswer(goodJoinResponse(), keyAOld),
+		signedAnswer(changed(goodJoinResponse(), func(r *wire.JoinResponse) { r.URL, r.CASHA256 = "", "" }), keyA),
 	} {
 		raw, err := json.Marshal(r)
 		if err != nil {
@@ -321,8 +326,12 @@ func FuzzDecodeJoinResponse(f *testing.F) {
 		if len(r.PublicKeys) < 1 || len(r.PublicKeys) > wire.MaxPeerKeys {
 			t.Fatalf("accepted %d keys", len(r.PublicKeys))
 		}
-		if r.VerifyInviter(goodInvitation()) == nil && r.Server != srvA {
+		inv := goodInvitation()
+		if r.VerifyInviter(inv) == nil && r.Server != srvA {
 			t.Fatalf("%s passed for %s", r.Server, srvA)
+		}
+		if r.VerifyProof(inv.ID, srvB, pub(keyB)) == nil && !ed25519.Verify(r.PublicKeys[0], r.ProofBytes(inv.ID, srvB, pub(keyB)), r.Proof) {
+			t.Fatal("accepted an answer whose proof does not verify")
 		}
 		again, err := json.Marshal(r)
 		if err != nil {

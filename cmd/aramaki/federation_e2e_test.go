@@ -71,9 +71,8 @@ func TestTwoServersPeerWithAnInvitationAndGrantTheUseOfASystem(t *testing.T) {
 		t.Fatalf("identities: %+v and %+v", aID, bID)
 	}
 
-	// A token whose key was altered on the way is refused by b: a is not
-	// the server it pins. a has taken b in already (it cannot know), and
-	// its operator removes it.
+	// A token whose key was altered on the way is refused: a sees that it
+	// pins none of its keys, and takes nothing in.
 	var inv struct {
 		Token string `json:"token"`
 		Key   string `json:"key"`
@@ -94,7 +93,9 @@ func TestTwoServersPeerWithAnInvitationAndGrantTheUseOfASystem(t *testing.T) {
 	if peers := b.MustActivePeers(); len(peers) != 0 {
 		t.Fatalf("b took a peer from the altered token: %+v", peers)
 	}
-	a.MustCLI("peer", "remove", "shop")
+	if peers := a.MustActivePeers(); len(peers) != 0 {
+		t.Fatalf("a took a peer from the altered token: %+v", peers)
+	}
 
 	// The real invitation, handed over out of band.
 	out = a.MustCLI("peer", "invite", "--name", "shop", "--ttl", "1h")
@@ -125,9 +126,10 @@ func TestTwoServersPeerWithAnInvitationAndGrantTheUseOfASystem(t *testing.T) {
 		t.Errorf("peer list on a:\n%s", out)
 	}
 
-	// The invitation is good once.
-	if out, err := b.CLI("peer", "accept", token, "--name", "hoster-again"); err == nil || !strings.Contains(out, "the inviting server refused") ||
-		!strings.Contains(out, "used") {
+	// Accepting it again is refused by b before it asks a: a is its peer
+	// already. (That the invitation is good once is tested in the api and
+	// federation packages.)
+	if out, err := b.CLI("peer", "accept", token, "--name", "hoster-again"); err == nil || !strings.Contains(out, "is a peer of this server already, as hoster") {
 		t.Errorf("the token accepted twice: %v\n%s", err, out)
 	}
 
@@ -169,7 +171,7 @@ func TestTwoServersPeerWithAnInvitationAndGrantTheUseOfASystem(t *testing.T) {
 	for i := len(page.Events) - 1; i >= 0; i-- {
 		kinds = append(kinds, page.Events[i].Kind)
 	}
-	want := "peer.invited peer.joined peer.removed peer.invited peer.joined grant.created grant.revoked"
+	want := "peer.invited peer.invited peer.joined grant.created grant.revoked" // the altered token's join left nothing
 	if strings.Join(kinds, " ") != want {
 		t.Errorf("a's timeline: %s, want %s", strings.Join(kinds, " "), want)
 	}
