@@ -73,7 +73,9 @@ type joinDirect struct {
 
 func (d joinDirect) Join(ctx context.Context, token string, self service.JoinSelf) (aramaki.Peer, string, error) {
 	id, secret, _ := strings.Cut(token, " ")
-	me, _, err := d.inviter.svc.PeerJoins(ctx, service.JoinAttempt{Invitation: id, Secret: secret, Server: self.Server, Name: self.Name, URL: self.URL, PublicKey: self.Key.Public})
+	inviter, _ := d.inviter.svc.Identity(ctx)
+	me, _, err := d.inviter.svc.PeerJoins(ctx, service.JoinAttempt{Invitation: id, Secret: secret, InviterKey: aramaki.KeyFingerprint(inviter.Current().Public),
+		Server: self.Server, Name: self.Name, URL: self.URL, PublicKey: self.Key.Public})
 	if err != nil {
 		return aramaki.Peer{}, "", err
 	}

@@ -122,10 +122,9 @@ type JoinAttempt struct {
 	Invitation string
 	Secret     string
 	// InviterKey is the fingerprint of this server's key that the joining
-	// server's token pins, as it expects to see it in the answer. A join
-	// over the network always names one (wire.JoinRequest); only a join
-	// made in process, with no token to alter, leaves it empty, and skips
-	// the check.
+	// server's token pins, as it expects to see it in the answer: a join
+	// naming none of this server's keys is refused before the invitation
+	// is used.
 	InviterKey string
 	Server     string
 	Name       string // what it calls itself
@@ -148,7 +147,7 @@ func (s *Service) PeerJoins(ctx context.Context, a JoinAttempt) (aramaki.ServerI
 	if a.Server == id.ID {
 		return id, aramaki.Peer{}, aramaki.Errorf(aramaki.EINVALID, "a server cannot be its own peer")
 	}
-	pinsOurs := a.InviterKey == "" || slices.ContainsFunc(id.Keys, func(k aramaki.ServerKey) bool { return aramaki.KeyFingerprint(k.Public) == a.InviterKey })
+	pinsOurs := slices.ContainsFunc(id.Keys, func(k aramaki.ServerKey) bool { return aramaki.KeyFingerprint(k.Public) == a.InviterKey })
 	now := s.now().UTC()
 	peer := aramaki.Peer{Server: a.Server, URL: a.URL, CASHA256: a.CASHA256, Added: now, AddedBy: "invitation:" + a.Invitation,
 		Keys: []aramaki.PeerKey{{ID: aramaki.KeyID(a.PublicKey), Public: a.PublicKey, Added: now}}}

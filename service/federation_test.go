@@ -61,7 +61,7 @@ func (d *directJoin) Join(ctx context.Context, token string, self service.JoinSe
 		}
 	}
 	d.joins++
-	me, _, err := d.inviter.svc.PeerJoins(ctx, service.JoinAttempt{Invitation: id, Secret: secret, Server: self.Server, Name: self.Name,
+	me, _, err := d.inviter.svc.PeerJoins(ctx, service.JoinAttempt{Invitation: id, Secret: secret, InviterKey: aramaki.KeyFingerprint(inviter.Current().Public), Server: self.Server, Name: self.Name,
 		URL: self.URL, PublicKey: self.Key.Public})
 	if err != nil {
 		return aramaki.Peer{}, "", err
