@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"regexp"
 	"slices"
 	"strings"
@@ -323,30 +324,66 @@ func (r RemoteEvent) Local(peer, origin string) (Event, error) {
 
 // Shareable reports whether an event may be shared with a peer whose
 // grants cover the systems in covered (granted systems and everything
-// under them): every system it concerns must be covered, so that its
-// summary speaks of nothing else; and it is none of what stays on this
-// server — who may do what, peers, grants, keys, configuration — nor an
-// event that came from a peer.
+// under them): it is of a kind peers are told of (see Share), and every
+// system it concerns is this server's own and covered, so that what it
+// says speaks of nothing else.
 func Shareable(e Event, covered map[string]bool) bool {
 	if len(e.Systems) == 0 || strings.HasPrefix(e.Actor, "peer:") {
 		return false
 	}
-	for _, prefix := range []string{"peer.", "grant.", "server.", "user.", "token.", "role.", "config.", "agent.token", "review."} {
-		if strings.HasPrefix(string(e.Kind), prefix) {
-			return false
-		}
+	if _, ok := e.Share(); !ok {
+		return false
 	}
 	for _, s := range e.Systems {
-		if !covered[s] {
+		if _, _, remote := SplitRemote(s); remote || !covered[s] {
 			return false
 		}
 	}
 	return true
 }
 
-// Share is the event as a peer receives it.
-func (e Event) Share() RemoteEvent {
-	return RemoteEvent{ID: e.ID, Time: e.Time, Kind: e.Kind, Systems: slices.Clone(e.Systems), Summary: e.Summary}
+// Share is the event as a peer receives it, and whether peers are told of
+// its kind at all. What it says is built from its detail, not from its
+// summary, so that users, agents, hosts and check output stay on this
+// server: a status change says which check of which system went from what
+// to what; an alert that it opened or resolved and how bad; a run which
+// action on which system ended how; a note and an announcement are what
+// their author wrote for the system.
+func (e Event) Share() (RemoteEvent, bool) {
+	r := RemoteEvent{ID: e.ID, Time: e.Time, Kind: e.Kind, Systems: slices.Clone(e.Systems)}
+	switch e.Kind {
+	case KindNote, KindAnnouncement:
+		r.Summary = e.Summary
+	case KindStatusChanged:
+		var d StatusChangedData
+		if json.Unmarshal(e.Data, &d) != nil {
+			return r, false
+		}
+		r.Summary = fmt.Sprintf("%s/%s: %s → %s", d.System, d.Check, d.From, d.To)
+		if d.First {
+			r.Summary = fmt.Sprintf("%s/%s: %s", d.System, d.Check, d.To)
+		}
+	case KindAlertOpened, KindAlertResolved:
+		var d AlertData
+		if json.Unmarshal(e.Data, &d) != nil {
+			return r, false
+		}
+		verb := "opened"
+		if e.Kind == KindAlertResolved {
+			verb = "resolved"
+		}
+		r.Summary = fmt.Sprintf("alert on %s/%s %s: %s", d.Alert.System, d.Alert.Check, verb, d.Alert.Status)
+	case KindRunFinished:
+		var d RunData
+		if json.Unmarshal(e.Data, &d) != nil {
+			return r, false
+		}
+		r.Summary = fmt.Sprintf("%s on %s %s", d.Run.Action, d.Run.System, strings.ReplaceAll(string(d.Run.State), "_", " "))
+	default:
+		return r, false
+	}
+	r.Summary = clipSummary(r.Summary)
+	return r, true
 }
 
 // OutboxMessage is a message waiting for a peer's acknowledgement,
@@ -437,4 +474,13 @@ func clipSummary(s string) string {
 		return string(r[:MaxSummaryLen-1]) + "…"
 	}
 	return s
+}
+
+// WithheldMessage is an outbox message no longer to be sent: the grant
+// that covered it was revoked or ran out. StatusOf names the system of a
+// status message, noted as never told so that it is told again when a
+// grant covers it.
+type WithheldMessage struct {
+	Seq      uint64
+	StatusOf string
 }

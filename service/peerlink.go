@@ -44,6 +44,9 @@ func (s *Service) coverage(ctx context.Context, now time.Time, kind aramaki.Gran
 				continue // gone from the config: nothing of it to share
 			}
 			for _, d := range append([]string{id}, g.Descendants(id)...) {
+				if _, _, remote := aramaki.SplitRemote(d); remote {
+					continue // another peer's: never passed on
+				}
 				if since, ok := covered[d]; !ok || gr.Created.Before(since) {
 					covered[d] = gr.Created
 				}
@@ -114,7 +117,8 @@ func (s *Service) FederateEvents(ctx context.Context) error {
 					if !covers(covered, e) && !(e.Kind == aramaki.KindAnnouncement && covers(announced, e)) {
 						continue
 					}
-					body, err := json.Marshal(e.Share())
+					shared, _ := e.Share()
+					body, err := json.Marshal(shared)
 					if err != nil {
 						return nil, fmt.Errorf("marshal shared event: %w", err)
 					}
@@ -155,34 +159,44 @@ func (s *Service) PeerOutbox(ctx context.Context, peer string, after uint64, lim
 	}
 	covered := cover[peer]
 	out := msgs[:0]
+	var withheld []aramaki.WithheldMessage
 	for _, m := range msgs {
 		if m.Kind == "status" {
 			var st struct{ System string }
 			if json.Unmarshal(m.Body, &st) != nil {
+				withheld = append(withheld, aramaki.WithheldMessage{Seq: m.Seq})
 				continue
 			}
 			if _, ok := statusCover[peer][st.System]; !ok {
+				withheld = append(withheld, aramaki.WithheldMessage{Seq: m.Seq, StatusOf: st.System})
 				continue
 			}
 		}
 		if m.Kind == "event" {
 			var r aramaki.RemoteEvent
 			if json.Unmarshal(m.Body, &r) != nil || len(r.Systems) == 0 {
+				withheld = append(withheld, aramaki.WithheldMessage{Seq: m.Seq})
 				continue
 			}
+			// Covered still, by a grant made before it happened.
 			shared := true
 			for _, id := range r.Systems {
-				_, ok := covered[id]
+				since, ok := covered[id]
 				if !ok && r.Kind == aramaki.KindAnnouncement {
-					_, ok = statusCover[peer][id]
+					since, ok = statusCover[peer][id]
 				}
-				shared = shared && ok
+				shared = shared && ok && !r.Time.Before(since)
 			}
 			if !shared {
+				withheld = append(withheld, aramaki.WithheldMessage{Seq: m.Seq})
 				continue
 			}
 		}
 		out = append(out, m)
+	}
+	// Withheld for good: not sent later under another grant.
+	if err := s.store.WithholdOutbox(ctx, peer, withheld); err != nil {
+		return nil, after, err
 	}
 	return out, through, nil
 }
@@ -226,11 +240,15 @@ func (s *Service) PeerReceived(ctx context.Context, peer aramaki.Peer, msgs []Pe
 				}
 			}
 		}
+		g := s.Graph()
 		for _, st := range m.Statuses {
 			if err := aramaki.ValidateSystemID(st.System); err != nil {
 				return 0, aramaki.Errorf(aramaki.EINVALID, "message %d of peer %s: %s", m.Seq, peer.Name, aramaki.ErrorMessage(err))
 			}
 			st.System = aramaki.RemoteSystemID(st.System, peer.Name)
+			if g.System(st.System) == nil {
+				continue // not used here: nothing to roll up or alert on
+			}
 			r.Statuses = append(r.Statuses, st)
 		}
 		in = append(in, r)

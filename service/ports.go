@@ -191,6 +191,8 @@ type MonitoringStore interface {
 	Grant(ctx context.Context, id string) (aramaki.Grant, error)
 	// RevokeGrant ends a grant.
 	RevokeGrant(ctx context.Context, id, by string, ev aramaki.Event) error
+	// WithholdOutbox deletes messages from a peer's outbox for good.
+	WithholdOutbox(ctx context.Context, peer string, msgs []aramaki.WithheldMessage) error
 	// AppendEventNotifying appends an event with the notifications it makes.
 	AppendEventNotifying(ctx context.Context, ev aramaki.Event, nts []aramaki.Notification) error
 	// PeerByServer returns the peer with a server id.

@@ -67,3 +67,25 @@ func (s *Store) Migration(name string) (string, error) {
 	b, err := migrations.ReadFile("migrations/" + s.dialect + "/" + name)
 	return string(b), err
 }
+
+// OpenAppend is a transaction appending events, left open by a test.
+type OpenAppend struct{ tx *txn }
+
+// BeginRawForTest opens a write transaction outside the store's usual
+// path, so that a test can hold it open while others commit.
+func (s *Store) BeginRawForTest(ctx context.Context) (*OpenAppend, error) {
+	sqlTx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	return &OpenAppend{tx: &txn{tx: sqlTx, dialect: s.dialect, stmts: s.stmts}}, nil
+}
+
+// Append appends an event in the open transaction.
+func (o *OpenAppend) Append(ctx context.Context, ev aramaki.Event) error {
+	_, err := appendEvent(ctx, o.tx, ev)
+	return err
+}
+
+// Commit commits it.
+func (o *OpenAppend) Commit() error { return o.tx.tx.Commit() }

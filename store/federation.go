@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/aramaki/aramaki"
@@ -309,6 +310,17 @@ func (s *Store) RemovePeer(ctx context.Context, name, by string, ev aramaki.Even
 		}
 		if _, err := tx.Exec(ctx, `UPDATE grants SET revoked_us = ?, revoked_by = ? WHERE peer = ? AND revoked_us IS NULL`, micros(ev.Time), by, name); err != nil {
 			return fmt.Errorf("revoke grants: %w", err)
+		}
+		// What it told of its systems is no longer known; what was
+		// waiting for it is not sent.
+		for _, q := range []string{`DELETE FROM remote_status WHERE system LIKE ?`, `DELETE FROM peer_outbox WHERE peer = ?`, `DELETE FROM peer_shared_status WHERE peer = ?`} {
+			arg := name
+			if strings.Contains(q, "LIKE") {
+				arg = "%@" + name
+			}
+			if _, err := tx.Exec(ctx, q, arg); err != nil {
+				return fmt.Errorf("forget peer %s: %w", name, err)
+			}
 		}
 		_, err = appendEvent(ctx, tx, ev)
 		return err

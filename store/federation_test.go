@@ -235,3 +235,49 @@ func TestAPeerLinkNumbersItsOutboxAndStoresWhatArrivesOnce(t *testing.T) {
 		}
 	})
 }
+
+func TestAnEventNumberedBeforeOneCommittedIsNotPassedOver(t *testing.T) {
+	t.Parallel()
+	forEachStore(t, func(t *testing.T, s *store.Store) {
+		if s.Dialect() != store.Postgres {
+			t.Skip("SQLite commits in the order it numbers")
+		}
+		ctx := context.Background()
+		joined, _ := aramaki.NewEvent(time.Now(), aramaki.KindPeerJoined, "user:root", nil, "b joined", nil)
+		if err := s.AddPeer(ctx, aramaki.Peer{Name: "b", Server: "srv_bbbbbbbbbbbbbbbb", Added: time.Now(), AddedBy: "root"}, joined); err != nil {
+			t.Fatal(err)
+		}
+		// seq n is taken by a transaction still open when n+1 commits.
+		open, err := s.BeginRawForTest(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		first, _ := aramaki.NewEvent(time.Now(), aramaki.KindNote, "user:olga", []string{"storage"}, "first", nil)
+		if err := open.Append(ctx, first); err != nil {
+			t.Fatal(err)
+		}
+		second, _ := aramaki.NewEvent(time.Now(), aramaki.KindNote, "user:olga", []string{"storage"}, "second", nil)
+		if _, err := s.AppendEvent(ctx, second); err != nil {
+			t.Fatal(err)
+		}
+		var seen []string
+		pick := func(evs []aramaki.Event) ([]aramaki.OutboxMessage, error) {
+			for _, e := range evs {
+				seen = append(seen, e.Summary)
+			}
+			return nil, nil
+		}
+		if _, err := s.FillOutbox(ctx, "b", 100, time.Now(), pick); err != nil {
+			t.Fatal(err)
+		}
+		if err := open.Commit(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.FillOutbox(ctx, "b", 100, time.Now(), pick); err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Join(seen, ","); got != "b joined,first,second" {
+			t.Errorf("considered %q", got)
+		}
+	})
+}

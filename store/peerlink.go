@@ -19,6 +19,10 @@ func startLink(ctx context.Context, tx *txn, peer string) error {
 	if _, err := tx.Exec(ctx, `DELETE FROM peer_links WHERE peer = ?`, peer); err != nil {
 		return fmt.Errorf("clear link: %w", err)
 	}
+	// What a peer of this name was told before, it was not: told again.
+	if _, err := tx.Exec(ctx, `DELETE FROM peer_shared_status WHERE peer = ?`, peer); err != nil {
+		return fmt.Errorf("clear shared statuses: %w", err)
+	}
 	if _, err := tx.Exec(ctx, `INSERT INTO peer_links (peer, event_seq) SELECT ?, COALESCE(MAX(seq), 0) FROM events`, peer); err != nil {
 		return fmt.Errorf("start link: %w", err)
 	}
@@ -77,6 +81,9 @@ func (s *Store) FillOutbox(ctx context.Context, peer string, limit int, at time.
 		evs, err := scanEvents(rows)
 		if err != nil {
 			return err
+		}
+		if s.dialect == Postgres {
+			evs = beforeGap(evs, l.EventSeq, at)
 		}
 		read = len(evs)
 		if read == 0 {
@@ -246,4 +253,45 @@ func (s *Store) RemoteStatuses(ctx context.Context, systems []string) (map[strin
 		out[st.System] = st
 	}
 	return out, err
+}
+
+// WithholdOutbox deletes messages from a peer's outbox for good.
+func (s *Store) WithholdOutbox(ctx context.Context, peer string, msgs []aramaki.WithheldMessage) error {
+	if len(msgs) == 0 {
+		return nil
+	}
+	return s.write(ctx, func(tx *txn) error {
+		for _, m := range msgs {
+			if _, err := tx.Exec(ctx, `DELETE FROM peer_outbox WHERE peer = ? AND seq = ?`, peer, int64(m.Seq)); err != nil {
+				return fmt.Errorf("withhold message: %w", err)
+			}
+			if m.StatusOf != "" {
+				if _, err := tx.Exec(ctx, `DELETE FROM peer_shared_status WHERE peer = ? AND system = ?`, peer, m.StatusOf); err != nil {
+					return fmt.Errorf("forget shared status: %w", err)
+				}
+			}
+		}
+		return nil
+	})
+}
+
+// GapWait is how long a gap in the events' numbering holds a peer's
+// outbox back on PostgreSQL, where transactions commit in another order
+// than they took their numbers: an event numbered before one already
+// committed may still be on its way. A gap older than this was a
+// transaction rolled back, or an event stored already (its number is
+// taken and left unused), which therefore delays peers by this much.
+const GapWait = 5 * time.Second
+
+// beforeGap returns the events up to the first gap in their numbering
+// after seq, unless the event after the gap is older than GapWait.
+func beforeGap(evs []aramaki.Event, seq int64, now time.Time) []aramaki.Event {
+	next := seq + 1
+	for i, e := range evs {
+		if e.Seq != next && now.Sub(e.Time) < GapWait {
+			return evs[:i]
+		}
+		next = e.Seq + 1
+	}
+	return evs
 }
