@@ -156,12 +156,12 @@ func New(svc *service.Service, log *slog.Logger, opts Options) *API {
 
 		{"GET", "/api/v1/runs", a.listRuns},
 		{"GET", "/api/v1/runs/{id}", a.getRun},
-		{"POST", "/api/v1/runs/{id}/approve", a.changeRun((*service.Service).ApproveRun)},
-		{"POST", "/api/v1/runs/{id}/cancel", a.changeRun((*service.Service).CancelRun)},
+		{"POST", "/api/v1/runs/{id}/approve", change(a, (*service.Service).ApproveRun)},
+		{"POST", "/api/v1/runs/{id}/cancel", change(a, (*service.Service).CancelRun)},
 		{"GET", "/api/v1/workflow-runs", a.listWorkflowRuns},
 		{"GET", "/api/v1/workflow-runs/{id}", a.getWorkflowRun},
-		{"POST", "/api/v1/workflow-runs/{id}/approve", a.changeWorkflowRun((*service.Service).ApproveWorkflowRun)},
-		{"POST", "/api/v1/workflow-runs/{id}/cancel", a.changeWorkflowRun((*service.Service).CancelWorkflowRun)},
+		{"POST", "/api/v1/workflow-runs/{id}/approve", change(a, (*service.Service).ApproveWorkflowRun)},
+		{"POST", "/api/v1/workflow-runs/{id}/cancel", change(a, (*service.Service).CancelWorkflowRun)},
 
 		{"GET", "/api/v1/agents", a.listAgents},
 		{"GET", "/api/v1/agents/{id}", a.getAgent},

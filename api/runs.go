@@ -79,9 +79,10 @@ func (a *API) getRun(w http.ResponseWriter, r *http.Request, p aramaki.Principal
 	return writeJSON(w, http.StatusOK, v)
 }
 
-// changeRun returns the handler of approve or cancel. Neither takes
-// anything; an empty object is accepted as well as no body.
-func (a *API) changeRun(change func(*service.Service, context.Context, aramaki.Principal, string) (aramaki.Run, error)) func(http.ResponseWriter, *http.Request, aramaki.Principal) error {
+// change returns the handler of approving or cancelling a run or a
+// workflow run by its id. Neither takes anything; an empty object is
+// accepted as well as no body.
+func change[T any](a *API, do func(*service.Service, context.Context, aramaki.Principal, string) (T, error)) func(http.ResponseWriter, *http.Request, aramaki.Principal) error {
 	return func(w http.ResponseWriter, r *http.Request, p aramaki.Principal) error {
 		if r.ContentLength != 0 {
 			var empty struct{}
@@ -89,11 +90,11 @@ func (a *API) changeRun(change func(*service.Service, context.Context, aramaki.P
 				return err
 			}
 		}
-		run, err := change(a.svc, r.Context(), p, r.PathValue("id"))
+		v, err := do(a.svc, r.Context(), p, r.PathValue("id"))
 		if err != nil {
 			return err
 		}
-		return writeJSON(w, http.StatusOK, run)
+		return writeJSON(w, http.StatusOK, v)
 	}
 }
 

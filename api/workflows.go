@@ -1,7 +1,6 @@
 package api
 
 import (
-	"context"
 	"net/http"
 
 	"github.com/aramaki/aramaki"
@@ -81,22 +80,4 @@ func (a *API) getWorkflowRun(w http.ResponseWriter, r *http.Request, p aramaki.P
 		return err
 	}
 	return writeJSON(w, http.StatusOK, run)
-}
-
-// changeWorkflowRun returns the handler of approve or cancel. Neither
-// takes anything; an empty object is accepted as well as no body.
-func (a *API) changeWorkflowRun(change func(*service.Service, context.Context, aramaki.Principal, string) (aramaki.WorkflowRun, error)) func(http.ResponseWriter, *http.Request, aramaki.Principal) error {
-	return func(w http.ResponseWriter, r *http.Request, p aramaki.Principal) error {
-		if r.ContentLength != 0 {
-			var empty struct{}
-			if err := decode(w, r, &empty); err != nil {
-				return err
-			}
-		}
-		run, err := change(a.svc, r.Context(), p, r.PathValue("id"))
-		if err != nil {
-			return err
-		}
-		return writeJSON(w, http.StatusOK, run)
-	}
 }
