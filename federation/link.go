@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -39,6 +40,15 @@ const (
 	applyBatch = 2000
 	// helloTimeout bounds the handshake.
 	helloTimeout = 10 * time.Second
+	// keysFresh is how long a session trusts its copy of the peer's keys
+	// before it reads them again: a removed peer, or a key it no longer
+	// has, is refused within that.
+	keysFresh = time.Second
+	// openBatch is how many received frames are opened together, spread
+	// over the cores; signBatch how many outbox messages are signed
+	// together before they go to the writer.
+	openBatch = 256
+	signBatch = 256
 	// StatusEvery is how often shared systems' statuses are compared with
 	// what peers were told.
 	StatusEvery = time.Second
@@ -235,6 +245,69 @@ func (l *Links) verifier(ctx context.Context, id aramaki.ServerIdentity) wire.Pe
 	}}
 }
 
+// sessionKeys is a session's copy of its peer's keys, so that opening a
+// message does not read the store: it is read again when a message names
+// a key the copy lacks (the peer rotated) or the copy is older than
+// keysFresh (the peer may have been removed, or lost a key).
+type sessionKeys struct {
+	svc    *service.Service
+	server string
+
+	mu     sync.Mutex
+	peer   aramaki.Peer
+	loaded time.Time
+}
+
+func newSessionKeys(svc *service.Service, peer aramaki.Peer) *sessionKeys {
+	return &sessionKeys{svc: svc, server: peer.Server, peer: peer, loaded: time.Now()}
+}
+
+func (k *sessionKeys) key(ctx context.Context, server, keyID string) (ed25519.PublicKey, bool) {
+	if server != k.server { // not this link's peer: refused further on
+		p, err := k.svc.PeerByServer(ctx, server)
+		if err != nil {
+			return nil, false
+		}
+		return p.Key(keyID)
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if pub, ok := k.peer.Key(keyID); ok && time.Since(k.loaded) < keysFresh {
+		return pub, true
+	}
+	p, err := k.svc.PeerByServer(ctx, server)
+	if err != nil {
+		return nil, false
+	}
+	k.peer, k.loaded = p, time.Now()
+	return p.Key(keyID)
+}
+
+// inParallel calls fn for every i below n, spread over the cores:
+// signing and checking signatures is most of a busy link's work.
+func inParallel(n int, fn func(i int)) {
+	workers := min(n/8, runtime.GOMAXPROCS(0)) // a few frames are not worth a goroutine
+	if workers <= 1 {
+		for i := range n {
+			fn(i)
+		}
+		return
+	}
+	per := (n + workers - 1) / workers
+	var wg sync.WaitGroup
+	for w := 1; w < workers; w++ {
+		wg.Go(func() {
+			for i := w * per; i < min(n, (w+1)*per); i++ {
+				fn(i)
+			}
+		})
+	}
+	for i := range per {
+		fn(i)
+	}
+	wg.Wait()
+}
+
 // readHello reads the hello a peer must start with.
 func (l *Links) readHello(ctx context.Context, ws *websocket.Conn, id aramaki.ServerIdentity, peer aramaki.Peer) (hello, error) {
 	_, frame, err := ws.Read(ctx)
@@ -329,6 +402,46 @@ type session struct {
 	cancel context.CancelFunc
 }
 
+// openedFrame is a frame from the peer, opened: an ack, or a message to
+// store, or why it was refused.
+type openedFrame struct {
+	ack bool
+	msg service.PeerMessage
+	err error
+}
+
+// openFrame checks a frame the peer sent and decodes what it brings.
+func openFrame(frame []byte, v wire.PeerVerifier, peer aramaki.Peer) openedFrame {
+	m, err := wire.OpenPeerMessage(frame, v)
+	if err == nil && m.Origin != peer.Server {
+		err = fmt.Errorf("a message from %s on the link of %s", m.Origin, peer.Server)
+	}
+	if err != nil {
+		return openedFrame{err: fmt.Errorf("refused a message: %w", err)}
+	}
+	pm := service.PeerMessage{Seq: m.Seq}
+	switch {
+	case m.Kind == wire.KindAck:
+		return openedFrame{ack: true, msg: pm}
+	case m.Kind == wire.KindEvent:
+		e, err := wire.DecodePeerEvent(m.Body)
+		if err != nil {
+			return openedFrame{err: fmt.Errorf("message %d: %w", m.Seq, err)}
+		}
+		pm.Events = []aramaki.RemoteEvent{{ID: e.ID, Time: e.Time, Kind: aramaki.EventKind(e.Kind), Systems: e.Systems, Summary: e.Summary}}
+	case m.Kind == wire.KindStatus:
+		st, err := wire.DecodePeerStatus(m.Body)
+		if err != nil {
+			return openedFrame{err: fmt.Errorf("message %d: %w", m.Seq, err)}
+		}
+		status, _ := aramaki.ParseStatus(st.Status)
+		pm.Statuses = []aramaki.RemoteStatus{{System: st.System, Status: status, Since: st.Since}}
+	case !m.Kind.Outbox():
+		return openedFrame{err: fmt.Errorf("unexpected %s in a running link", m.Kind)}
+	}
+	return openedFrame{msg: pm}
+}
+
 // serve runs a link until it breaks: sends the outbox from after the
 // peer's last stored message, stores what the peer sends, acknowledges.
 func (l *Links) serve(ctx context.Context, ws *websocket.Conn, id aramaki.ServerIdentity, peer aramaki.Peer, theirReceived uint64) error {
@@ -352,12 +465,14 @@ func (l *Links) serve(ctx context.Context, ws *websocket.Conn, id aramaki.Server
 	l.Log.Info("peer link up", "peer", peer.Name, "server", peer.Server)
 
 	out := make(chan []byte, 256)
-	incoming := make(chan wire.PeerMessage, applyBatch)
+	frames := make(chan []byte, openBatch)
+	incoming := make(chan service.PeerMessage, applyBatch)
 	var acked sync.Mutex
 	ackedSeq := theirReceived
 	ackedMoved := make(chan struct{}, 1)
-	errs := make(chan error, 4)
-	sign := func(m wire.PeerMessage) ([]byte, error) { return wire.SignPeerMessage(m, id.Current().Private) }
+	errs := make(chan error, 8) // one from each goroutine at most
+	key := id.Current().Private
+	keys := newSessionKeys(l.Svc, peer)
 
 	// The writer: one goroutine writes frames.
 	go func() {
@@ -373,8 +488,7 @@ func (l *Links) serve(ctx context.Context, ws *websocket.Conn, id aramaki.Server
 			}
 		}
 	}()
-	// The reader: opens every frame; acks go to the outbox, the rest to
-	// the applier.
+	// The reader: one goroutine reads frames.
 	go func() {
 		for {
 			_, frame, err := ws.Read(ctx)
@@ -382,43 +496,71 @@ func (l *Links) serve(ctx context.Context, ws *websocket.Conn, id aramaki.Server
 				errs <- fmt.Errorf("read: %w", err)
 				return
 			}
-			m, err := wire.OpenPeerMessage(frame, l.verifier(ctx, id))
-			if err == nil && m.Origin != peer.Server {
-				err = fmt.Errorf("a message from %s on the link of %s", m.Origin, peer.Server)
-			}
-			if err != nil {
-				errs <- fmt.Errorf("refused a message: %w", err)
+			select {
+			case frames <- frame:
+			case <-ctx.Done():
 				return
 			}
-			switch {
-			case m.Kind == wire.KindAck:
-				if err := l.Svc.PeerAcked(ctx, peer.Name, m.Seq); err != nil {
-					errs <- fmt.Errorf("ack %d: %w", m.Seq, err)
+		}
+	}()
+	// The opener: opens what was read, in batches spread over the cores,
+	// and hands it on in order: acks move the window, the rest goes to the
+	// applier.
+	go func() {
+		batch := make([][]byte, 0, openBatch)
+		opened := make([]openedFrame, openBatch)
+		for {
+			batch = batch[:0]
+			select {
+			case <-ctx.Done():
+				return
+			case f := <-frames:
+				batch = append(batch, f)
+			}
+		more:
+			for len(batch) < openBatch {
+				select {
+				case f := <-frames:
+					batch = append(batch, f)
+				default:
+					break more
+				}
+			}
+			v := wire.PeerVerifier{Self: id.ID, Now: l.now(), MaxSkew: l.MaxSkew, Key: func(server, keyID string) (ed25519.PublicKey, bool) {
+				return keys.key(ctx, server, keyID)
+			}}
+			inParallel(len(batch), func(i int) { opened[i] = openFrame(batch[i], v, peer) })
+			for _, o := range opened[:len(batch)] {
+				if o.err != nil {
+					errs <- o.err
 					return
 				}
-				acked.Lock()
-				ackedSeq = max(ackedSeq, m.Seq)
-				acked.Unlock()
-				select {
-				case ackedMoved <- struct{}{}:
-				default:
+				if o.ack {
+					if err := l.Svc.PeerAcked(ctx, peer.Name, o.msg.Seq); err != nil {
+						errs <- fmt.Errorf("ack %d: %w", o.msg.Seq, err)
+						return
+					}
+					acked.Lock()
+					ackedSeq = max(ackedSeq, o.msg.Seq)
+					acked.Unlock()
+					select {
+					case ackedMoved <- struct{}{}:
+					default:
+					}
+					continue
 				}
-			case m.Kind.Outbox():
 				select {
-				case incoming <- m:
+				case incoming <- o.msg:
 				case <-ctx.Done():
 					return
 				}
-			default:
-				errs <- fmt.Errorf("unexpected %s in a running link", m.Kind)
-				return
 			}
 		}
 	}()
 	// The applier: stores what arrived in batches, then acknowledges.
 	go func() {
 		for {
-			var batch []wire.PeerMessage
+			var batch []service.PeerMessage
 			select {
 			case <-ctx.Done():
 				return
@@ -434,35 +576,13 @@ func (l *Links) serve(ctx context.Context, ws *websocket.Conn, id aramaki.Server
 					break more
 				}
 			}
-			msgs := make([]service.PeerMessage, 0, len(batch))
-			for _, m := range batch {
-				pm := service.PeerMessage{Seq: m.Seq}
-				switch m.Kind {
-				case wire.KindEvent:
-					e, err := wire.DecodePeerEvent(m.Body)
-					if err != nil {
-						errs <- fmt.Errorf("message %d: %w", m.Seq, err)
-						return
-					}
-					pm.Events = []aramaki.RemoteEvent{{ID: e.ID, Time: e.Time, Kind: aramaki.EventKind(e.Kind), Systems: e.Systems, Summary: e.Summary}}
-				case wire.KindStatus:
-					st, err := wire.DecodePeerStatus(m.Body)
-					if err != nil {
-						errs <- fmt.Errorf("message %d: %w", m.Seq, err)
-						return
-					}
-					status, _ := aramaki.ParseStatus(st.Status)
-					pm.Statuses = []aramaki.RemoteStatus{{System: st.System, Status: status, Since: st.Since}}
-				}
-				msgs = append(msgs, pm)
-			}
-			last, err := l.Svc.PeerReceived(ctx, peer, msgs)
+			last, err := l.Svc.PeerReceived(ctx, peer, batch)
 			if err != nil {
 				errs <- fmt.Errorf("store: %w", err)
 				return
 			}
-			frame, err := sign(wire.PeerMessage{ID: wire.PeerMessageID(id.ID, wire.KindAck, last), Origin: id.ID, Recipient: peer.Server,
-				Seq: last, Sent: l.now(), Kind: wire.KindAck})
+			frame, err := wire.SignPeerMessage(wire.PeerMessage{ID: wire.PeerMessageID(id.ID, wire.KindAck, last), Origin: id.ID, Recipient: peer.Server,
+				Seq: last, Sent: l.now(), Kind: wire.KindAck}, key)
 			if err != nil {
 				errs <- err
 				return
@@ -475,9 +595,12 @@ func (l *Links) serve(ctx context.Context, ws *websocket.Conn, id aramaki.Server
 		}
 	}()
 	// The sender: the outbox from after what the peer stored, up to
-	// Window ahead of its acknowledgements.
+	// Window ahead of its acknowledgements, signed in batches spread over
+	// the cores.
 	go func() {
 		next := theirReceived
+		signed := make([][]byte, signBatch)
+		failed := make([]error, signBatch)
 		for {
 			wake := l.woken()
 			acked.Lock()
@@ -497,17 +620,25 @@ func (l *Links) serve(ctx context.Context, ws *websocket.Conn, id aramaki.Server
 				return
 			}
 			read := through > next
-			for _, m := range msgs {
-				frame, err := sign(wire.PeerMessage{ID: wire.PeerMessageID(id.ID, wire.PeerKind(m.Kind), m.Seq), Origin: id.ID, Recipient: peer.Server,
-					Seq: m.Seq, Sent: l.now(), Kind: wire.PeerKind(m.Kind), Body: m.Body})
-				if err != nil {
-					errs <- err
-					return
-				}
-				select {
-				case out <- frame:
-				case <-ctx.Done():
-					return
+			for len(msgs) > 0 {
+				chunk := msgs[:min(len(msgs), signBatch)]
+				msgs = msgs[len(chunk):]
+				sent := l.now()
+				inParallel(len(chunk), func(i int) {
+					m := chunk[i]
+					signed[i], failed[i] = wire.SignPeerMessage(wire.PeerMessage{ID: wire.PeerMessageID(id.ID, wire.PeerKind(m.Kind), m.Seq), Origin: id.ID,
+						Recipient: peer.Server, Seq: m.Seq, Sent: sent, Kind: wire.PeerKind(m.Kind), Body: m.Body}, key)
+				})
+				for i := range chunk {
+					if failed[i] != nil {
+						errs <- failed[i]
+						return
+					}
+					select {
+					case out <- signed[i]:
+					case <-ctx.Done():
+						return
+					}
 				}
 			}
 			if read {
