@@ -430,19 +430,21 @@ type PeerKind string
 // acknowledged and replayed after a disconnect. Hello and ack belong to
 // one connection and are neither stored nor replayed.
 const (
-	KindEvent        PeerKind = "event"        // something happened on a shared system
-	KindStatus       PeerKind = "status"       // the status of a shared system
-	KindAnnouncement PeerKind = "announcement" // an incident or planned maintenance
-	KindGrant        PeerKind = "grant"        // a grant given or revoked: what the recipient may use
-	KindHello        PeerKind = "hello"        // the start of a session
-	KindAck          PeerKind = "ack"          // the origin stored the recipient's messages up to Seq
+	KindEvent        PeerKind = "event"         // something happened on a shared system
+	KindStatus       PeerKind = "status"        // the status of a shared system
+	KindAnnouncement PeerKind = "announcement"  // an incident or planned maintenance
+	KindGrant        PeerKind = "grant"         // a grant given or revoked: what the recipient may use
+	KindAction       PeerKind = "action"        // run an action a grant allows (PeerAction)
+	KindActionResult PeerKind = "action_result" // how a run asked for goes (PeerActionResult)
+	KindHello        PeerKind = "hello"         // the start of a session
+	KindAck          PeerKind = "ack"           // the origin stored the recipient's messages up to Seq
 )
 
 // Outbox reports whether messages of kind k are numbered in the origin's
 // outbox to the recipient; false for hello, ack and unknown kinds.
 func (k PeerKind) Outbox() bool {
 	switch k {
-	case KindEvent, KindStatus, KindAnnouncement, KindGrant:
+	case KindEvent, KindStatus, KindAnnouncement, KindGrant, KindAction, KindActionResult:
 		return true
 	}
 	return false
