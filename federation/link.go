@@ -444,7 +444,7 @@ func openFrame(frame []byte, v wire.PeerVerifier, peer aramaki.Peer) openedFrame
 
 // serve runs a link until it breaks: sends the outbox from after the
 // peer's last stored message, stores what the peer sends, acknowledges.
-func (l *Links) serve(ctx context.Context, ws *websocket.Conn, id aramaki.ServerIdentity, peer aramaki.Peer, theirReceived uint64) error {
+func (l *Links) serve(ctx context.Context, ws *websocket.Conn, id aramaki.ServerIdentity, peer aramaki.Peer, theirReceived uint64) (err error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	defer ws.CloseNow()
@@ -454,11 +454,13 @@ func (l *Links) serve(ctx context.Context, ws *websocket.Conn, id aramaki.Server
 	}
 	me := &session{cancel: cancel}
 	l.sessions[peer.Server] = me
+	l.Svc.LinkUp(peer.Server) // under l.mu: up and down are told in order
 	l.mu.Unlock()
 	defer func() {
 		l.mu.Lock()
 		if l.sessions[peer.Server] == me {
 			delete(l.sessions, peer.Server)
+			l.Svc.LinkDown(peer.Server, err)
 		}
 		l.mu.Unlock()
 	}()

@@ -54,6 +54,7 @@ type Service struct {
 	serverName string
 	caSHA256   string
 	joiner     PeerJoiner
+	links      linkStates // what the links with peers last reported (links.go)
 }
 
 // Options tune a Service; the zero value is usable.
