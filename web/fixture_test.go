@@ -63,6 +63,12 @@ func MustEnv(t testing.TB) *env {
 // MustEnvWith is MustEnv over other systems.
 func MustEnvWith(t testing.TB, files map[string]string) *env {
 	t.Helper()
+	return MustEnvOptions(t, files, web.Options{})
+}
+
+// MustEnvOptions is MustEnvWith with the UI's options.
+func MustEnvOptions(t testing.TB, files map[string]string, opts web.Options) *env {
+	t.Helper()
 	ctx := context.Background()
 	se := servicetest.MustService(t, files)
 	svc, log, creds := se.Service, se.Log, se.Admin
@@ -80,7 +86,7 @@ func MustEnvWith(t testing.TB, files map[string]string) *env {
 		}
 	}
 	e.pw["vera"] = "vera-secret-password"
-	e.srv = httptest.NewServer(web.New(svc, log, web.Options{}))
+	e.srv = httptest.NewServer(web.New(svc, log, opts))
 	t.Cleanup(e.srv.Close)
 	return e
 }

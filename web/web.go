@@ -34,6 +34,12 @@ type Options struct {
 	SecureCookies bool
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
+	// PublicURL, CAFingerprint and ServerName are this server as its
+	// peers reach it, for the invitation tokens the federation page makes
+	// (like api.Options).
+	PublicURL     string
+	CAFingerprint string
+	ServerName    string
 }
 
 // UI is the web UI's HTTP handler.
@@ -91,6 +97,13 @@ func New(svc *service.Service, log *slog.Logger, opts Options) *UI {
 	u.mux.HandleFunc("GET /agents", u.wrap(u.agentsPage))
 	u.mux.HandleFunc("GET /agents/{id}", u.wrap(u.agentPage))
 	u.mux.HandleFunc("POST /agents/{id}/revoke", u.wrap(u.csrf(u.revokeAgent)))
+	// Federation lives at /peers: /federation/ is the way of other servers.
+	u.mux.HandleFunc("GET /peers", u.wrap(u.federationPage))
+	u.mux.HandleFunc("POST /peers/invitations", u.wrap(u.csrf(u.createInvitation)))
+	u.mux.HandleFunc("POST /peers/accept", u.wrap(u.csrf(u.acceptInvitation)))
+	u.mux.HandleFunc("POST /peers/{name}/remove", u.wrap(u.csrf(u.removePeer)))
+	u.mux.HandleFunc("POST /grants", u.wrap(u.csrf(u.createGrant)))
+	u.mux.HandleFunc("POST /grants/{id}/revoke", u.wrap(u.csrf(u.revokeGrant)))
 	u.mux.HandleFunc("/", u.wrap(func(w http.ResponseWriter, r *http.Request, s *session) error {
 		return aramaki.Errorf(aramaki.ENOTFOUND, "There is no page here.")
 	}))

@@ -244,7 +244,8 @@ func (s *Server) handler() http.Handler {
 	mux.Handle(federation.LinkPath, s.links.Handler())
 	// The web UI: sessions are Secure cookies when the public URL is
 	// https, even behind a TLS-terminating proxy.
-	mux.Handle("/", compress(web.New(s.svc, s.log, web.Options{SecureCookies: s.cfg.PublicURL != "" && strings.HasPrefix(s.cfg.PublicURL, "https:")})))
+	mux.Handle("/", compress(web.New(s.svc, s.log, web.Options{SecureCookies: s.cfg.PublicURL != "" && strings.HasPrefix(s.cfg.PublicURL, "https:"),
+		PublicURL: s.URL(), CAFingerprint: s.pin, ServerName: s.cfg.Name})))
 	return accessLog(s.log, mux)
 }
 
