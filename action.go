@@ -271,11 +271,14 @@ const (
 	RunFailed           RunState = "failed"
 	RunCancelled        RunState = "cancelled"
 	RunTimedOut         RunState = "timed_out"
+	// RunRefused ends a run of a peer's system that the peer would not
+	// run: no grant allows it, or it cannot run there.
+	RunRefused RunState = "refused"
 )
 
 // runTransitions are the moves a run may make.
 var runTransitions = map[RunState][]RunState{
-	RunRequested:        {RunAwaitingApproval, RunRunning, RunCancelled, RunFailed},
+	RunRequested:        {RunAwaitingApproval, RunRunning, RunCancelled, RunFailed, RunRefused},
 	RunAwaitingApproval: {RunRunning, RunCancelled, RunFailed},
 	RunRunning:          {RunSucceeded, RunFailed, RunCancelled, RunTimedOut},
 }
@@ -283,7 +286,7 @@ var runTransitions = map[RunState][]RunState{
 // Valid reports whether s is a known state.
 func (s RunState) Valid() bool {
 	switch s {
-	case RunRequested, RunAwaitingApproval, RunRunning, RunSucceeded, RunFailed, RunCancelled, RunTimedOut:
+	case RunRequested, RunAwaitingApproval, RunRunning, RunSucceeded, RunFailed, RunCancelled, RunTimedOut, RunRefused:
 		return true
 	}
 	return false
@@ -291,7 +294,7 @@ func (s RunState) Valid() bool {
 
 // Final reports whether a run in s is over.
 func (s RunState) Final() bool {
-	return s == RunSucceeded || s == RunFailed || s == RunCancelled || s == RunTimedOut
+	return s == RunSucceeded || s == RunFailed || s == RunCancelled || s == RunTimedOut || s == RunRefused
 }
 
 // CanBecome reports whether a run may move from s to next.

@@ -418,6 +418,11 @@ type ReceivedMessage struct {
 	// Notifications are queued with the message: announcements told to
 	// the people of the systems that use the peer's.
 	Notifications []Notification
+	// Runs are runs of actions here the peer asked for and may run;
+	// RunResults move on runs of the peer's systems this server asked it
+	// for.
+	Runs       []PeerRunRequest
+	RunResults []PeerRunResult
 }
 
 // RemoteStatus is the rolled-up status of a peer's shared system, as the

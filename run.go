@@ -33,7 +33,26 @@ type Run struct {
 	// its step WorkflowStep (0-based).
 	WorkflowRun  string `json:"workflow_run,omitempty"`
 	WorkflowStep int    `json:"workflow_step,omitempty"`
+	// Peer is, for a run of a peer's system (storage@a), the peer that
+	// runs it; for a run a peer asked for here, the peer that asked.
+	// PeerRun is the run's id on that peer, once known.
+	Peer    string `json:"peer,omitempty"`
+	PeerRun string `json:"peer_run,omitempty"`
+	// HostsOK and HostsFailed count, for a run of a peer's system, the
+	// peer's hosts that succeeded and those that did not, as the peer
+	// told: which hosts they are stays with the peer.
+	HostsOK     int `json:"hosts_ok,omitempty"`
+	HostsFailed int `json:"hosts_failed,omitempty"`
 }
+
+// Remote reports whether the run is of a peer's system, run there.
+func (r Run) Remote() bool {
+	_, _, remote := SplitRemote(r.System)
+	return remote
+}
+
+// ForPeer reports whether a peer asked for the run, which runs here.
+func (r Run) ForPeer() bool { return r.Peer != "" && !r.Remote() }
 
 // RunTarget is a run on one host.
 type RunTarget struct {
@@ -88,7 +107,45 @@ const (
 	KindRunFinished   = EventKind("run.finished") // succeeded, failed, cancelled or timed out: see the data
 	KindRunCancel     = EventKind("run.cancel")   // someone asked to stop it
 	KindRunBreakGlass = EventKind("run.break_glass")
+	// KindRunRefused is a peer's request to run an action here that was
+	// refused: no grant allowed it, or it could not run (see RunRefusal).
+	KindRunRefused = EventKind("run.refused")
 )
+
+// RunRefusal is the detail of a run.refused event: what a peer asked for,
+// and why it was refused. Why is this server's own account; Told is what
+// the peer was told, which says nothing of what it was not granted.
+type RunRefusal struct {
+	Peer      string            `json:"peer"`
+	PeerRun   string            `json:"peer_run"` // the run's id on the peer
+	System    string            `json:"system"`
+	Action    string            `json:"action"`
+	Params    map[string]string `json:"params,omitempty"`
+	Reason    string            `json:"reason"`
+	Requester string            `json:"requester"` // user@peer
+	Why       string            `json:"why"`
+	Told      string            `json:"told"`
+}
+
+// PeerRunRequest is a run a peer asked for, allowed: it is created with
+// the message that asked, once, with the events and notifications Events
+// makes of it once it has its id.
+type PeerRunRequest struct {
+	Run    Run
+	Events func(Run) ([]Event, []Notification, error)
+}
+
+// PeerRunResult is what a peer said of a run of its system that this
+// server asked for: Change gets the run as stored and returns it changed,
+// with the events of the change; no events, no change.
+type PeerRunResult struct {
+	Run    string // this server's id of the run
+	Change func(Run) (Run, []Event, error)
+}
+
+// PeerUser is how a user of a peer is shown here: alice@shop, alice of the
+// peer this server calls shop.
+func PeerUser(user, peer string) string { return user + "@" + peer }
 
 // RunData is the detail of a run event.
 type RunData struct {

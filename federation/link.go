@@ -436,6 +436,10 @@ func openFrame(frame []byte, v wire.PeerVerifier, peer aramaki.Peer) openedFrame
 		}
 		status, _ := aramaki.ParseStatus(st.Status)
 		pm.Statuses = []aramaki.RemoteStatus{{System: st.System, Status: status, Since: st.Since}}
+	case m.Kind == wire.KindAction || m.Kind == wire.KindActionResult:
+		if err := openAction(m, &pm); err != nil {
+			return openedFrame{err: err}
+		}
 	case !m.Kind.Outbox():
 		return openedFrame{err: fmt.Errorf("unexpected %s in a running link", m.Kind)}
 	}

@@ -114,6 +114,11 @@ func (s *Service) FederateEvents(ctx context.Context) error {
 			n, err := s.store.FillOutbox(ctx, p.Name, OutboxBatch, now, func(evs []aramaki.Event) ([]aramaki.OutboxMessage, error) {
 				var out []aramaki.OutboxMessage
 				for _, e := range evs {
+					// How a run the peer asked for goes is told whatever
+					// its grants share.
+					if m, ok := actionResult(e, p.Name); ok {
+						out = append(out, m)
+					}
 					if !covers(covered, e) && !(e.Kind == aramaki.KindAnnouncement && covers(announced, e)) {
 						continue
 					}
@@ -212,16 +217,44 @@ type PeerMessage struct {
 	Seq      uint64
 	Events   []aramaki.RemoteEvent
 	Statuses []aramaki.RemoteStatus // on the peer's ids
+	// Actions the peer asks to run here; ActionResults say how runs of
+	// its systems this server asked for go.
+	Actions       []PeerAction
+	ActionResults []PeerActionResult
 }
 
 // PeerReceived stores what a peer sent, in one transaction, each message
 // once, and returns the last seq stored, for the link to acknowledge. A
 // peer speaks only of its own systems: events are stored on them
-// (storage@a), by the peer.
+// (storage@a), by the peer. An action it asks to run is checked against
+// its grants now, and run or refused in the same transaction.
 func (s *Service) PeerReceived(ctx context.Context, peer aramaki.Peer, msgs []PeerMessage) (uint64, error) {
 	in := make([]aramaki.ReceivedMessage, 0, len(msgs))
+	var grants []aramaki.Grant // read once, when a message asks to run an action
+	grantsRead, runs := false, false
 	for _, m := range msgs {
 		r := aramaki.ReceivedMessage{Seq: m.Seq}
+		if len(m.Actions) > 0 && !grantsRead {
+			var err error
+			if grants, err = s.store.Grants(ctx, peer.Name); err != nil {
+				return 0, err
+			}
+			grantsRead = true
+		}
+		for _, a := range m.Actions {
+			run, refusal, err := s.peerAction(ctx, s.Graph(), peer, grants, a)
+			if err != nil {
+				return 0, err
+			}
+			if run != nil {
+				r.Runs, runs = append(r.Runs, *run), true
+			} else {
+				r.Events = append(r.Events, *refusal)
+			}
+		}
+		for _, res := range m.ActionResults {
+			r.RunResults = append(r.RunResults, s.peerActionResult(peer, res))
+		}
 		for _, re := range m.Events {
 			if err := re.Validate(); err != nil {
 				return 0, aramaki.Errorf(aramaki.EINVALID, "message %d of peer %s: %s", m.Seq, peer.Name, aramaki.ErrorMessage(err))
@@ -256,6 +289,14 @@ func (s *Service) PeerReceived(ctx context.Context, peer aramaki.Peer, msgs []Pe
 	last, err := s.store.ReceiveFromPeer(ctx, peer.Name, in)
 	if err == nil && slices.ContainsFunc(in, func(m aramaki.ReceivedMessage) bool { return len(m.Statuses) > 0 }) {
 		s.wakeAlerts() // a peer's system changed: as a check would
+	}
+	if err == nil && runs {
+		// Started at once on the agents connected here, as a run asked
+		// for here is; those elsewhere when their replica dispatches.
+		if err := s.DispatchRuns(ctx); err != nil {
+			s.log.Error("starting runs a peer asked for", "peer", peer.Name, "err", err)
+		}
+		s.wakeRuns()
 	}
 	return last, err
 }

@@ -157,6 +157,10 @@ type MonitoringStore interface {
 	SetAgentActions(ctx context.Context, agentID string, actions []aramaki.ActionSpec, events func(before []aramaki.ActionSpec) ([]aramaki.Event, error)) error
 	// CreateRun stores a new run with its hosts, events and notifications.
 	CreateRun(ctx context.Context, run aramaki.Run, events func(aramaki.Run) ([]aramaki.Event, []aramaki.Notification, error)) (aramaki.Run, error)
+	// CreatePeerRun stores a run of a peer's system with its events and,
+	// in the same transaction, the message asking the peer (run.Peer) to
+	// run it, queued in its outbox.
+	CreatePeerRun(ctx context.Context, run aramaki.Run, at time.Time, events func(aramaki.Run) ([]aramaki.Event, aramaki.OutboxMessage, error)) (aramaki.Run, error)
 	// Run returns a run with its hosts' output; ENOTFOUND if there is none.
 	Run(ctx context.Context, id string) (aramaki.Run, error)
 	// ChangeRun moves a run on in one transaction, one change at a time.

@@ -64,7 +64,8 @@ func actionRef(g *aramaki.Graph, system, action string) (aramaki.ActionRef, erro
 // RequestRun runs an allowed action on a system, on every host of the
 // system that allows it (or those the config names). Who may is the
 // action's role; a reason is required. Actions that need approval wait
-// for a second person, unless broken glass.
+// for a second person, unless broken glass. An action of a peer's system
+// (storage@a) is asked of the peer, which runs it if a grant allows.
 func (s *Service) RequestRun(ctx context.Context, p aramaki.Principal, req RunRequest) (aramaki.Run, error) {
 	g := s.Graph()
 	if err := s.visible(g, p, req.System); err != nil {
@@ -72,6 +73,9 @@ func (s *Service) RequestRun(ctx context.Context, p aramaki.Principal, req RunRe
 	}
 	if err := aramaki.ValidateActionName(req.Action); err != nil {
 		return aramaki.Run{}, err
+	}
+	if _, _, remote := aramaki.SplitRemote(req.System); remote {
+		return s.requestPeerRun(ctx, g, p, req)
 	}
 	ref, err := actionRef(g, req.System, req.Action)
 	if err != nil {
@@ -86,22 +90,71 @@ func (s *Service) RequestRun(ctx context.Context, p aramaki.Principal, req RunRe
 	if req.BreakGlass && !ref.Approval {
 		return aramaki.Run{}, aramaki.Errorf(aramaki.EINVALID, "action %s needs no approval: run it without breaking glass", req.Action)
 	}
-	if len(req.Agents) > MaxRunAgents {
-		return aramaki.Run{}, aramaki.Errorf(aramaki.EINVALID, "at most %d agents", MaxRunAgents)
+	run, timeouts, err := s.planRun(ctx, ref, req, p.User)
+	if err != nil {
+		return aramaki.Run{}, err
 	}
-	var agents []aramaki.Agent
+	now := run.Requested
+	hub, _ := s.hub.(RunHub)
+	var startNow []aramaki.RunStart
+	// The hosts whose agent is connected here are started at once: marked
+	// started in the run's own transaction, asked right after it. Should
+	// this server die in between, the agent does not know the run when it
+	// reconnects, and its part fails saying so.
+	if run.State == aramaki.RunRunning && hub != nil {
+		here := map[string]bool{}
+		for _, id := range hub.ConnectedAgents() {
+			here[id] = true
+		}
+		for i, t := range run.Targets {
+			if here[t.Agent] {
+				run.Targets[i].State, run.Targets[i].Started = aramaki.RunRunning, &now
+				startNow = append(startNow, aramaki.RunStart{Agent: t.Agent, Action: run.Action, Params: run.Params})
+			}
+		}
+	}
+	created, err := s.store.CreateRun(ctx, run, func(r aramaki.Run) ([]aramaki.Event, []aramaki.Notification, error) {
+		return s.runCreated(g, r, p.User, p.Actor())
+	})
+	if err != nil {
+		return aramaki.Run{}, err
+	}
+	for _, st := range startNow {
+		st.Run = created.ID
+		if err := s.startOn(ctx, hub, st, timeouts[st.Agent], now); err != nil {
+			return created, err
+		}
+	}
+	s.wakeRuns()
+	return created, nil
+}
+
+// planRun makes the run of an action as asked by who, before it is
+// stored: on every host of the system that allows the action (or those
+// the config or the request names), the values checked against each
+// host's own declaration; waiting for approval when the action needs it
+// and glass is not broken, running otherwise. It returns each host's
+// timeout for the action with it.
+func (s *Service) planRun(ctx context.Context, ref aramaki.ActionRef, req RunRequest, who string) (aramaki.Run, map[string]time.Duration, error) {
+	if len(req.Agents) > MaxRunAgents {
+		return aramaki.Run{}, nil, aramaki.Errorf(aramaki.EINVALID, "at most %d agents", MaxRunAgents)
+	}
+	var (
+		agents []aramaki.Agent
+		err    error
+	)
 	if len(req.Agents) > 0 {
 		agents, err = s.store.AgentsNamed(ctx, req.Agents) // not every agent for a few
 	} else {
 		agents, err = s.store.Agents(ctx)
 	}
 	if err != nil {
-		return aramaki.Run{}, err
+		return aramaki.Run{}, nil, err
 	}
 	if req.Params == nil {
 		req.Params = map[string]string{}
 	}
-	run := aramaki.Run{System: req.System, Action: req.Action, Reason: strings.TrimSpace(req.Reason), RequestedBy: p.User,
+	run := aramaki.Run{System: req.System, Action: req.Action, Reason: strings.TrimSpace(req.Reason), RequestedBy: who,
 		Requested: s.now(), Approval: ref.Approval, BreakGlass: req.BreakGlass, Targets: []aramaki.RunTarget{}}
 	timeouts := map[string]time.Duration{} // agent → the action's timeout there
 	for _, a := range agents {
@@ -115,7 +168,7 @@ func (s *Service) RequestRun(ctx context.Context, p aramaki.Principal, req RunRe
 		// Checked against each host's own declaration; the values given
 		// are what is sent and recorded: each host fills in its defaults.
 		if _, err := spec.Values(req.Params); err != nil {
-			return aramaki.Run{}, aramaki.Errorf(aramaki.EINVALID, "%s (as %s declares it)", aramaki.ErrorMessage(err), a.Name)
+			return aramaki.Run{}, nil, aramaki.Errorf(aramaki.EINVALID, "%s (as %s declares it)", aramaki.ErrorMessage(err), a.Name)
 		}
 		run.Params = req.Params
 		run.Targets = append(run.Targets, aramaki.RunTarget{Agent: a.ID, Name: a.Name, State: aramaki.RunRequested})
@@ -123,83 +176,61 @@ func (s *Service) RequestRun(ctx context.Context, p aramaki.Principal, req RunRe
 	}
 	if len(req.Agents) > 0 {
 		if run.Targets, err = narrowTargets(run.Targets, req.Agents, req.System, req.Action); err != nil {
-			return aramaki.Run{}, err
+			return aramaki.Run{}, nil, err
 		}
 	}
 	if len(run.Targets) == 0 {
-		return aramaki.Run{}, aramaki.Errorf(aramaki.ENOTFOUND, "no host of %s allows action %s: its agents' local configuration must declare it", req.System, req.Action)
+		return aramaki.Run{}, nil, aramaki.Errorf(aramaki.ENOTFOUND, "no host of %s allows action %s: its agents' local configuration must declare it", req.System, req.Action)
 	}
-	now := run.Requested
-	run.State = aramaki.RunRunning
-	hub, _ := s.hub.(RunHub)
-	var startNow []aramaki.RunStart
 	if ref.Approval && !req.BreakGlass {
 		run.State = aramaki.RunAwaitingApproval
 	} else {
-		run.Started = &now
-		// The hosts whose agent is connected here are started at once:
-		// marked started in the run's own transaction, asked right after
-		// it. Should this server die in between, the agent does not know
-		// the run when it reconnects, and its part fails saying so.
-		if hub != nil {
-			here := map[string]bool{}
-			for _, id := range hub.ConnectedAgents() {
-				here[id] = true
-			}
-			for i, t := range run.Targets {
-				if here[t.Agent] {
-					run.Targets[i].State, run.Targets[i].Started = aramaki.RunRunning, &now
-					startNow = append(startNow, aramaki.RunStart{Agent: t.Agent, Action: run.Action, Params: run.Params})
-				}
-			}
-		}
+		started := run.Requested
+		run.State, run.Started = aramaki.RunRunning, &started
 	}
-	created, err := s.store.CreateRun(ctx, run, func(r aramaki.Run) ([]aramaki.Event, []aramaki.Notification, error) {
-		var hosts []string
-		for _, t := range r.Targets {
-			hosts = append(hosts, t.Name)
-		}
-		what := fmt.Sprintf("%s asked to run %s on %s (run %s, on %s): %s", p.User, r.Action, r.System, r.ID, strings.Join(hosts, ", "), r.Reason)
-		evs := []aramaki.Event{}
-		add := func(kind aramaki.EventKind, summary string) error {
-			ev, err := s.event(kind, p.Actor(), []string{r.System}, summary, aramaki.RunData{Run: r, Actor: p.User})
-			evs = append(evs, ev)
-			return err
-		}
-		if err := add(aramaki.KindRunRequested, what); err != nil {
+	return run, timeouts, nil
+}
+
+// runCreated makes the events of a new run, asked by who (actor on the
+// timeline), and the notifications of a broken glass.
+func (s *Service) runCreated(g *aramaki.Graph, r aramaki.Run, who, actor string) ([]aramaki.Event, []aramaki.Notification, error) {
+	var hosts []string
+	for _, t := range r.Targets {
+		hosts = append(hosts, t.Name)
+	}
+	what := fmt.Sprintf("%s asked to run %s on %s (run %s, on %s): %s", who, r.Action, r.System, r.ID, strings.Join(hosts, ", "), r.Reason)
+	if r.ForPeer() {
+		what = fmt.Sprintf("%s of peer %s asked to run %s on %s (run %s, on %s; run %s there): %s", who, r.Peer, r.Action, r.System, r.ID,
+			strings.Join(hosts, ", "), r.PeerRun, r.Reason)
+	}
+	evs := []aramaki.Event{}
+	add := func(kind aramaki.EventKind, summary string) error {
+		ev, err := s.event(kind, actor, []string{r.System}, summary, aramaki.RunData{Run: r, Actor: who})
+		evs = append(evs, ev)
+		return err
+	}
+	if err := add(aramaki.KindRunRequested, what); err != nil {
+		return nil, nil, err
+	}
+	var notifications []aramaki.Notification
+	switch {
+	case r.State == aramaki.RunAwaitingApproval:
+		if err := add(aramaki.KindRunAwaiting, fmt.Sprintf("run %s of %s on %s waits for a second person to approve it", r.ID, r.Action, r.System)); err != nil {
 			return nil, nil, err
 		}
-		var notifications []aramaki.Notification
-		switch {
-		case r.State == aramaki.RunAwaitingApproval:
-			if err := add(aramaki.KindRunAwaiting, fmt.Sprintf("run %s of %s on %s waits for a second person to approve it", r.ID, r.Action, r.System)); err != nil {
-				return nil, nil, err
-			}
-		case r.BreakGlass:
-			summary := fmt.Sprintf("BREAK GLASS: %s ran %s on %s without the approval it needs (run %s): %s", p.User, r.Action, r.System, r.ID, r.Reason)
-			if err := add(aramaki.KindRunBreakGlass, summary); err != nil {
-				return nil, nil, err
-			}
-			notifications = s.tellOwners(g, r.System, "Break glass: "+r.Action+" on "+r.System, summary+"\n", "/runs/"+r.ID)
-			fallthrough
-		default:
-			if err := add(aramaki.KindRunStarted, fmt.Sprintf("run %s of %s on %s started", r.ID, r.Action, r.System)); err != nil {
-				return nil, nil, err
-			}
+	case r.BreakGlass:
+		summary := fmt.Sprintf("BREAK GLASS: %s ran %s on %s without the approval it needs (run %s): %s", who, r.Action, r.System, r.ID, r.Reason)
+		if err := add(aramaki.KindRunBreakGlass, summary); err != nil {
+			return nil, nil, err
 		}
-		return evs, notifications, nil
-	})
-	if err != nil {
-		return aramaki.Run{}, err
-	}
-	for _, st := range startNow {
-		st.Run = created.ID
-		if err := s.startOn(ctx, hub, st, timeouts[st.Agent], now); err != nil {
-			return created, err
+		notifications = s.tellOwners(g, r.System, "Break glass: "+r.Action+" on "+r.System, summary+"\n", "/runs/"+r.ID)
+		fallthrough
+	default:
+		if err := add(aramaki.KindRunStarted, fmt.Sprintf("run %s of %s on %s started", r.ID, r.Action, r.System)); err != nil {
+			return nil, nil, err
 		}
 	}
-	s.wakeRuns()
-	return created, nil
+	return evs, notifications, nil
 }
 
 // narrowTargets keeps the hosts named, each of which must be one the
@@ -290,6 +321,9 @@ func (s *Service) ApproveRun(ctx context.Context, p aramaki.Principal, id string
 func (s *Service) mayRun(g *aramaki.Graph, p aramaki.Principal, r aramaki.Run) error {
 	if !g.CanView(p, r.System) && p.GlobalRole() == aramaki.RoleNone {
 		return aramaki.Errorf(aramaki.ENOTFOUND, "run %s not found", r.ID)
+	}
+	if r.Remote() {
+		return aramaki.Errorf(aramaki.ECONFLICT, "run %s runs on peer %s: its people approve or cancel it there", r.ID, r.Peer)
 	}
 	ref, err := actionRef(g, r.System, r.Action)
 	if err != nil {
@@ -843,6 +877,9 @@ func (s *Service) ExpireRuns(ctx context.Context) error {
 		return d
 	}
 	for _, run := range runs {
+		if run.Remote() {
+			continue // the peer that runs it ends it, and says so
+		}
 		due := run.State == aramaki.RunAwaitingApproval && now.Sub(run.Requested) > ApprovalTimeout
 		for _, t := range run.Targets {
 			due = due || t.State == aramaki.RunRequested && run.Started != nil && now.Sub(*run.Started) > StartTimeout ||

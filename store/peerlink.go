@@ -149,7 +149,8 @@ func (s *Store) AckOutbox(ctx context.Context, peer string, seq uint64) error {
 // ReceiveFromPeer stores a peer's messages in one transaction: those at or
 // below what was stored before are duplicates and skipped; the others, in
 // increasing order (a peer may have withheld some), have their events
-// appended. It returns the last seq stored, to acknowledge.
+// appended, the runs the peer asked for created and those it answered
+// moved on. It returns the last seq stored, to acknowledge.
 func (s *Store) ReceiveFromPeer(ctx context.Context, peer string, msgs []aramaki.ReceivedMessage) (uint64, error) {
 	var last uint64
 	err := s.write(ctx, func(tx *txn) error {
@@ -181,6 +182,9 @@ func (s *Store) ReceiveFromPeer(ctx context.Context, peer string, msgs []aramaki
 				if _, err := tx.Exec(ctx, `INSERT INTO alert_pending (system_id, check_name) VALUES (?, ?)`+pendingAgain, st.System, aramaki.RemoteStatusCheck); err != nil {
 					return fmt.Errorf("mark alert pending: %w", err)
 				}
+			}
+			if err := s.receiveRuns(ctx, tx, m); err != nil {
+				return fmt.Errorf("message %d of peer %s: %w", m.Seq, peer, err)
 			}
 			last = m.Seq
 		}

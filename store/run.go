@@ -51,7 +51,7 @@ func (s *Store) SetAgentActions(ctx context.Context, agentID string, actions []a
 }
 
 const runColumns = `id, system_id, action, params, reason, requested_by, requested_us, approval, approved_by, approved_us,
-	break_glass, state, started_us, ended_us, cancelled_by, error, workflow_run_id, workflow_step`
+	break_glass, state, started_us, ended_us, cancelled_by, error, workflow_run_id, workflow_step, peer, peer_run, hosts_ok, hosts_failed`
 
 func scanRun(r rowScanner) (aramaki.Run, error) {
 	var (
@@ -63,7 +63,8 @@ func scanRun(r rowScanner) (aramaki.Run, error) {
 		ended, workflow   sql.NullInt64
 	)
 	if err := r.Scan(&id, &run.System, &run.Action, &params, &run.Reason, &run.RequestedBy, &requestedUS, &run.Approval,
-		&run.ApprovedBy, &approved, &run.BreakGlass, &state, &started, &ended, &run.CancelledBy, &run.Error, &workflow, &run.WorkflowStep); err != nil {
+		&run.ApprovedBy, &approved, &run.BreakGlass, &state, &started, &ended, &run.CancelledBy, &run.Error, &workflow, &run.WorkflowStep,
+		&run.Peer, &run.PeerRun, &run.HostsOK, &run.HostsFailed); err != nil {
 		return aramaki.Run{}, fmt.Errorf("scan run: %w", err)
 	}
 	if workflow.Valid {
@@ -150,11 +151,11 @@ func insertRun(ctx context.Context, tx *txn, run aramaki.Run) (aramaki.Run, erro
 	}
 	var id int64
 	if err := tx.QueryRow(ctx, `INSERT INTO runs (system_id, action, params, reason, requested_by, requested_us, approval, approved_by,
-		approved_us, break_glass, state, started_us, ended_us, cancelled_by, error, workflow_run_id, workflow_step)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+		approved_us, break_glass, state, started_us, ended_us, cancelled_by, error, workflow_run_id, workflow_step, peer, peer_run, hosts_ok, hosts_failed)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
 		run.System, run.Action, string(params), run.Reason, run.RequestedBy, micros(run.Requested), run.Approval, run.ApprovedBy,
 		nullMicros(run.Approved), run.BreakGlass, string(run.State), nullMicros(run.Started), nullMicros(run.Ended), run.CancelledBy, run.Error,
-		workflow, run.WorkflowStep,
+		workflow, run.WorkflowStep, run.Peer, run.PeerRun, run.HostsOK, run.HostsFailed,
 	).Scan(&id); err != nil {
 		return run, fmt.Errorf("insert run: %w", err)
 	}
@@ -244,23 +245,28 @@ func (s *Store) ChangeRun(ctx context.Context, id string, change func(aramaki.Ru
 			return err
 		}
 		run = after
-		if _, err := tx.Exec(ctx, `UPDATE runs SET approved_by = ?, approved_us = ?, break_glass = ?, state = ?, started_us = ?,
-			ended_us = ?, cancelled_by = ?, error = ? WHERE id = ?`,
-			after.ApprovedBy, nullMicros(after.Approved), after.BreakGlass, string(after.State), nullMicros(after.Started),
-			nullMicros(after.Ended), after.CancelledBy, after.Error, n); err != nil {
-			return fmt.Errorf("update run: %w", err)
-		}
-		if err := writeTargets(ctx, tx, n, after.Targets, false); err != nil {
-			return err
-		}
-		for _, ev := range evs {
-			if _, err := appendEvent(ctx, tx, ev); err != nil {
-				return err
-			}
-		}
-		return nil
+		return updateRun(ctx, tx, n, after, evs)
 	})
 	return run, err
+}
+
+// updateRun writes what changes of a run, with the events of the change.
+func updateRun(ctx context.Context, tx *txn, n int64, after aramaki.Run, evs []aramaki.Event) error {
+	if _, err := tx.Exec(ctx, `UPDATE runs SET approved_by = ?, approved_us = ?, break_glass = ?, state = ?, started_us = ?,
+		ended_us = ?, cancelled_by = ?, error = ?, peer_run = ?, hosts_ok = ?, hosts_failed = ? WHERE id = ?`,
+		after.ApprovedBy, nullMicros(after.Approved), after.BreakGlass, string(after.State), nullMicros(after.Started),
+		nullMicros(after.Ended), after.CancelledBy, after.Error, after.PeerRun, after.HostsOK, after.HostsFailed, n); err != nil {
+		return fmt.Errorf("update run: %w", err)
+	}
+	if err := writeTargets(ctx, tx, n, after.Targets, false); err != nil {
+		return err
+	}
+	for _, ev := range evs {
+		if _, err := appendEvent(ctx, tx, ev); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // AppendRunOutput adds what a host printed to its run: frames are numbered
