@@ -118,7 +118,11 @@ func (c *RunCommand) request(ctx context.Context, cl *client, s clientSettings, 
 		return err
 	}
 	i := slices.IndexFunc(sys.Actions, func(a aramaki.ActionRef) bool { return a.Name == action })
-	if i < 0 {
+	if sys.Peer != "" {
+		// What the peer's system has, and lets this server run, is the
+		// peer's to say when it gets the request.
+		fmt.Fprintf(note, "%s is a system of peer %s: it runs %s if one of its grants allows, under its own rules.\n", clean(system), clean(sys.Peer), clean(action))
+	} else if i < 0 {
 		names := make([]string, len(sys.Actions))
 		for j, a := range sys.Actions {
 			names[j] = a.Name
@@ -129,8 +133,8 @@ func (c *RunCommand) request(ctx context.Context, cl *client, s clientSettings, 
 		}
 		return aramaki.Errorf(aramaki.ENOTFOUND, "system %s has no action %s (%s)", system, action, has)
 	}
-	if rule := sys.Actions[i].Rule; rule != "" {
-		fmt.Fprintf(note, "Rule: %s\n", clean(rule))
+	if i >= 0 && sys.Actions[i].Rule != "" {
+		fmt.Fprintf(note, "Rule: %s\n", clean(sys.Actions[i].Rule))
 	}
 	q := url.Values{"system": {system}, "action": {action}, "since": {recentRuns.String()}}
 	var recent api.RunsResponse
@@ -156,7 +160,11 @@ func (c *RunCommand) request(ctx context.Context, cl *client, s clientSettings, 
 		for j, t := range run.Targets {
 			hosts[j] = clean(t.Name)
 		}
-		fmt.Fprintf(c.stdout, "Run %s of %s on %s (%s): %s\n", clean(run.ID), clean(run.Action), clean(run.System), strings.Join(hosts, ", "), runState(run))
+		where := strings.Join(hosts, ", ")
+		if run.Remote() {
+			where = "at peer " + clean(run.Peer)
+		}
+		fmt.Fprintf(c.stdout, "Run %s of %s on %s (%s): %s\n", clean(run.ID), clean(run.Action), clean(run.System), where, runState(run))
 		if run.State == aramaki.RunAwaitingApproval {
 			fmt.Fprintf(c.stdout, "It waits for a second person to approve it: aramaki approve %s\n", clean(run.ID))
 		}
@@ -200,6 +208,8 @@ func (c *RunCommand) wait(ctx context.Context, cl *client, s clientSettings, id 
 		switch {
 		case over && v.State != aramaki.RunSucceeded:
 			stop = fmt.Errorf("run %s %s%s", clean(v.ID), runState(v.Run), hostTrouble(v.Run))
+		case v.State == aramaki.RunAwaitingApproval && v.Remote():
+			stop = fmt.Errorf("run %s has not started: it waits for a person of peer %s to approve it", clean(v.ID), clean(v.Peer))
 		case v.State == aramaki.RunAwaitingApproval:
 			stop = fmt.Errorf("run %s has not started: it waits for a second person to approve it", clean(v.ID))
 		case !over && !time.Now().Before(deadline):
@@ -214,6 +224,9 @@ func (c *RunCommand) wait(ctx context.Context, cl *client, s clientSettings, id 
 			}
 		} else {
 			printOutput(c.stdout, v.Run, printed, over)
+			if over && v.Remote() && v.State == aramaki.RunSucceeded {
+				fmt.Fprintf(c.stdout, "At peer %s: %s\n", clean(v.Peer), remoteHosts(v.Run))
+			}
 			if over {
 				fmt.Fprintf(c.stdout, "Run %s %s after %s\n", clean(v.ID), runState(v.Run), duration(v.Duration(time.Now())))
 			}
@@ -253,8 +266,18 @@ func printOutput(w io.Writer, r aramaki.Run, printed map[string]int, over bool) 
 	}
 }
 
-// hostTrouble says which hosts did not succeed, and how.
+// hostTrouble says which hosts did not succeed, and how; of a run on a
+// peer, how many and why, as the peer told.
 func hostTrouble(r aramaki.Run) string {
+	if r.Remote() {
+		switch {
+		case r.State == aramaki.RunRefused:
+			return ": " + clip(clean(r.Error), 200)
+		case r.Error != "":
+			return fmt.Sprintf(": %s (%s)", remoteHosts(r), clip(clean(r.Error), 200))
+		}
+		return ": " + remoteHosts(r)
+	}
 	var parts []string
 	for _, t := range r.Targets {
 		if t.State == aramaki.RunSucceeded {
@@ -320,6 +343,18 @@ func printRun(w io.Writer, v service.RunView) {
 	}
 	if v.Rule != "" {
 		fmt.Fprintf(w, "Rule:      %s\n", clean(v.Rule))
+	}
+	if r.Remote() {
+		there := "not yet known"
+		if r.PeerRun != "" {
+			there = "run " + clean(r.PeerRun) + " there"
+		}
+		fmt.Fprintf(w, "Peer:      %s runs it (%s)\n", clean(r.Peer), there)
+		if r.State.Final() && r.State != aramaki.RunRefused {
+			fmt.Fprintf(w, "Hosts:     %s\n", remoteHosts(r))
+		}
+	} else if r.ForPeer() {
+		fmt.Fprintf(w, "Peer:      asked by peer %s (run %s there)\n", clean(r.Peer), clean(r.PeerRun))
 	}
 	for _, t := range r.Targets {
 		line := fmt.Sprintf("\nOn %s: %s", clean(t.Name), strings.ReplaceAll(string(t.State), "_", " "))
@@ -394,7 +429,7 @@ func (c *RunsCommand) Run(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("aramaki runs", flag.ContinueOnError)
 	system := fs.String("system", "", "only runs on this system and everything under it")
 	action := fs.String("action", "", "only runs of this action")
-	state := fs.String("state", "", "only these states, comma-separated: awaiting_approval, running, succeeded, failed, cancelled, timed_out")
+	state := fs.String("state", "", "only these states, comma-separated: requested, awaiting_approval, running, succeeded, failed, cancelled, timed_out, refused")
 	since := fs.Duration("since", 0, "only runs asked for within this long, like 24h")
 	limit := fs.Int("limit", service.DefaultAlertLimit, "at most this many runs")
 	_, cl, err := parseClient(fs, args, &s, 0, 0, "aramaki runs [--system S] [--action A] [--state running,failed] [--since 24h] [--limit N]")
@@ -452,6 +487,11 @@ func (c *ApproveCommand) Run(ctx context.Context, args []string) error {
 	}
 	fmt.Fprintf(c.stdout, "Approved run %s of %s on %s, asked by %s: %s\n", clean(r.ID), clean(r.Action), clean(r.System), clean(r.RequestedBy), runState(r))
 	return nil
+}
+
+// remoteHosts says how many of a peer's hosts succeeded and failed.
+func remoteHosts(r aramaki.Run) string {
+	return fmt.Sprintf("%d of the peer's hosts succeeded, %d did not", r.HostsOK, r.HostsFailed)
 }
 
 // runState is a run's state in words, marked when glass was broken.
