@@ -33,6 +33,7 @@ var runStates = []struct {
 	{"succeeded", "succeeded", []aramaki.RunState{aramaki.RunSucceeded}},
 	{"failed", "failed or timed out", []aramaki.RunState{aramaki.RunFailed, aramaki.RunTimedOut}},
 	{"cancelled", "cancelled", []aramaki.RunState{aramaki.RunCancelled}},
+	{"refused", "refused by a peer", []aramaki.RunState{aramaki.RunRefused}},
 }
 
 // runsFilter is the runs list's query: what its form sends back.
@@ -118,6 +119,10 @@ func (u *UI) loadRun(r *http.Request, s *session, id string) (runView, error) {
 	may := g.RoleOn(s.Principal, rv.System).AtLeast(v.Role)
 	v.CanApprove = may && rv.State == aramaki.RunAwaitingApproval && !v.Mine
 	v.CanCancel = may && !rv.State.Final() && rv.CancelledBy == ""
+	if rv.Remote() {
+		// It runs on the peer: its people approve and cancel it there.
+		v.CanApprove, v.CanCancel = false, false
+	}
 	if !rv.State.Final() {
 		v.Live = "/runs/" + url.PathEscape(rv.ID) + "/live?v=" + v.version()
 	}
