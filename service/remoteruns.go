@@ -276,3 +276,40 @@ func actionResult(e aramaki.Event, peer string) (aramaki.OutboxMessage, bool) {
 	}
 	return aramaki.OutboxMessage{Kind: outboxActionResult, Body: raw}, true
 }
+
+// endOrphanedPeerRuns ends the open runs of peers' systems whose peer is
+// no longer one: nobody is left to say how they end.
+func (s *Service) endOrphanedPeerRuns(ctx context.Context, runs []aramaki.Run, now time.Time) error {
+	var active map[string]bool
+	for _, run := range runs {
+		if !run.Remote() {
+			continue
+		}
+		if active == nil {
+			peers, err := s.LinkPeers(ctx)
+			if err != nil {
+				return err
+			}
+			active = map[string]bool{}
+			for _, p := range peers {
+				active[p.Name] = true
+			}
+		}
+		if active[run.Peer] {
+			continue
+		}
+		_, err := s.store.ChangeRun(ctx, run.ID, func(r aramaki.Run) (aramaki.Run, []aramaki.Event, error) {
+			if r.State.Final() {
+				return r, nil, nil
+			}
+			r.State, r.Ended = aramaki.RunFailed, &now
+			r.Error = fmt.Sprintf("%s is no longer a peer of this server: how the run ends there is not known", r.Peer)
+			ev, err := s.runEvent(aramaki.KindRunFinished, "server", r, fmt.Sprintf("run %s of %s on %s failed: %s", r.ID, r.Action, r.System, r.Error))
+			return r, []aramaki.Event{ev}, err
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}

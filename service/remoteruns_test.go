@@ -365,3 +365,28 @@ func mustPeer(t *testing.T, s *fedServer, name string) aramaki.Peer {
 	t.Fatalf("no peer %s", name)
 	return aramaki.Peer{}
 }
+
+// A run asked of a peer that is removed before it answers would wait
+// forever: it fails, saying why.
+func TestARunAskedOfAPeerThatIsRemovedFailsSayingWhy(t *testing.T) {
+	e := MustRemoteActions(t)
+	run := e.MustRun(t, "storage@a", "restart-unit", map[string]string{"unit": "nfs"})
+	if err := e.b.svc.ExpireRuns(e.b.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if r := mustRunOn(t, e.b, run.ID); r.State != aramaki.RunRequested {
+		t.Fatalf("ended while a is a peer: %+v", r)
+	}
+	if err := e.b.svc.RemovePeer(e.b.ctx, root, "a"); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.b.svc.ExpireRuns(e.b.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if r := mustRunOn(t, e.b, run.ID); r.State != aramaki.RunFailed || !strings.Contains(r.Error, "a is no longer a peer of this server") {
+		t.Errorf("after a was removed: %+v", r)
+	}
+	if finished := timelineOf(t, e.b, "shop", aramaki.KindRunFinished); len(finished) != 1 {
+		t.Errorf("b's timeline: %+v", finished)
+	}
+}

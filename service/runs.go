@@ -855,12 +855,15 @@ const (
 // timeout and ReportGrace without a word from the agent (timed out). Each
 // with the reason, on the timeline.
 func (s *Service) ExpireRuns(ctx context.Context) error {
-	runs, err := s.store.Runs(ctx, aramaki.RunFilter{States: []aramaki.RunState{aramaki.RunAwaitingApproval, aramaki.RunRunning}, Limit: MaxAlertLimit})
+	runs, err := s.store.Runs(ctx, aramaki.RunFilter{States: []aramaki.RunState{aramaki.RunRequested, aramaki.RunAwaitingApproval, aramaki.RunRunning}, Limit: MaxAlertLimit})
 	if err != nil {
 		return err
 	}
 	now := s.now()
 	s.resendCancels(runs, now)
+	if err := s.endOrphanedPeerRuns(ctx, runs, now); err != nil {
+		return err
+	}
 	timeouts := map[string]time.Duration{} // agent/action -> timeout
 	timeoutOf := func(agent, action string) time.Duration {
 		key := agent + "/" + action
