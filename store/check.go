@@ -598,6 +598,12 @@ const maxRowsPerInsert = 256
 // of 256, 128, 64, … rows of parameters, a handful of statements that are
 // prepared once for the store and insert any number of rows.
 func insertRows(ctx context.Context, tx *txn, table string, columns []string, suffix string, args []any) error {
+	return insertRowsReturning(ctx, tx, table, columns, suffix, args, nil)
+}
+
+// insertRowsReturning is insertRows whose suffix ends in RETURNING: scan
+// reads each row returned. Rows go in in the order of args.
+func insertRowsReturning(ctx context.Context, tx *txn, table string, columns []string, suffix string, args []any, scan func(*sql.Rows) error) error {
 	cols := len(columns)
 	n := len(args) / cols
 	if n == 0 {
@@ -608,6 +614,23 @@ func insertRows(ctx context.Context, tx *txn, table string, columns []string, su
 		names[i], _, _ = strings.Cut(c, " ")
 	}
 	insert := `INSERT INTO ` + table + ` (` + strings.Join(names, ", ") + `) `
+	run := func(st *sql.Stmt, args []any) error {
+		if scan == nil {
+			_, err := st.ExecContext(ctx, args...)
+			return err
+		}
+		rows, err := st.QueryContext(ctx, args...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			if err := scan(rows); err != nil {
+				return err
+			}
+		}
+		return rows.Err()
+	}
 
 	if tx.dialect == Postgres {
 		arrays := make([]any, cols)
@@ -625,8 +648,7 @@ func insertRows(ctx context.Context, tx *txn, table string, columns []string, su
 		if err != nil {
 			return err
 		}
-		_, err = st.ExecContext(ctx, arrays...)
-		return err
+		return run(st, arrays)
 	}
 
 	row := "(?" + strings.Repeat(", ?", cols-1) + ")"
@@ -639,7 +661,7 @@ func insertRows(ctx context.Context, tx *txn, table string, columns []string, su
 		if err != nil {
 			return err
 		}
-		if _, err := st.ExecContext(ctx, args[done*cols:(done+k)*cols]...); err != nil {
+		if err := run(st, args[done*cols:(done+k)*cols]); err != nil {
 			return err
 		}
 		done += k

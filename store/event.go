@@ -82,6 +82,73 @@ func appendEvent(ctx context.Context, tx *txn, ev aramaki.Event) (bool, error) {
 	return true, nil
 }
 
+// eventRow and eventSystemRow are the rows appendEvents writes.
+var (
+	eventRow       = []string{"id text", "time_us bigint", "kind text", "actor text", "systems text", "summary text", "data text"}
+	eventSystemRow = []string{"system_id text", "time_us bigint", "seq bigint", "kind text"}
+)
+
+// appendEvents appends events in order, many to a statement: a peer's
+// batch brings thousands. Events stored already are passed over, as by
+// appendEvent.
+func appendEvents(ctx context.Context, tx *txn, evs []aramaki.Event) error {
+	args := make([]any, 0, len(evs)*len(eventRow))
+	systems := make([][]string, len(evs))
+	for i, ev := range evs {
+		if ev.ID == "" {
+			return aramaki.Errorf(aramaki.EINVALID, "event has no id")
+		}
+		if err := ev.Validate(); err != nil {
+			return err
+		}
+		sys := slices.Clone(ev.Systems)
+		slices.Sort(sys)
+		sys = slices.Compact(sys)
+		if sys == nil {
+			sys = []string{}
+		}
+		systems[i] = sys
+		systemsJSON, err := json.Marshal(sys)
+		if err != nil {
+			return fmt.Errorf("marshal event systems: %w", err)
+		}
+		var data *string
+		if len(ev.Data) > 0 {
+			d := string(ev.Data)
+			data = &d
+		}
+		args = append(args, ev.ID, micros(ev.Time), string(ev.Kind), ev.Actor, string(systemsJSON), ev.Summary, data)
+	}
+	seqs := make(map[string]int64, len(evs))
+	err := insertRowsReturning(ctx, tx, "events", eventRow, ` ON CONFLICT (id) DO NOTHING RETURNING id, seq`, args, func(rows *sql.Rows) error {
+		var id string
+		var seq int64
+		if err := rows.Scan(&id, &seq); err != nil {
+			return err
+		}
+		seqs[id] = seq
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("insert events: %w", err)
+	}
+	var sysArgs []any
+	for i, ev := range evs {
+		seq, ok := seqs[ev.ID]
+		if !ok {
+			continue // stored already, or twice in this batch
+		}
+		delete(seqs, ev.ID)
+		for _, id := range systems[i] {
+			sysArgs = append(sysArgs, id, micros(ev.Time), seq, string(ev.Kind))
+		}
+	}
+	if err := insertRows(ctx, tx, "event_systems", eventSystemRow, ``, sysArgs); err != nil {
+		return fmt.Errorf("insert event systems: %w", err)
+	}
+	return nil
+}
+
 // AppendEventNotifying appends an event and queues the notifications it
 // makes, in one transaction.
 func (s *Store) AppendEventNotifying(ctx context.Context, ev aramaki.Event, nts []aramaki.Notification) error {

@@ -159,14 +159,21 @@ func (s *Store) ReceiveFromPeer(ctx context.Context, peer string, msgs []aramaki
 			return err
 		}
 		last = l.ReceivedSeq
+		// Events first, all of the batch's in a few statements: they are
+		// most of what peers send. Nothing else in a message depends on
+		// its events being stored before it.
+		var evs []aramaki.Event
+		for _, m := range msgs {
+			if m.Seq > last {
+				evs = append(evs, m.Events...)
+			}
+		}
+		if err := appendEvents(ctx, tx, evs); err != nil {
+			return fmt.Errorf("events of peer %s: %w", peer, err)
+		}
 		for _, m := range msgs {
 			if m.Seq <= last {
 				continue // seen already
-			}
-			for _, ev := range m.Events {
-				if _, err := appendEvent(ctx, tx, ev); err != nil {
-					return fmt.Errorf("message %d of peer %s: %w", m.Seq, peer, err)
-				}
 			}
 			if err := insertNotifications(ctx, tx, m.Notifications); err != nil {
 				return err

@@ -82,15 +82,6 @@ func (s *Store) CreateWorkflowRun(ctx context.Context, w aramaki.WorkflowRun, ev
 	return w, err
 }
 
-func appendEvents(ctx context.Context, tx *txn, evs []aramaki.Event) error {
-	for _, ev := range evs {
-		if _, err := appendEvent(ctx, tx, ev); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 // WorkflowRun returns a workflow run.
 func (s *Store) WorkflowRun(ctx context.Context, id string) (aramaki.WorkflowRun, error) {
 	n, err := workflowRunID(id)
