@@ -408,7 +408,7 @@ func mustNonce(t *testing.T, hello wire.PeerMessage) string {
 // withKeyID rewrites the key id a frame names, leaving its signature.
 func withKeyID(t *testing.T, frame []byte, keyID string) []byte {
 	t.Helper()
-	var f wire.SignedPeerMessage
+	var f wire.SignedPeerFrame
 	if err := json.Unmarshal(frame, &f); err != nil {
 		t.Fatal(err)
 	}
@@ -421,14 +421,14 @@ func withKeyID(t *testing.T, frame []byte, keyID string) []byte {
 // its signature.
 func alter(t *testing.T, frame []byte, old, new string) []byte {
 	t.Helper()
-	var f wire.SignedPeerMessage
+	var f wire.SignedPeerFrame
 	if err := json.Unmarshal(frame, &f); err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Contains(f.Message, []byte(old)) {
-		t.Fatalf("%q is not in %s", old, f.Message)
+	if !bytes.Contains(f.Messages, []byte(old)) {
+		t.Fatalf("%q is not in %s", old, f.Messages)
 	}
-	f.Message = bytes.Replace(f.Message, []byte(old), []byte(new), 1)
+	f.Messages = bytes.Replace(f.Messages, []byte(old), []byte(new), 1)
 	out, _ := json.Marshal(f)
 	return out
 }

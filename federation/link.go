@@ -32,7 +32,7 @@ const (
 	// and the links look for something to send.
 	FillEvery = 20 * time.Millisecond
 	// Window is how many messages a link sends ahead of the peer's
-	// acknowledgement.
+	// acknowledgement: sent and not yet acknowledged.
 	Window = 5000
 	// sendBatch is how many outbox messages are read at once; applyBatch
 	// how many received messages are stored in one transaction.
@@ -45,10 +45,8 @@ const (
 	// has, is refused within that.
 	keysFresh = time.Second
 	// openBatch is how many received frames are opened together, spread
-	// over the cores; signBatch how many outbox messages are signed
-	// together before they go to the writer.
-	openBatch = 256
-	signBatch = 256
+	// over the cores.
+	openBatch = 64
 	// StatusEvery is how often shared systems' statuses are compared with
 	// what peers were told.
 	StatusEvery = time.Second
@@ -165,13 +163,12 @@ func (l *Links) woken() <-chan struct{} {
 func (l *Links) dialLoop(ctx context.Context, server string) {
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
-		started := time.Now()
-		err := l.dial(ctx, server)
+		linked, err := l.dial(ctx, server)
 		if ctx.Err() != nil {
 			return
 		}
-		if time.Since(started) > time.Minute {
-			backoff = 100 * time.Millisecond // it ran a while: start over
+		if linked {
+			backoff = 100 * time.Millisecond // the link was up: start over
 		}
 		l.Log.Info("peer link ended; dialling again", "peer", server, "err", err, "in", backoff)
 		select {
@@ -183,18 +180,20 @@ func (l *Links) dialLoop(ctx context.Context, server string) {
 	}
 }
 
-func (l *Links) dial(ctx context.Context, server string) error {
+// dial links with a peer and serves the link until it breaks; linked says
+// whether the handshake succeeded.
+func (l *Links) dial(ctx context.Context, server string) (linked bool, err error) {
 	peer, err := l.Svc.PeerByServer(ctx, server)
 	if err != nil {
-		return err
+		return false, err
 	}
 	id, err := l.Svc.Identity(ctx)
 	if err != nil {
-		return err
+		return false, err
 	}
 	client, err := pinnedClient(peer.URL, peer.CASHA256)
 	if err != nil {
-		return err
+		return false, err
 	}
 	u := strings.TrimRight(peer.URL, "/") + LinkPath + "?server=" + id.ID
 	if strings.HasPrefix(u, "http") {
@@ -204,12 +203,12 @@ func (l *Links) dial(ctx context.Context, server string) error {
 	ws, _, err := websocket.Dial(hctx, u, &websocket.DialOptions{HTTPClient: client, Subprotocols: []string{wire.FederationSubprotocol}})
 	cancel()
 	if err != nil {
-		return fmt.Errorf("dial %s: %w", peer.URL, err)
+		return false, fmt.Errorf("dial %s: %w", peer.URL, err)
 	}
 	ws.SetReadLimit(wire.MaxPeerFrameSize)
 	if ws.Subprotocol() != wire.FederationSubprotocol {
 		ws.Close(websocket.StatusProtocolError, "federation protocol not spoken")
-		return errors.New("the peer does not speak the federation protocol")
+		return false, errors.New("the peer does not speak the federation protocol")
 	}
 	// The peer speaks first: its hello with a nonce.
 	hctx, cancel = context.WithTimeout(ctx, helloTimeout)
@@ -217,17 +216,17 @@ func (l *Links) dial(ctx context.Context, server string) error {
 	theirs, err := l.readHello(hctx, ws, id, peer)
 	if err != nil {
 		ws.Close(websocket.StatusPolicyViolation, "bad hello")
-		return err
+		return false, err
 	}
 	received, err := l.Svc.PeerLinkState(ctx, peer.Name)
 	if err != nil {
 		ws.Close(websocket.StatusInternalError, "")
-		return err
+		return false, err
 	}
 	if err := l.writeHello(hctx, ws, id, peer, received.ReceivedSeq, theirs.nonce); err != nil {
-		return err
+		return false, err
 	}
-	return l.serve(ctx, ws, id, peer, theirs.seq)
+	return true, l.serve(ctx, ws, id, peer, theirs.seq)
 }
 
 type hello struct {
@@ -402,48 +401,102 @@ type session struct {
 	cancel context.CancelFunc
 }
 
-// openedFrame is a frame from the peer, opened: an ack, or a message to
-// store, or why it was refused.
-type openedFrame struct {
+// opened is a message from the peer, opened: an ack, or a message to store.
+type opened struct {
 	ack bool
 	msg service.PeerMessage
-	err error
 }
 
-// openFrame checks a frame the peer sent and decodes what it brings.
-func openFrame(frame []byte, v wire.PeerVerifier, peer aramaki.Peer) openedFrame {
-	m, err := wire.OpenPeerMessage(frame, v)
-	if err == nil && m.Origin != peer.Server {
-		err = fmt.Errorf("a message from %s on the link of %s", m.Origin, peer.Server)
+// openFrame checks a frame the peer sent and decodes what its messages
+// bring. A frame is taken whole or not at all.
+func openFrame(frame []byte, v wire.PeerVerifier, peer aramaki.Peer) ([]opened, error) {
+	ms, err := wire.OpenPeerFrame(frame, v)
+	if err == nil && ms[0].Origin != peer.Server {
+		err = fmt.Errorf("a message from %s on the link of %s", ms[0].Origin, peer.Server)
 	}
 	if err != nil {
-		return openedFrame{err: fmt.Errorf("refused a message: %w", err)}
+		return nil, fmt.Errorf("refused a message: %w", err)
 	}
+	out := make([]opened, len(ms))
+	for i, m := range ms {
+		if out[i], err = openMessage(m); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// openMessage decodes the body of one message of a running link.
+func openMessage(m wire.PeerMessage) (opened, error) {
 	pm := service.PeerMessage{Seq: m.Seq}
 	switch {
 	case m.Kind == wire.KindAck:
-		return openedFrame{ack: true, msg: pm}
+		return opened{ack: true, msg: pm}, nil
 	case m.Kind == wire.KindEvent:
 		e, err := wire.DecodePeerEvent(m.Body)
 		if err != nil {
-			return openedFrame{err: fmt.Errorf("message %d: %w", m.Seq, err)}
+			return opened{}, fmt.Errorf("message %d: %w", m.Seq, err)
 		}
 		pm.Events = []aramaki.RemoteEvent{{ID: e.ID, Time: e.Time, Kind: aramaki.EventKind(e.Kind), Systems: e.Systems, Summary: e.Summary}}
 	case m.Kind == wire.KindStatus:
 		st, err := wire.DecodePeerStatus(m.Body)
 		if err != nil {
-			return openedFrame{err: fmt.Errorf("message %d: %w", m.Seq, err)}
+			return opened{}, fmt.Errorf("message %d: %w", m.Seq, err)
 		}
 		status, _ := aramaki.ParseStatus(st.Status)
 		pm.Statuses = []aramaki.RemoteStatus{{System: st.System, Status: status, Since: st.Since}}
 	case m.Kind == wire.KindAction || m.Kind == wire.KindActionResult:
 		if err := openAction(m, &pm); err != nil {
-			return openedFrame{err: err}
+			return opened{}, err
 		}
 	case !m.Kind.Outbox():
-		return openedFrame{err: fmt.Errorf("unexpected %s in a running link", m.Kind)}
+		return opened{}, fmt.Errorf("unexpected %s in a running link", m.Kind)
 	}
-	return openedFrame{msg: pm}
+	return opened{msg: pm}, nil
+}
+
+// inFlight is what a sender has sent and the peer not yet acknowledged:
+// the window counts these, not the numbers between, since withheld
+// messages are numbered but never sent.
+type inFlight struct {
+	mu    sync.Mutex
+	acked uint64   // the peer's last acknowledgement
+	seqs  []uint64 // sent after acked, in order
+	moved chan struct{}
+}
+
+// ack moves the acknowledgement and forgets what it covers.
+func (f *inFlight) ack(seq uint64) {
+	f.mu.Lock()
+	f.acked = max(f.acked, seq)
+	n := 0
+	for n < len(f.seqs) && f.seqs[n] <= f.acked {
+		n++
+	}
+	f.seqs = f.seqs[n:]
+	f.mu.Unlock()
+	select {
+	case f.moved <- struct{}{}:
+	default:
+	}
+}
+
+// sent records messages put on the wire; ahead says how many are waiting
+// for an acknowledgement, and the last acknowledged.
+func (f *inFlight) sent(seqs ...uint64) {
+	f.mu.Lock()
+	for _, s := range seqs {
+		if s > f.acked {
+			f.seqs = append(f.seqs, s)
+		}
+	}
+	f.mu.Unlock()
+}
+
+func (f *inFlight) ahead() (int, uint64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.seqs), f.acked
 }
 
 // serve runs a link until it breaks: sends the outbox from after the
@@ -470,12 +523,10 @@ func (l *Links) serve(ctx context.Context, ws *websocket.Conn, id aramaki.Server
 	}()
 	l.Log.Info("peer link up", "peer", peer.Name, "server", peer.Server)
 
-	out := make(chan []byte, 256)
+	out := make(chan []byte, 64)
 	frames := make(chan []byte, openBatch)
 	incoming := make(chan service.PeerMessage, applyBatch)
-	var acked sync.Mutex
-	ackedSeq := theirReceived
-	ackedMoved := make(chan struct{}, 1)
+	flight := &inFlight{acked: theirReceived, moved: make(chan struct{}, 1)}
 	errs := make(chan error, 8) // one from each goroutine at most
 	key := id.Current().Private
 	keys := newSessionKeys(l.Svc, peer)
@@ -509,12 +560,13 @@ func (l *Links) serve(ctx context.Context, ws *websocket.Conn, id aramaki.Server
 			}
 		}
 	}()
-	// The opener: opens what was read, in batches spread over the cores,
-	// and hands it on in order: acks move the window, the rest goes to the
-	// applier.
+	// The opener: opens what was read, several frames at once spread over
+	// the cores, and hands it on in order: acks move the window, the rest
+	// goes to the applier.
 	go func() {
 		batch := make([][]byte, 0, openBatch)
-		opened := make([]openedFrame, openBatch)
+		got := make([][]opened, openBatch)
+		failed := make([]error, openBatch)
 		for {
 			batch = batch[:0]
 			select {
@@ -535,31 +587,28 @@ func (l *Links) serve(ctx context.Context, ws *websocket.Conn, id aramaki.Server
 			v := wire.PeerVerifier{Self: id.ID, Now: l.now(), MaxSkew: l.MaxSkew, Key: func(server, keyID string) (ed25519.PublicKey, bool) {
 				return keys.key(ctx, server, keyID)
 			}}
-			inParallel(len(batch), func(i int) { opened[i] = openFrame(batch[i], v, peer) })
-			for _, o := range opened[:len(batch)] {
-				if o.err != nil {
-					errs <- o.err
+			inParallel(len(batch), func(i int) { got[i], failed[i] = openFrame(batch[i], v, peer) })
+			for i := range batch {
+				if failed[i] != nil {
+					errs <- failed[i]
 					return
 				}
-				if o.ack {
-					if err := l.Svc.PeerAcked(ctx, peer.Name, o.msg.Seq); err != nil {
-						errs <- fmt.Errorf("ack %d: %w", o.msg.Seq, err)
+				for _, o := range got[i] {
+					if o.ack {
+						if err := l.Svc.PeerAcked(ctx, peer.Name, o.msg.Seq); err != nil {
+							errs <- fmt.Errorf("ack %d: %w", o.msg.Seq, err)
+							return
+						}
+						flight.ack(o.msg.Seq)
+						continue
+					}
+					select {
+					case incoming <- o.msg:
+					case <-ctx.Done():
 						return
 					}
-					acked.Lock()
-					ackedSeq = max(ackedSeq, o.msg.Seq)
-					acked.Unlock()
-					select {
-					case ackedMoved <- struct{}{}:
-					default:
-					}
-					continue
 				}
-				select {
-				case incoming <- o.msg:
-				case <-ctx.Done():
-					return
-				}
+				got[i] = nil
 			}
 		}
 	}()
@@ -601,53 +650,51 @@ func (l *Links) serve(ctx context.Context, ws *websocket.Conn, id aramaki.Server
 		}
 	}()
 	// The sender: the outbox from after what the peer stored, up to
-	// Window ahead of its acknowledgements, signed in batches spread over
-	// the cores.
+	// Window messages ahead of its acknowledgements, many messages to a
+	// signed frame.
 	go func() {
 		next := theirReceived
-		signed := make([][]byte, signBatch)
-		failed := make([]error, signBatch)
 		for {
 			wake := l.woken()
-			acked.Lock()
-			ahead := next - ackedSeq
-			acked.Unlock()
+			ahead, acked := flight.ahead()
+			next = max(next, acked) // an acknowledgement is never behind what was read
 			if ahead >= Window {
 				select {
 				case <-ctx.Done():
 					return
-				case <-ackedMoved:
+				case <-flight.moved:
 				}
 				continue
 			}
-			msgs, through, err := l.Svc.PeerOutbox(ctx, peer.Name, next, min(sendBatch, int(Window-ahead)))
+			msgs, through, err := l.Svc.PeerOutbox(ctx, peer.Name, next, min(sendBatch, Window-ahead))
 			if err != nil {
 				errs <- fmt.Errorf("outbox: %w", err)
 				return
 			}
-			read := through > next
-			for len(msgs) > 0 {
-				chunk := msgs[:min(len(msgs), signBatch)]
-				msgs = msgs[len(chunk):]
+			if len(msgs) > 0 {
 				sent := l.now()
-				inParallel(len(chunk), func(i int) {
-					m := chunk[i]
-					signed[i], failed[i] = wire.SignPeerMessage(wire.PeerMessage{ID: wire.PeerMessageID(id.ID, wire.PeerKind(m.Kind), m.Seq), Origin: id.ID,
-						Recipient: peer.Server, Seq: m.Seq, Sent: sent, Kind: wire.PeerKind(m.Kind), Body: m.Body}, key)
-				})
-				for i := range chunk {
-					if failed[i] != nil {
-						errs <- failed[i]
-						return
-					}
+				batch := make([]wire.PeerMessage, len(msgs))
+				seqs := make([]uint64, len(msgs))
+				for i, m := range msgs {
+					batch[i] = wire.PeerMessage{ID: wire.PeerMessageID(id.ID, wire.PeerKind(m.Kind), m.Seq), Origin: id.ID,
+						Recipient: peer.Server, Seq: m.Seq, Sent: sent, Kind: wire.PeerKind(m.Kind), Body: m.Body}
+					seqs[i] = m.Seq
+				}
+				signed, err := wire.SignPeerFrames(batch, key)
+				if err != nil {
+					errs <- err
+					return
+				}
+				flight.sent(seqs...)
+				for _, frame := range signed {
 					select {
-					case out <- signed[i]:
+					case out <- frame:
 					case <-ctx.Done():
 						return
 					}
 				}
 			}
-			if read {
+			if through > next {
 				next = through // withheld messages are passed over
 				continue
 			}

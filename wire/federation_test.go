@@ -75,17 +75,21 @@ func MustSign(t testing.TB, m wire.PeerMessage, key ed25519.PrivateKey) []byte {
 	return frame
 }
 
-// signedFrame is a frame of any inner bytes signed with key, valid or not,
-// as a peer might send it: it signs by the protocol's rule, not through
-// this package.
-func signedFrame(inner []byte, key ed25519.PrivateKey) []byte {
-	frame, _ := json.Marshal(wire.SignedPeerMessage{
-		Message:   inner,
+// signedFrame is a frame of A carrying any messages' bytes, valid or not,
+// signed with key as a peer might send it: it signs by the protocol's
+// rule, not through this package.
+func signedFrame(messages []byte, key ed25519.PrivateKey) []byte {
+	frame, _ := json.Marshal(wire.SignedPeerFrame{
+		Origin:    srvA,
 		KeyID:     wire.KeyID(pub(key)),
-		Signature: ed25519.Sign(key, append([]byte("aramaki-fed-v1\x00"), inner...)),
+		Messages:  messages,
+		Signature: ed25519.Sign(key, append([]byte("aramaki-fed-v2\x00"), messages...)),
 	})
 	return frame
 }
+
+// alone is the messages' bytes of a frame carrying one message.
+func alone(message []byte) []byte { return append(append([]byte("["), message...), ']') }
 
 func mustFail(t *testing.T, err error, want string) {
 	t.Helper()
@@ -412,7 +416,7 @@ func TestPeerMessagesOfEveryKindRoundTrip(t *testing.T) {
 
 func TestAForgedSignatureIsRefused(t *testing.T) {
 	// C signs a message claiming to be A's, naming A's key.
-	var f wire.SignedPeerMessage
+	var f wire.SignedPeerFrame
 	if err := json.Unmarshal(MustSign(t, event(srvA, srvB, 1), keyC), &f); err != nil {
 		t.Fatal(err)
 	}
@@ -481,23 +485,23 @@ func TestMessagesFromTheFutureOrThePastAreRefused(t *testing.T) {
 
 func TestATamperedByteIsRefused(t *testing.T) {
 	frame := MustSign(t, event(srvA, srvB, 1), keyA)
-	var f wire.SignedPeerMessage
+	var f wire.SignedPeerFrame
 	if err := json.Unmarshal(frame, &f); err != nil {
 		t.Fatal(err)
 	}
-	at := bytes.Index(f.Message, []byte("503"))
+	at := bytes.Index(f.Messages, []byte("503"))
 	if at < 0 {
-		t.Fatalf("no body in %s", f.Message)
+		t.Fatalf("no body in %s", f.Messages)
 	}
-	body := bytes.Clone(f.Message)
+	body := bytes.Clone(f.Messages)
 	body[at] = '2' // "HTTP 503" becomes "HTTP 203"
 	sig := bytes.Clone(f.Signature)
 	sig[10] ^= 1
-	for name, tampered := range map[string]wire.SignedPeerMessage{
-		"a body byte":      {Message: body, KeyID: f.KeyID, Signature: f.Signature},
-		"a signature bit":  {Message: f.Message, KeyID: f.KeyID, Signature: sig},
-		"the id":           {Message: bytes.ReplaceAll(f.Message, []byte(`/1","`), []byte(`/2","`)), KeyID: f.KeyID, Signature: f.Signature},
-		"a trailing space": {Message: append(bytes.Clone(f.Message), ' '), KeyID: f.KeyID, Signature: f.Signature},
+	for name, tampered := range map[string]wire.SignedPeerFrame{
+		"a body byte":      {Origin: f.Origin, Messages: body, KeyID: f.KeyID, Signature: f.Signature},
+		"a signature bit":  {Origin: f.Origin, Messages: f.Messages, KeyID: f.KeyID, Signature: sig},
+		"the id":           {Origin: f.Origin, Messages: bytes.ReplaceAll(f.Messages, []byte(`/1","`), []byte(`/2","`)), KeyID: f.KeyID, Signature: f.Signature},
+		"a trailing space": {Origin: f.Origin, Messages: append(bytes.Clone(f.Messages), ' '), KeyID: f.KeyID, Signature: f.Signature},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := wire.OpenPeerMessage(mustJSON(t, tampered), verifierOf(srvB))
@@ -553,17 +557,16 @@ func TestBadPeerMessagesAreRefusedWithAClearError(t *testing.T) {
 		{"event without a body", inner(`,"body":{"system":"webshop","summary":"HTTP 503"}`, ``), "event without a body"},
 		{"no sent time", inner(`"sent":"2026-11-24T03:00:00Z",`, ``), "sent time is missing"},
 		{"unknown field", inner(`"seq":7`, `"seq":7,"admin":true`), `unknown field "admin"`},
-		{"trailing data", []byte(good + `{}`), "trailing data"},
-		{"not JSON", []byte("hello"), "the signed message: malformed JSON"},
+		{"not JSON", []byte("hello"), "the signed messages: malformed JSON"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			_, err := wire.OpenPeerMessage(signedFrame(c.inner, keyA), verifierOf(srvB))
+			_, err := wire.OpenPeerMessage(signedFrame(alone(c.inner), keyA), verifierOf(srvB))
 			mustFail(t, err, c.want)
 		})
 	}
 	frame := string(MustSign(t, event(srvA, srvB, 7), keyA))
-	var f wire.SignedPeerMessage
+	var f wire.SignedPeerFrame
 	if err := json.Unmarshal([]byte(frame), &f); err != nil {
 		t.Fatal(err)
 	}
@@ -572,7 +575,7 @@ func TestBadPeerMessagesAreRefusedWithAClearError(t *testing.T) {
 	badKeyID := f
 	badKeyID.KeyID = "k_../../etc"
 	empty := f
-	empty.Message = nil
+	empty.Messages = nil
 	for _, c := range []struct{ name, frame, want string }{
 		{"frame unknown field", strings.Replace(frame, `{`, `{"x":1,`, 1), `unknown field "x"`},
 		{"frame trailing data", frame + " []", "trailing data"},
@@ -580,7 +583,7 @@ func TestBadPeerMessagesAreRefusedWithAClearError(t *testing.T) {
 		{"short signature", string(mustJSON(t, short)), "64-byte Ed25519 signature"},
 		{"bad key id", string(mustJSON(t, badKeyID)), "key_id k_../../etc is not a key id"},
 		{"no message", string(mustJSON(t, empty)), "carries no message"},
-		{"oversized frame", `{"message":"` + strings.Repeat("A", wire.MaxPeerFrameSize) + `"}`, "exceeds 1048576"},
+		{"oversized frame", `{"messages":"` + strings.Repeat("A", wire.MaxPeerFrameSize) + `"}`, "exceeds 1048576"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			_, err := wire.OpenPeerMessage([]byte(c.frame), verifierOf(srvB))
@@ -647,5 +650,90 @@ func TestPeerMessageIDsOfOutboxAndSessionMessagesNeverCollide(t *testing.T) {
 	}
 	if got := wire.PeerMessageID(srvA, wire.KindGrant, 42); got != srvA+"/"+strconv.Itoa(42) {
 		t.Fatalf("grant id %s", got)
+	}
+}
+
+func TestManyMessagesTravelUnderOneSignature(t *testing.T) {
+	var ms []wire.PeerMessage
+	for seq := uint64(1); seq <= 2*wire.MaxPeerBatch+5; seq++ {
+		ms = append(ms, event(srvA, srvB, seq))
+	}
+	frames, err := wire.SignPeerFrames(ms, keyA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(frames) != 3 {
+		t.Fatalf("%d messages in %d frames, want 3 of at most %d", len(ms), len(frames), wire.MaxPeerBatch)
+	}
+	var got []wire.PeerMessage
+	for _, f := range frames {
+		opened, err := wire.OpenPeerFrame(f, verifierOf(srvB))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, opened...)
+	}
+	if len(got) != len(ms) || got[0].ID != ms[0].ID || got[len(got)-1].ID != ms[len(ms)-1].ID {
+		t.Fatalf("sent %d messages, opened %d", len(ms), len(got))
+	}
+	// Large bodies split frames by size, never past MaxPeerFrameSize.
+	big := func(seq uint64) wire.PeerMessage {
+		return changed(event(srvA, srvB, seq), func(m *wire.PeerMessage) {
+			m.Body = json.RawMessage(`{"a":"` + strings.Repeat("x", wire.MaxPeerBody-8) + `"}`)
+		})
+	}
+	frames, err = wire.SignPeerFrames([]wire.PeerMessage{big(1), big(2), big(3), big(4)}, keyA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(frames) < 2 {
+		t.Fatalf("four bodies of 256 KiB in %d frame", len(frames))
+	}
+	for _, f := range frames {
+		if len(f) > wire.MaxPeerFrameSize {
+			t.Fatalf("a frame of %d bytes", len(f))
+		}
+	}
+}
+
+func TestAFrameIsOneOriginsMessagesToOneRecipientInOrder(t *testing.T) {
+	ack := wire.PeerMessage{ID: srvA + "/ack/3", Origin: srvA, Recipient: srvB, Seq: 3, Sent: now, Kind: wire.KindAck}
+	for name, c := range map[string]struct {
+		ms   []wire.PeerMessage
+		want string
+	}{
+		"two recipients":   {[]wire.PeerMessage{event(srvA, srvB, 1), event(srvA, srvC, 2)}, "a frame is one origin's to one recipient"},
+		"out of order":     {[]wire.PeerMessage{event(srvA, srvB, 2), event(srvA, srvB, 1)}, "in increasing order"},
+		"twice":            {[]wire.PeerMessage{event(srvA, srvB, 1), event(srvA, srvB, 1)}, "in increasing order"},
+		"ack with another": {[]wire.PeerMessage{event(srvA, srvB, 1), ack}, "travels alone"},
+		"nothing":          {nil, "carries no message"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			// The sender refuses to sign it …
+			_, err := wire.SignPeerFrames(c.ms, keyA)
+			mustFail(t, err, c.want)
+			// … and the receiver refuses it signed by the rule.
+			raw := []byte("[]")
+			if len(c.ms) > 0 {
+				raw = mustJSON(t, c.ms)
+			}
+			_, err = wire.OpenPeerFrame(signedFrame(raw, keyA), verifierOf(srvB))
+			mustFail(t, err, c.want)
+		})
+	}
+	// A message of C's slipped into a frame A signed.
+	raw := mustJSON(t, []wire.PeerMessage{event(srvA, srvB, 1), event(srvC, srvB, 2)})
+	_, err := wire.OpenPeerFrame(signedFrame(raw, keyA), verifierOf(srvB))
+	mustFail(t, err, "a frame is one origin's to one recipient")
+	raw = mustJSON(t, []wire.PeerMessage{event(srvC, srvB, 1)})
+	_, err = wire.OpenPeerFrame(signedFrame(raw, keyA), verifierOf(srvB))
+	mustFail(t, err, "in a frame signed by "+srvA+": forged")
+	// One bad message refuses the whole frame.
+	late := changed(event(srvA, srvB, 2), func(m *wire.PeerMessage) { m.Sent = now.Add(-time.Hour) })
+	raw = mustJSON(t, []wire.PeerMessage{event(srvA, srvB, 1), late})
+	ms, err := wire.OpenPeerFrame(signedFrame(raw, keyA), verifierOf(srvB))
+	mustFail(t, err, "ago (more than 1m0s)")
+	if ms != nil {
+		t.Fatalf("returned %d messages of a refused frame", len(ms))
 	}
 }

@@ -343,13 +343,13 @@ func FuzzDecodeJoinResponse(f *testing.F) {
 	})
 }
 
-// What OpenPeerMessage accepts was signed by a key of its origin that the
+// What OpenPeerFrame accepts was signed by a key of its origin that the
 // verifier knows, over the exact bytes it carries, is addressed to the
 // verifier, and can be signed again and opened to the same message. The
 // fuzzer cannot forge signatures, so each input is two: a frame opened as
 // it is, and a message's bytes signed with A's key before they are opened,
 // which reaches every check a signed message meets.
-func FuzzOpenPeerMessage(f *testing.F) {
+func FuzzOpenPeerFrame(f *testing.F) {
 	hello := wire.PeerMessage{ID: srvA + "/hello/0", Origin: srvA, Recipient: srvB, Sent: now, Kind: wire.KindHello}
 	ack := wire.PeerMessage{ID: srvC + "/ack/3", Origin: srvC, Recipient: srvB, Seq: 3, Sent: now, Kind: wire.KindAck, Body: json.RawMessage(`{}`)}
 	for _, s := range []struct {
@@ -369,55 +369,77 @@ func FuzzOpenPeerMessage(f *testing.F) {
 		if err != nil {
 			f.Fatal(err)
 		}
-		f.Add(MustSign(f, s.m, s.key), inner)
+		f.Add(MustSign(f, s.m, s.key), alone(inner))
 	}
 	for _, inner := range []string{
 		`{"id":"` + srvA + `/0","origin":"` + srvA + `","recipient":"` + srvB + `","seq":0,"sent":"2026-11-24T03:00:00Z","kind":"event","body":{}}`,
 		`{"id":"` + srvA + `/1","origin":"` + srvA + `","recipient":"` + srvB + `","seq":1,"sent":"2026-11-24T12:00:30+09:00","kind":"status","body": { "a" : [1, "<"] } }`,
 		`{"ID":"` + srvA + `/ack/1","Origin":"` + srvA + `","recipient":"` + srvB + `","seq":1,"sent":"2026-11-24T03:00:59.999999999Z","kind":"ack","body":null}`,
 	} {
-		f.Add(signedFrame([]byte(inner), keyA), []byte(inner))
+		f.Add(signedFrame(alone([]byte(inner)), keyA), alone([]byte(inner)))
 	}
-	f.Add([]byte(`{"message":"e30=","key_id":"k_0000000000000000","signature":null}`), []byte(`{}`))
+	f.Add([]byte(`{"origin":"`+srvA+`","messages":"W3t9XQ==","key_id":"k_0000000000000000","signature":null}`), []byte(`[{}]`))
 	private := map[string]ed25519.PrivateKey{}
 	for _, k := range []ed25519.PrivateKey{keyA, keyAOld, keyB, keyC} {
 		private[wire.KeyID(pub(k))] = k
 	}
 	check := func(t *testing.T, frame []byte) {
 		v := verifierOf(srvB)
-		m, err := wire.OpenPeerMessage(frame, v)
+		ms, err := wire.OpenPeerFrame(frame, v)
 		if err != nil {
 			return
 		}
-		if err := m.Validate(); err != nil {
-			t.Fatalf("accepted an invalid message: %v", err)
-		}
-		if m.Recipient != srvB || m.Origin == srvB || m.Sent.Before(now.Add(-time.Minute)) || m.Sent.After(now.Add(time.Minute)) {
-			t.Fatalf("accepted %s from %s to %s sent %s", m.ID, m.Origin, m.Recipient, m.Sent)
-		}
-		var signed wire.SignedPeerMessage
+		var signed wire.SignedPeerFrame
 		if err := json.Unmarshal(frame, &signed); err != nil {
 			t.Fatalf("accepted a frame that does not decode: %v", err)
 		}
-		key, ok := v.Key(m.Origin, signed.KeyID)
-		if !ok || !ed25519.Verify(key, append([]byte("aramaki-fed-v1\x00"), signed.Message...), signed.Signature) {
-			t.Fatalf("accepted %s without a valid signature of %s", m.ID, m.Origin)
+		key, ok := v.Key(signed.Origin, signed.KeyID)
+		if !ok || !ed25519.Verify(key, append([]byte("aramaki-fed-v2\x00"), signed.Messages...), signed.Signature) {
+			t.Fatalf("accepted a frame without a valid signature of %s", signed.Origin)
 		}
-		again, err := wire.OpenPeerMessage(MustSign(t, m, private[signed.KeyID]), v)
+		if len(ms) == 0 || len(ms) > wire.MaxPeerBatch {
+			t.Fatalf("accepted a frame of %d messages", len(ms))
+		}
+		for i, m := range ms {
+			if err := m.Validate(); err != nil {
+				t.Fatalf("accepted an invalid message: %v", err)
+			}
+			if m.Origin != signed.Origin || m.Recipient != srvB || m.Origin == srvB || m.Sent.Before(now.Add(-time.Minute)) || m.Sent.After(now.Add(time.Minute)) {
+				t.Fatalf("accepted %s from %s to %s sent %s in a frame of %s", m.ID, m.Origin, m.Recipient, m.Sent, signed.Origin)
+			}
+			if i > 0 && (!m.Kind.Outbox() || m.Seq <= ms[i-1].Seq) {
+				t.Fatalf("accepted %s after %s in one frame", m.ID, ms[i-1].ID)
+			}
+		}
+		frames, err := wire.SignPeerFrames(ms, private[signed.KeyID])
 		if err != nil {
-			t.Fatalf("signed again, %s is refused: %v", m.ID, err)
+			t.Fatalf("signing again what was accepted: %v", err)
 		}
-		var body, bodyAgain bytes.Buffer
-		_ = json.Compact(&body, m.Body)
-		_ = json.Compact(&bodyAgain, again.Body)
-		if again.ID != m.ID || again.Origin != m.Origin || again.Recipient != m.Recipient || again.Seq != m.Seq ||
-			again.Kind != m.Kind || !again.Sent.Equal(m.Sent) || body.String() != bodyAgain.String() {
-			t.Fatalf("signed and opened again, %+v became %+v", m, again)
+		var again []wire.PeerMessage
+		for _, f := range frames {
+			got, err := wire.OpenPeerFrame(f, v)
+			if err != nil {
+				t.Fatalf("signed again, refused: %v", err)
+			}
+			again = append(again, got...)
+		}
+		if len(again) != len(ms) {
+			t.Fatalf("signed and opened again, %d messages became %d", len(ms), len(again))
+		}
+		for i, m := range ms {
+			var body, bodyAgain bytes.Buffer
+			_ = json.Compact(&body, m.Body)
+			_ = json.Compact(&bodyAgain, again[i].Body)
+			a := again[i]
+			if a.ID != m.ID || a.Origin != m.Origin || a.Recipient != m.Recipient || a.Seq != m.Seq ||
+				a.Kind != m.Kind || !a.Sent.Equal(m.Sent) || body.String() != bodyAgain.String() {
+				t.Fatalf("signed and opened again, %+v became %+v", m, a)
+			}
 		}
 	}
-	f.Fuzz(func(t *testing.T, frame, inner []byte) {
+	f.Fuzz(func(t *testing.T, frame, messages []byte) {
 		check(t, frame)
-		check(t, signedFrame(inner, keyA))
+		check(t, signedFrame(messages, keyA))
 	})
 }
 
