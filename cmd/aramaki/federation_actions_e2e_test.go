@@ -154,3 +154,58 @@ func TestAPeersOperatorRunsAnActionTheGrantAllowsOnTheRealAgentAuditedOnBothServ
 		t.Errorf("cancelling on b a run of a's that ended: %d (%s)", code, raw)
 	}
 }
+
+// The request is durable: asked while hoster is down hard, it runs once
+// when hoster is back, and shop's run ends with hoster's answer; shop,
+// killed in turn before the answer, gets it when it is back.
+func TestARemoteActionAskedWhileThePeerIsDownRunsOnceWhenItIsBack(t *testing.T) {
+	t.Parallel()
+	actions := t.TempDir()
+	if err := os.WriteFile(filepath.Join(actions, "storage.yaml"), []byte("actions:\n  - {name: restart-unit, argv: [/usr/bin/sleep, \"1\"], timeout: 10s}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	a := MustStartServer(t, MustConfigRepo(t, map[string]string{"storage.yaml": "id: storage\ntitle: Storage\nactions:\n  - {name: restart-unit}\n"}), "--name", "hoster")
+	b := MustStartServer(t, MustConfigRepo(t, map[string]string{"shop.yaml": "id: shop\ntitle: Shop\nsubsystems: [storage@hoster]\n"}), "--name", "shop")
+	MustEnrollAgentWith(t, a, []string{"--actions", actions}, "storage")
+	var inv struct{ Token string }
+	mustJSON(t, a.MustCLI("peer", "invite", "--name", "shop", "-o", "json"), &inv)
+	b.MustCLI("peer", "accept", inv.Token)
+	a.MustCLI("grant", "create", "--peer", "shop", "--system", "storage", "--allow", "action:restart-unit", "--until", "24h")
+	Eventually(t, 20*time.Second, "the agent's actions on a", func() bool {
+		var page struct{ Events []struct{ Summary string } }
+		a.MustAPI("GET", "/api/v1/timeline?system=storage&kind=agent.actions", nil, &page)
+		return len(page.Events) > 0
+	})
+
+	a.Kill9()
+	var run runView
+	if code := b.MustAPI("POST", "/api/v1/systems/storage@hoster/actions/restart-unit/runs", map[string]any{"reason": "while hoster is down"}, &run); code != http.StatusCreated || run.State != "requested" {
+		t.Fatalf("asked while hoster is down: %+v", run)
+	}
+	time.Sleep(300 * time.Millisecond)
+	a.MustRestart()
+	var runsA struct{ Runs []runView }
+	Eventually(t, 30*time.Second, "the run on hoster", func() bool {
+		a.MustAPI("GET", "/api/v1/runs", nil, &runsA)
+		return len(runsA.Runs) == 1 && runsA.Runs[0].State == "running"
+	})
+	b.Kill9()
+	Eventually(t, 30*time.Second, "the run to end on hoster", func() bool {
+		a.MustAPI("GET", "/api/v1/runs", nil, &runsA)
+		return len(runsA.Runs) == 1 && runsA.Runs[0].State == "succeeded"
+	})
+	b.MustRestart()
+	Eventually(t, 30*time.Second, "hoster's answer on shop", func() bool {
+		b.MustAPI("GET", "/api/v1/runs/"+run.ID, nil, &run)
+		return run.State == "succeeded"
+	})
+	time.Sleep(500 * time.Millisecond)
+	if a.MustAPI("GET", "/api/v1/runs", nil, &runsA); len(runsA.Runs) != 1 {
+		t.Errorf("hoster ran it %d times", len(runsA.Runs))
+	}
+	var page struct{ Events []struct{ Kind string } }
+	b.MustAPI("GET", "/api/v1/timeline?system=shop&kind=run.finished", nil, &page)
+	if len(page.Events) != 1 {
+		t.Errorf("shop's timeline has the end %d times", len(page.Events))
+	}
+}
