@@ -95,6 +95,9 @@ func (l *Links) init() {
 }
 
 // Run fills the outboxes and keeps the dialled links up until ctx ends.
+// It fills them every FillEvery, and at once when the service says a
+// status changed; statuses are compared every StatusEvery, and at once on
+// such a change.
 func (l *Links) Run(ctx context.Context) {
 	l.init()
 	dialing := map[string]context.CancelFunc{}
@@ -105,41 +108,59 @@ func (l *Links) Run(ctx context.Context) {
 	}()
 	t := time.NewTicker(FillEvery)
 	defer t.Stop()
-	var statusShared time.Time
+	var statusShared, peersRead time.Time
+	changed := false
 	for {
 		if err := l.Svc.FederateEvents(ctx); err != nil && ctx.Err() == nil {
 			l.Log.Error("filling peer outboxes", "err", err)
 		}
-		if time.Since(statusShared) >= StatusEvery {
+		if changed || time.Since(statusShared) >= StatusEvery {
 			statusShared = time.Now()
 			if err := l.Svc.FederateStatus(ctx); err != nil && ctx.Err() == nil {
 				l.Log.Error("sharing statuses with peers", "err", err)
 			}
 		}
 		l.poke()
-		if peers, err := l.Svc.LinkPeers(ctx); err == nil {
-			want := map[string]bool{}
-			for _, p := range peers {
-				if p.URL != "" && !strings.HasPrefix(p.AddedBy, "invitation:") {
-					want[p.Server] = true
-					if dialing[p.Server] == nil {
-						dctx, cancel := context.WithCancel(ctx)
-						dialing[p.Server] = cancel
-						go l.dialLoop(dctx, p.Server)
-					}
-				}
-			}
-			for id, cancel := range dialing {
-				if !want[id] {
-					cancel() // removed
-					delete(dialing, id)
-				}
-			}
+		if time.Since(peersRead) >= StatusEvery {
+			peersRead = time.Now()
+			l.dialPeers(ctx, dialing)
 		}
+		changed = false
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-l.Svc.FederationWake():
+			changed = true
+		}
+	}
+}
+
+// dialPeers keeps a dialling loop for each peer this server joined, and
+// stops those of removed peers.
+func (l *Links) dialPeers(ctx context.Context, dialing map[string]context.CancelFunc) {
+	peers, err := l.Svc.LinkPeers(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			l.Log.Error("reading peers", "err", err)
+		}
+		return
+	}
+	want := map[string]bool{}
+	for _, p := range peers {
+		if p.URL != "" && !strings.HasPrefix(p.AddedBy, "invitation:") {
+			want[p.Server] = true
+			if dialing[p.Server] == nil {
+				dctx, cancel := context.WithCancel(ctx)
+				dialing[p.Server] = cancel
+				go l.dialLoop(dctx, p.Server)
+			}
+		}
+	}
+	for id, cancel := range dialing {
+		if !want[id] {
+			cancel() // removed
+			delete(dialing, id)
 		}
 	}
 }
@@ -169,6 +190,8 @@ func (l *Links) dialLoop(ctx context.Context, server string) {
 		}
 		if linked {
 			backoff = 100 * time.Millisecond // the link was up: start over
+		} else {
+			l.Svc.LinkDown(server, err) // the session said so; a failed dial did not
 		}
 		l.Log.Info("peer link ended; dialling again", "peer", server, "err", err, "in", backoff)
 		select {

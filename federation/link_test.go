@@ -36,7 +36,7 @@ type linkServer struct {
 	ctx   context.Context
 }
 
-func MustLinkServer(t *testing.T, name string, systems ...aramaki.System) *linkServer {
+func MustLinkServer(t testing.TB, name string, systems ...aramaki.System) *linkServer {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -88,7 +88,7 @@ func (d joinDirect) Join(ctx context.Context, token string, self service.JoinSel
 
 // MustPeer makes b a peer of a (b joins a, reaching it at url) and grants
 // b the events of system on a.
-func MustPeer(t *testing.T, a, b *linkServer, url, system string) aramaki.Grant {
+func MustPeer(t testing.TB, a, b *linkServer, url, system string) aramaki.Grant {
 	t.Helper()
 	b.svc.SetJoiner(joinDirect{a, url})
 	inv, err := a.svc.CreateInvitation(a.ctx, root, "b", 0)

@@ -156,6 +156,7 @@ func (s *Service) write(ctx context.Context, group []*submission) {
 		s.log.Error("storing check results failed; agents will resend them", "batches", len(batches), "err", err)
 	} else if changed {
 		s.wakeAlerts()
+		s.wakeFederation()
 	}
 	for i, sub := range group {
 		if err != nil {

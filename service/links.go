@@ -36,9 +36,10 @@ func (s *Service) LinkUp(server string) {
 	s.setLink(server, LinkStatus{Connected: true, Since: s.now().UTC()})
 }
 
-// LinkDown records that the session with a peer ended, and why when err
-// says: the link calls it for the session that was current only, not for
-// one a newer connection replaced.
+// LinkDown records that the session with a peer ended, or a dial of it
+// failed, and why when err says: the link calls it for the session that
+// was current only, not for one a newer connection replaced. A link down
+// already stays down since when it went down.
 func (s *Service) LinkDown(server string, err error) {
 	st := LinkStatus{Since: s.now().UTC()}
 	if err != nil {
@@ -52,6 +53,9 @@ func (s *Service) setLink(server string, st LinkStatus) {
 	defer s.links.mu.Unlock()
 	if s.links.m == nil {
 		s.links.m = map[string]LinkStatus{}
+	}
+	if was, ok := s.links.m[server]; ok && !was.Connected && !st.Connected && !was.Since.IsZero() {
+		st.Since = was.Since // down since the first failure, with the latest error
 	}
 	s.links.m[server] = st
 }

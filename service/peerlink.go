@@ -289,6 +289,7 @@ func (s *Service) PeerReceived(ctx context.Context, peer aramaki.Peer, msgs []Pe
 	last, err := s.store.ReceiveFromPeer(ctx, peer.Name, in)
 	if err == nil && slices.ContainsFunc(in, func(m aramaki.ReceivedMessage) bool { return len(m.Statuses) > 0 }) {
 		s.wakeAlerts() // a peer's system changed: as a check would
+		s.wakeFederation()
 	}
 	if err == nil && runs {
 		// Started at once on the agents connected here, as a run asked
@@ -327,6 +328,29 @@ func (s *Service) LinkPeers(ctx context.Context) ([]aramaki.Peer, error) {
 	return out, nil
 }
 
+// sharedRecheck is how long FederateStatus trusts its memory of what a
+// peer was told before it asks the store again: a status withheld from a
+// peer (its grant ended) is told again within that.
+const sharedRecheck = time.Minute
+
+type sharedStatus struct {
+	status  aramaki.Status
+	checked time.Time
+}
+
+// FederationWake is signalled when a status changed here or on a peer:
+// the links fill the outboxes and share statuses at once, rather than at
+// their next tick, so that a change passes along a chain of servers in
+// milliseconds.
+func (s *Service) FederationWake() <-chan struct{} { return s.fedWake }
+
+func (s *Service) wakeFederation() {
+	select {
+	case s.fedWake <- struct{}{}:
+	default:
+	}
+}
+
 // FederateStatus tells each peer the rolled-up status of every system its
 // grants share the status of, when it changed since the peer was told.
 func (s *Service) FederateStatus(ctx context.Context) error {
@@ -353,6 +377,11 @@ func (s *Service) FederateStatus(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
+			// A peer's system used here counts as on this server's own
+			// pages: the peer is told the status it sees, not whence.
+			if states, err = s.withRemote(ctx, g, scope, states); err != nil {
+				return err
+			}
 			status := newRollup(g, states).status(id)
 			since := time.Time{}
 			for _, st := range states {
@@ -363,6 +392,13 @@ func (s *Service) FederateStatus(ctx context.Context) error {
 			if since.IsZero() {
 				since = now
 			}
+			key := gr.ID + "\x00" + id
+			s.sharedMu.Lock()
+			last, known := s.shared[key]
+			s.sharedMu.Unlock()
+			if known && last.status == status && now.Sub(last.checked) < sharedRecheck {
+				continue // told already: no write
+			}
 			body, err := json.Marshal(map[string]any{"system": id, "status": status.String(), "since": since.UTC()})
 			if err != nil {
 				return err
@@ -370,6 +406,9 @@ func (s *Service) FederateStatus(ctx context.Context) error {
 			if _, err := s.store.ShareStatus(ctx, gr.Peer, id, status, body, now); err != nil {
 				return fmt.Errorf("status of %s for peer %s: %w", id, gr.Peer, err)
 			}
+			s.sharedMu.Lock()
+			s.shared[key] = sharedStatus{status: status, checked: now}
+			s.sharedMu.Unlock()
 		}
 	}
 	return nil
