@@ -133,6 +133,11 @@ type RunRefusal struct {
 type PeerRunRequest struct {
 	Run    Run
 	Events func(Run) ([]Event, []Notification, error)
+	// Grants are the grants that allowed it when it was decided: should
+	// they all be revoked by the time it is stored, it is refused after
+	// all, with the events Refused makes.
+	Grants  []string
+	Refused func() ([]Event, error)
 }
 
 // PeerRunResult is what a peer said of a run of its system that this

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
@@ -141,11 +140,17 @@ func (s *Service) peerAction(ctx context.Context, g *aramaki.Graph, peer aramaki
 		return nil, &ev, err
 	}
 	now := s.now()
-	if g.System(a.System) == nil || !slices.ContainsFunc(grants, func(gr aramaki.Grant) bool {
-		return gr.Peer == peer.Name && gr.AllowsAction(now, a.System, a.Action)
-	}) {
-		told := fmt.Sprintf("no grant of this server allows action %s on %s", a.Action, a.System)
-		return refuse("no grant to the peer in force allows it", told)
+	var allowing []string
+	for _, gr := range grants {
+		if gr.Peer == peer.Name && gr.AllowsAction(now, a.System, a.Action) {
+			allowing = append(allowing, gr.ID)
+		}
+	}
+	notGranted := func() (*aramaki.PeerRunRequest, *aramaki.Event, error) {
+		return refuse("no grant to the peer in force allows it", fmt.Sprintf("no grant of this server allows action %s on %s", a.Action, a.System))
+	}
+	if g.System(a.System) == nil || len(allowing) == 0 {
+		return notGranted()
 	}
 	ref, err := actionRef(g, a.System, a.Action)
 	if err != nil {
@@ -169,6 +174,9 @@ func (s *Service) peerAction(ctx context.Context, g *aramaki.Graph, peer aramaki
 	run.Peer, run.PeerRun = peer.Name, a.Run
 	return &aramaki.PeerRunRequest{Run: run, Events: func(r aramaki.Run) ([]aramaki.Event, []aramaki.Notification, error) {
 		return s.runCreated(g, r, who, actor)
+	}, Grants: allowing, Refused: func() ([]aramaki.Event, error) {
+		_, ev, err := notGranted()
+		return []aramaki.Event{*ev}, err
 	}}, nil, nil
 }
 

@@ -2,7 +2,10 @@ package store
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/aramaki/aramaki"
@@ -56,6 +59,22 @@ func (s *Store) receiveRuns(ctx context.Context, tx *txn, m aramaki.ReceivedMess
 	// A message is received once (ReceiveFromPeer skips those at or below
 	// the last stored, in this transaction): so is each run it asks for.
 	for _, req := range m.Runs {
+		// A revocation committed since the grants were read counts: it
+		// takes effect at once.
+		inForce, err := s.anyGrantInForce(ctx, tx, req.Grants)
+		if err != nil {
+			return err
+		}
+		if !inForce {
+			evs, err := req.Refused()
+			if err != nil {
+				return err
+			}
+			if err := appendEvents(ctx, tx, evs); err != nil {
+				return err
+			}
+			continue
+		}
 		run, err := insertRun(ctx, tx, req.Run)
 		if err != nil {
 			return err
@@ -94,4 +113,26 @@ func (s *Store) receiveRuns(ctx context.Context, tx *txn, m aramaki.ReceivedMess
 		}
 	}
 	return nil
+}
+
+// anyGrantInForce reports whether one of the grants is not revoked; the
+// rows are locked, so that a revocation waits for the run it would have
+// refused, or the run for the revocation.
+func (s *Store) anyGrantInForce(ctx context.Context, tx *txn, ids []string) (bool, error) {
+	inForce := false
+	for _, id := range ids {
+		n, err := strconv.ParseInt(id, 10, 64)
+		if err != nil {
+			continue
+		}
+		var revoked sql.NullInt64
+		err = tx.QueryRow(ctx, `SELECT revoked_us FROM grants WHERE id = ?`+s.forUpdate(), n).Scan(&revoked)
+		if errors.Is(err, sql.ErrNoRows) {
+			continue
+		} else if err != nil {
+			return false, fmt.Errorf("read grant: %w", err)
+		}
+		inForce = inForce || !revoked.Valid
+	}
+	return inForce, nil
 }

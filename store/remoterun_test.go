@@ -91,13 +91,32 @@ func TestARunOfAPeersSystemIsStoredWithItsRequestAndMovedOnByThePeersAnswer(t *t
 			t.Errorf("run.finished on the timeline %d times", len(page.Events))
 		}
 
-		// A run the peer asks for here is created with its message, once.
+		// A run the peer asks for here is created with its message, once,
+		// while a grant that allowed it is not revoked.
+		created := func(g aramaki.Grant) (aramaki.Event, error) {
+			return ev(aramaki.KindGrantCreated, aramaki.Run{System: "storage"}), nil
+		}
+		grant, err := s.CreateGrant(ctx, aramaki.Grant{Peer: "a", Systems: []string{"storage"}, Actions: []string{"restart-unit"}, Until: t0.Add(time.Hour), Created: t0, CreatedBy: "root"}, created)
+		if err != nil {
+			t.Fatal(err)
+		}
+		revoked, err := s.CreateGrant(ctx, aramaki.Grant{Peer: "a", Systems: []string{"storage"}, Actions: []string{"restart-unit"}, Until: t0.Add(time.Hour), Created: t0, CreatedBy: "root"}, created)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.RevokeGrant(ctx, revoked.ID, "root", ev(aramaki.KindGrantRevoked, aramaki.Run{System: "storage"})); err != nil {
+			t.Fatal(err)
+		}
 		made := 0
 		local := aramaki.Run{System: "storage", Action: "restart-unit", Params: map[string]string{}, Reason: "asked", RequestedBy: "olga@a", Requested: t0,
 			State: aramaki.RunRunning, Peer: "a", PeerRun: "7", Targets: []aramaki.RunTarget{{Agent: "ag_1", Name: "st1", State: aramaki.RunRequested}}}
+		refusals := 0
 		req := aramaki.PeerRunRequest{Run: local, Events: func(r aramaki.Run) ([]aramaki.Event, []aramaki.Notification, error) {
 			made++
 			return []aramaki.Event{ev(aramaki.KindRunRequested, r)}, nil, nil
+		}, Grants: []string{revoked.ID, grant.ID}, Refused: func() ([]aramaki.Event, error) {
+			refusals++
+			return []aramaki.Event{ev(aramaki.KindRunRefused, aramaki.Run{System: "storage"})}, nil
 		}}
 		for range 2 {
 			if last, err := s.ReceiveFromPeer(ctx, "a", []aramaki.ReceivedMessage{{Seq: 3, Runs: []aramaki.PeerRunRequest{req}}}); err != nil || last != 3 {
@@ -110,6 +129,18 @@ func TestARunOfAPeersSystemIsStoredWithItsRequestAndMovedOnByThePeersAnswer(t *t
 		}
 		if waiting, _ := s.WaitingTargets(ctx, []string{"ag_1"}); len(waiting) != 1 || waiting[0].Run != runs[0].ID {
 			t.Errorf("waiting to start: %+v", waiting)
+		}
+		// Every grant that allowed it revoked by the time it is stored:
+		// refused after all.
+		req.Grants, req.Run.PeerRun = []string{revoked.ID, "404"}, "8"
+		if _, err := s.ReceiveFromPeer(ctx, "a", []aramaki.ReceivedMessage{{Seq: 4, Runs: []aramaki.PeerRunRequest{req}}}); err != nil {
+			t.Fatal(err)
+		}
+		if runs, _ := s.Runs(ctx, aramaki.RunFilter{Systems: []string{"storage"}, Limit: 10}); len(runs) != 1 || made != 1 || refusals != 1 {
+			t.Errorf("after the revocation: %d runs, events made %d times, refused %d times", len(runs), made, refusals)
+		}
+		if page, _ := s.Timeline(ctx, aramaki.TimelineQuery{Kinds: []aramaki.EventKind{aramaki.KindRunRefused}, Limit: 10}); len(page.Events) != 1 {
+			t.Errorf("refusals on the timeline: %d", len(page.Events))
 		}
 	})
 }
