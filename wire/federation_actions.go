@@ -14,10 +14,9 @@ import (
 // refused it, and when it ended. Both are outbox kinds: durable, numbered,
 // replayed after a disconnect, each stored once.
 //
-// Added on 2026-11-24 within federation protocol version 1: a server that
-// does not know these kinds refuses them as unknown and its link stops
-// until it is updated. A server sends an action only when one of its users
-// asks to run a peer's action.
+// Both are kinds of federation protocol version 2 (2026-11-24), the first
+// released. A server sends an action only when one of its users asks to
+// run a peer's action.
 
 // Limits of remote actions.
 const (
