@@ -304,6 +304,14 @@ func (r RemoteEvent) Validate() error {
 	return nil
 }
 
+// remoteEventData is the detail of a peer's event stored here (its
+// fields in the order a map of them was written before).
+type remoteEventData struct {
+	Origin      string `json:"origin"`
+	OriginEvent string `json:"origin_event"`
+	Peer        string `json:"peer"`
+}
+
 // Local is the remote event as this server stores it: on the remote
 // systems (storage@a), by the peer, with an id of its own derived from the
 // origin's server and event ids, so the same event received twice is
@@ -313,12 +321,19 @@ func (r RemoteEvent) Local(peer, origin string) (Event, error) {
 	for i, s := range r.Systems {
 		systems[i] = RemoteSystemID(s, peer)
 	}
-	e, err := NewEvent(r.Time, r.Kind, "peer:"+peer, systems, r.Summary, map[string]string{"peer": peer, "origin": origin, "origin_event": r.ID})
+	slices.Sort(systems)
+	data, err := json.Marshal(remoteEventData{Peer: peer, Origin: origin, OriginEvent: r.ID})
 	if err != nil {
-		return e, err
+		return Event{}, fmt.Errorf("marshal event data: %w", err)
 	}
+	// Its id is the origin's event's, so that it is stored once however
+	// often it arrives; not of its content, as NewEvent's are.
 	sum := sha256.Sum256([]byte("aramaki-remote-event-v1\x00" + origin + "\x00" + r.ID))
-	e.ID = "ev_" + hex.EncodeToString(sum[:16])
+	e := Event{ID: "ev_" + hex.EncodeToString(sum[:16]), Time: r.Time.UTC().Truncate(time.Microsecond), Kind: r.Kind, Actor: "peer:" + peer,
+		Systems: slices.Compact(systems), Summary: r.Summary, Data: data}
+	if err := e.Validate(); err != nil {
+		return Event{}, err
+	}
 	return e, nil
 }
 

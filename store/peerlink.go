@@ -51,6 +51,9 @@ func (s *Store) PeerLink(ctx context.Context, peer string) (aramaki.PeerLink, er
 	return l, err
 }
 
+// outboxRow is a row of peer_outbox as FillOutbox writes it.
+var outboxRow = []string{"peer text", "seq bigint", "kind text", "body text", "created_us bigint"}
+
 // FillOutbox moves a peer's outbox on over this server's events: in one
 // transaction it reads up to limit events after those considered before,
 // puts what pick makes of them in the outbox, numbered on, and notes them
@@ -93,12 +96,13 @@ func (s *Store) FillOutbox(ctx context.Context, peer string, limit int, at time.
 		if err != nil {
 			return err
 		}
+		args := make([]any, 0, len(msgs)*len(outboxRow))
 		for _, m := range msgs {
-			if _, err := tx.Exec(ctx, `INSERT INTO peer_outbox (peer, seq, kind, body, created_us) VALUES (?, ?, ?, ?, ?)`,
-				peer, l.NextSeq, m.Kind, string(m.Body), micros(at)); err != nil {
-				return fmt.Errorf("insert outbox message: %w", err)
-			}
+			args = append(args, peer, int64(l.NextSeq), m.Kind, string(m.Body), micros(at))
 			l.NextSeq++
+		}
+		if err := insertRows(ctx, tx, "peer_outbox", outboxRow, ``, args); err != nil {
+			return fmt.Errorf("insert outbox messages: %w", err)
 		}
 		_, err = tx.Exec(ctx, `UPDATE peer_links SET event_seq = ?, next_seq = ? WHERE peer = ?`, evs[len(evs)-1].Seq, l.NextSeq, peer)
 		if err != nil {
