@@ -86,7 +86,7 @@ func (s *Store) FillOutbox(ctx context.Context, peer string, limit int, at time.
 			return err
 		}
 		if s.dialect == Postgres {
-			evs = beforeGap(evs, l.EventSeq, at)
+			evs = s.gaps.beforeGap(evs, l.EventSeq, at)
 		}
 		read = len(evs)
 		if read == 0 {
@@ -288,25 +288,4 @@ func (s *Store) WithholdOutbox(ctx context.Context, peer string, msgs []aramaki.
 		}
 		return nil
 	})
-}
-
-// GapWait is how long a gap in the events' numbering holds a peer's
-// outbox back on PostgreSQL, where transactions commit in another order
-// than they took their numbers: an event numbered before one already
-// committed may still be on its way. A gap older than this was a
-// transaction rolled back, or an event stored already (its number is
-// taken and left unused), which therefore delays peers by this much.
-const GapWait = 5 * time.Second
-
-// beforeGap returns the events up to the first gap in their numbering
-// after seq, unless the event after the gap is older than GapWait.
-func beforeGap(evs []aramaki.Event, seq int64, now time.Time) []aramaki.Event {
-	next := seq + 1
-	for i, e := range evs {
-		if e.Seq != next && now.Sub(e.Time) < GapWait {
-			return evs[:i]
-		}
-		next = e.Seq + 1
-	}
-	return evs
 }

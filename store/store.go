@@ -52,6 +52,7 @@ type Store struct {
 
 	stmts  *stmtCache
 	checks *checkNumbers
+	gaps   eventGaps // in the events' numbering, for the peers' outboxes
 
 	// The SQLite checkpointer: see checkpoints.
 	stopCheckpoints chan struct{}
