@@ -25,6 +25,18 @@ type ServerKey struct {
 	Created time.Time          `json:"created"`
 	// Retired is when a newer key took over; it still verifies.
 	Retired *time.Time `json:"retired,omitempty"`
+	// Endorsement is the signature of the key current before this one
+	// over this one (see KeyEndorsement), made when it took over: with it
+	// peers that know the old key trust the new one. Empty for a server's
+	// first key.
+	Endorsement []byte `json:"-"`
+}
+
+// KeyEndorsement is what a server's key signs to endorse the key that
+// replaces it: the server's id and the new public key, under a prefix of
+// their own (the federation protocol's, wire.KeyEndorsementBytes).
+func KeyEndorsement(server string, next ed25519.PublicKey) []byte {
+	return append([]byte("aramaki-key-endorse-v1\x00"+server), next...)
 }
 
 // ServerIdentity is this server as its peers know it.
@@ -245,6 +257,7 @@ const (
 	KindGrantCreated EventKind = "grant.created"
 	KindGrantRevoked EventKind = "grant.revoked"
 	KindServerKeyNew EventKind = "server.key_rotated"
+	KindPeerKeyNew   EventKind = "peer.key_rotated"
 )
 
 // ---- What flows between peers ----

@@ -251,8 +251,15 @@ func (adv *adversary) open(frame []byte) wire.PeerMessage {
 	return m
 }
 
+// hello is from's hello to to, with from's current key as its chain.
 func (adv *adversary) hello(from, to, nonce string) wire.PeerMessage {
-	body, _ := json.Marshal(wire.PeerHello{Nonce: nonce})
+	var chain []wire.PeerKeyLink
+	for _, id := range []aramaki.ServerIdentity{adv.aID, adv.bID, adv.cID} {
+		if id.ID == from {
+			chain = []wire.PeerKeyLink{{PublicKey: id.Current().Public}}
+		}
+	}
+	body, _ := json.Marshal(wire.PeerHello{Nonce: nonce, Keys: chain})
 	return wire.PeerMessage{ID: wire.PeerMessageID(from, wire.KindHello, 0), Origin: from, Recipient: to, Sent: time.Now(), Kind: wire.KindHello, Body: body}
 }
 

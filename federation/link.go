@@ -124,6 +124,7 @@ func (l *Links) Run(ctx context.Context) {
 		if time.Since(peersRead) >= StatusEvery {
 			peersRead = time.Now()
 			l.dialPeers(ctx, dialing)
+			l.endOldKeySessions(ctx)
 		}
 		changed = false
 		select {
@@ -161,6 +162,31 @@ func (l *Links) dialPeers(ctx context.Context, dialing map[string]context.Cancel
 		if !want[id] {
 			cancel() // removed
 			delete(dialing, id)
+		}
+	}
+}
+
+// endOldKeySessions ends the sessions that sign with a key this server no
+// longer signs with: its key was rotated, and its peers learn the new one
+// from the hello of the next session (the dialling side dials again at
+// once).
+func (l *Links) endOldKeySessions(ctx context.Context) {
+	l.mu.Lock()
+	n := len(l.sessions)
+	l.mu.Unlock()
+	if n == 0 {
+		return
+	}
+	id, err := l.Svc.Identity(ctx)
+	if err != nil {
+		return
+	}
+	current := id.Current().ID
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, s := range l.sessions {
+		if s.key != current {
+			s.cancel(fmt.Errorf("this server's key was rotated to %s: linking again to show peers the new key", current))
 		}
 	}
 }
@@ -236,7 +262,7 @@ func (l *Links) dial(ctx context.Context, server string) (linked bool, err error
 	// The peer speaks first: its hello with a nonce.
 	hctx, cancel = context.WithTimeout(ctx, helloTimeout)
 	defer cancel()
-	theirs, err := l.readHello(hctx, ws, id, peer)
+	theirs, err := l.readHello(hctx, ws, id, peer, "")
 	if err != nil {
 		ws.Close(websocket.StatusPolicyViolation, "bad hello")
 		return false, err
@@ -330,28 +356,60 @@ func inParallel(n int, fn func(i int)) {
 	wg.Wait()
 }
 
-// readHello reads the hello a peer must start with.
-func (l *Links) readHello(ctx context.Context, ws *websocket.Conn, id aramaki.ServerIdentity, peer aramaki.Peer) (hello, error) {
+// readHello reads the hello a peer must start with, and checks its nonce
+// when nonce is not empty. A hello signed by a key of the peer's this
+// server does not know opens only through the hello's key chain from a key
+// it knows (wire.OpenPeerHello); the keys it makes known are stored, on
+// the timeline, once the hello has checked out.
+func (l *Links) readHello(ctx context.Context, ws *websocket.Conn, id aramaki.ServerIdentity, peer aramaki.Peer, nonce string) (hello, error) {
 	_, frame, err := ws.Read(ctx)
 	if err != nil {
 		return hello{}, fmt.Errorf("read hello: %w", err)
 	}
-	m, err := wire.OpenPeerMessage(frame, l.verifier(ctx, id))
+	m, h, learned, err := wire.OpenPeerHello(frame, l.verifier(ctx, id))
 	if err != nil {
 		return hello{}, err
 	}
-	if m.Kind != wire.KindHello || m.Origin != peer.Server {
-		return hello{}, fmt.Errorf("expected a hello from %s, got a %s from %s", peer.Server, m.Kind, m.Origin)
+	if m.Origin != peer.Server {
+		return hello{}, fmt.Errorf("expected a hello from %s, got one from %s", peer.Server, m.Origin)
 	}
-	h, err := wire.DecodePeerHello(m.Body)
-	if err != nil {
-		return hello{}, err
+	if nonce != "" && h.Nonce != nonce {
+		return hello{}, errors.New("the hello does not carry this connection's nonce: recorded from another")
+	}
+	if len(learned) > 0 {
+		if err := l.Svc.PeerShowedKeys(ctx, peer, learned); err != nil {
+			return hello{}, fmt.Errorf("store the keys the peer showed: %w", err)
+		}
+		l.Log.Info("peer rotated its key", "peer", peer.Name, "key", aramaki.KeyID(learned[len(learned)-1]))
 	}
 	return hello{seq: m.Seq, nonce: h.Nonce}, nil
 }
 
+// keyChain is this server's key chain as a hello shows it: its keys
+// oldest first, the current one last, each after the first endorsed by
+// the one before; it goes back as far as the endorsements do, and
+// wire.MaxPeerKeys keys at most.
+func keyChain(id aramaki.ServerIdentity) []wire.PeerKeyLink {
+	n := 1 // id.Keys is current first, then by age
+	for n < len(id.Keys) && n < wire.MaxPeerKeys && len(id.Keys[n-1].Endorsement) > 0 {
+		n++
+	}
+	chain := make([]wire.PeerKeyLink, n)
+	for i := range n {
+		k := id.Keys[n-1-i]
+		chain[i] = wire.PeerKeyLink{PublicKey: k.Public}
+		if i > 0 {
+			chain[i].Endorsement = k.Endorsement
+		}
+	}
+	return chain
+}
+
 func (l *Links) writeHello(ctx context.Context, ws *websocket.Conn, id aramaki.ServerIdentity, peer aramaki.Peer, received uint64, nonce string) error {
-	body, _ := json.Marshal(wire.PeerHello{Nonce: nonce})
+	body, err := json.Marshal(wire.PeerHello{Nonce: nonce, Keys: keyChain(id)})
+	if err != nil {
+		return err
+	}
 	frame, err := wire.SignPeerMessage(wire.PeerMessage{ID: wire.PeerMessageID(id.ID, wire.KindHello, received), Origin: id.ID, Recipient: peer.Server,
 		Seq: received, Sent: l.now(), Kind: wire.KindHello, Body: body}, id.Current().Private)
 	if err != nil {
@@ -405,7 +463,7 @@ func (l *Links) Handler() http.Handler {
 		if err := l.writeHello(hctx, ws, id, peer, received.ReceivedSeq, want); err != nil {
 			return
 		}
-		theirs, err := l.readHello(hctx, ws, id, peer)
+		theirs, err := l.readHello(hctx, ws, id, peer, want)
 		if err != nil || theirs.nonce != want {
 			l.Log.Warn("refused a peer link", "peer", peer.Name, "err", err)
 			ws.Close(websocket.StatusPolicyViolation, "bad hello")
@@ -421,7 +479,8 @@ var cryptoRead = crand.Read
 
 // session is one live link with a peer.
 type session struct {
-	cancel context.CancelFunc
+	cancel context.CancelCauseFunc
+	key    string // the id of the key it signs with
 }
 
 // opened is a message from the peer, opened: an ack, or a message to store.
@@ -525,14 +584,14 @@ func (f *inFlight) ahead() (int, uint64) {
 // serve runs a link until it breaks: sends the outbox from after the
 // peer's last stored message, stores what the peer sends, acknowledges.
 func (l *Links) serve(ctx context.Context, ws *websocket.Conn, id aramaki.ServerIdentity, peer aramaki.Peer, theirReceived uint64) (err error) {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
 	defer ws.CloseNow()
 	l.mu.Lock()
 	if old := l.sessions[peer.Server]; old != nil {
-		old.cancel() // the newer connection wins
+		old.cancel(errors.New("a newer connection with the peer replaced this one")) // the newer connection wins
 	}
-	me := &session{cancel: cancel}
+	me := &session{cancel: cancel, key: id.Current().ID}
 	l.sessions[peer.Server] = me
 	l.Svc.LinkUp(peer.Server) // under l.mu: up and down are told in order
 	l.mu.Unlock()
@@ -731,7 +790,7 @@ func (l *Links) serve(ctx context.Context, ws *websocket.Conn, id aramaki.Server
 	select {
 	case <-ctx.Done():
 		ws.Close(websocket.StatusGoingAway, "")
-		return ctx.Err()
+		return context.Cause(ctx)
 	case err := <-errs:
 		ws.Close(websocket.StatusPolicyViolation, clip(err.Error(), 100))
 		return err

@@ -40,8 +40,9 @@ func (s *Service) newServerKey() (aramaki.ServerKey, error) {
 }
 
 // RotateServerKey gives this server a new identity key; the old one is
-// kept to verify what it signed. Peers learn the new key when this server
-// next connects to them, signed by the old one.
+// kept to verify what it signed, and endorses the new one: peers learn the
+// new key from this server's next hello, through that endorsement. Links
+// running when it rotates keep the key they started with until they end.
 func (s *Service) RotateServerKey(ctx context.Context, p aramaki.Principal) (aramaki.ServerIdentity, error) {
 	if err := s.require(p, aramaki.GlobalScope, aramaki.RoleAdmin); err != nil {
 		return aramaki.ServerIdentity{}, err
@@ -54,15 +55,41 @@ func (s *Service) RotateServerKey(ctx context.Context, p aramaki.Principal) (ara
 	if err != nil {
 		return id, err
 	}
-	ev, err := s.event(aramaki.KindServerKeyNew, p.Actor(), nil, fmt.Sprintf("%s gave this server a new identity key %s (the old one, %s, still verifies)",
-		p.User, key.ID, id.Current().ID), map[string]string{"key": key.ID, "previous": id.Current().ID})
+	keys, err := s.store.RotateServerKey(ctx, key, func(prev aramaki.ServerKey) ([]byte, aramaki.Event, error) {
+		ev, err := s.event(aramaki.KindServerKeyNew, p.Actor(), nil, fmt.Sprintf("%s gave this server a new identity key %s, endorsed by the old one, %s, which still verifies",
+			p.User, key.ID, prev.ID), map[string]string{"key": key.ID, "previous": prev.ID})
+		return ed25519.Sign(prev.Private, aramaki.KeyEndorsement(id.ID, key.Public)), ev, err
+	})
 	if err != nil {
 		return id, err
 	}
-	if id.Keys, err = s.store.RotateServerKey(ctx, key, ev); err != nil {
-		return id, err
-	}
+	id.Keys = keys
 	return id, nil
+}
+
+// PeerShowedKeys records keys of a peer that it showed in a hello, each
+// endorsed by the one before from a key this server knew (the link checked
+// the endorsements), with an event on the timeline for those it did not
+// know yet. Old keys stay known.
+func (s *Service) PeerShowedKeys(ctx context.Context, peer aramaki.Peer, keys []ed25519.PublicKey) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	now := s.now().UTC()
+	add := make([]aramaki.PeerKey, len(keys))
+	for i, k := range keys {
+		add[i] = aramaki.PeerKey{ID: aramaki.KeyID(k), Public: k, Added: now}
+	}
+	_, err := s.store.AddPeerKeys(ctx, peer.Server, add, func(added []aramaki.PeerKey) (aramaki.Event, error) {
+		ids := make([]string, len(added))
+		for i, k := range added {
+			ids[i] = k.ID
+		}
+		newest := ids[len(ids)-1]
+		return s.event(aramaki.KindPeerKeyNew, "peer:"+peer.Name, nil, fmt.Sprintf("peer %s rotated its key to %s, endorsed by a key this server knew; the old ones still verify", peer.Name, newest),
+			map[string]any{"peer": peer.Name, "server": peer.Server, "key": newest, "keys": ids})
+	})
+	return err
 }
 
 // ---- Peering ----

@@ -2,6 +2,7 @@ package service_test
 
 import (
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -13,6 +14,7 @@ import (
 	"github.com/aramaki/aramaki"
 	"github.com/aramaki/aramaki/service"
 	"github.com/aramaki/aramaki/store"
+	"github.com/aramaki/aramaki/wire"
 )
 
 // fedServer is one server of a federation test, in process.
@@ -183,6 +185,22 @@ func TestAServerKeyRotatesAndTheOldOneIsKept(t *testing.T) {
 	}
 	if _, err := a.svc.RotateServerKey(a.ctx, aramaki.Principal{User: "olga"}); aramaki.ErrorCode(err) != aramaki.EFORBIDDEN {
 		t.Errorf("an operator rotating: %v", err)
+	}
+	// Rotated once more, each key is endorsed by the one before it, as
+	// the federation protocol checks it: a peer that knows only the first
+	// key learns both others.
+	again, err := a.svc.RotateServerKey(a.ctx, root)
+	if err != nil || len(again.Keys) != 3 || again.Keys[2].Endorsement != nil {
+		t.Fatalf("after rotating again: %+v, %v", again, err)
+	}
+	var chain []wire.PeerKeyLink
+	for i := len(again.Keys) - 1; i >= 0; i-- {
+		chain = append(chain, wire.PeerKeyLink{PublicKey: again.Keys[i].Public, Endorsement: again.Keys[i].Endorsement})
+	}
+	first := before.Current()
+	learned, err := wire.VerifyKeyChain(again.ID, chain, func(id string) (ed25519.PublicKey, bool) { return first.Public, id == first.ID })
+	if err != nil || len(learned) != 2 || !learned[1].Equal(again.Current().Public) {
+		t.Fatalf("the chain from the first key: %d keys learned, %v", len(learned), err)
 	}
 }
 

@@ -174,8 +174,9 @@ type MonitoringStore interface {
 	WaitingTargets(ctx context.Context, agents []string) ([]aramaki.RunStart, error)
 	// ServerIdentity returns this server's identity, made with fresh when there is none.
 	ServerIdentity(ctx context.Context, fresh func() (string, aramaki.ServerKey, error)) (aramaki.ServerIdentity, error)
-	// RotateServerKey makes a key the current one, retiring the one before.
-	RotateServerKey(ctx context.Context, key aramaki.ServerKey, ev aramaki.Event) ([]aramaki.ServerKey, error)
+	// RotateServerKey makes a key the current one, retiring the one
+	// before, which endorses it.
+	RotateServerKey(ctx context.Context, key aramaki.ServerKey, endorse func(prev aramaki.ServerKey) ([]byte, aramaki.Event, error)) ([]aramaki.ServerKey, error)
 	// CreateInvitation stores an invitation to become a peer.
 	CreateInvitation(ctx context.Context, inv aramaki.Invitation, ev aramaki.Event) error
 	// UseInvitation checks and uses an invitation, storing the peer it makes.
@@ -203,8 +204,8 @@ type MonitoringStore interface {
 	PeerByServer(ctx context.Context, server string) (aramaki.Peer, error)
 	// Peer returns the peer with a name.
 	Peer(ctx context.Context, name string) (aramaki.Peer, error)
-	// AddPeerKey records a key a peer told this server.
-	AddPeerKey(ctx context.Context, server string, k aramaki.PeerKey) error
+	// AddPeerKeys records keys a peer showed this server after it rotated.
+	AddPeerKeys(ctx context.Context, server string, keys []aramaki.PeerKey, ev func(added []aramaki.PeerKey) (aramaki.Event, error)) ([]aramaki.PeerKey, error)
 	// ShareStatus queues a shared system's status for a peer when it changed.
 	ShareStatus(ctx context.Context, peer, system string, status aramaki.Status, body []byte, at time.Time) (bool, error)
 	// RemoteStatuses returns what peers last told of their systems used here.

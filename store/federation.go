@@ -42,15 +42,19 @@ func (s *Store) ServerIdentity(ctx context.Context, fresh func() (string, aramak
 }
 
 func insertServerKey(ctx context.Context, tx *txn, k aramaki.ServerKey) error {
-	if _, err := tx.Exec(ctx, `INSERT INTO server_keys (id, public_key, private_key, created_us) VALUES (?, ?, ?, ?)`,
-		k.ID, []byte(k.Public), []byte(k.Private), micros(k.Created)); err != nil {
+	var endorsement any // NULL for a first key
+	if len(k.Endorsement) > 0 {
+		endorsement = k.Endorsement
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO server_keys (id, public_key, private_key, created_us, endorsement) VALUES (?, ?, ?, ?, ?)`,
+		k.ID, []byte(k.Public), []byte(k.Private), micros(k.Created), endorsement); err != nil {
 		return fmt.Errorf("insert server key: %w", err)
 	}
 	return nil
 }
 
 func readServerKeys(ctx context.Context, tx *txn) ([]aramaki.ServerKey, error) {
-	rows, err := tx.Query(ctx, `SELECT id, public_key, private_key, created_us, retired_us FROM server_keys
+	rows, err := tx.Query(ctx, `SELECT id, public_key, private_key, created_us, retired_us, endorsement FROM server_keys
 		ORDER BY retired_us IS NOT NULL, created_us DESC, id`)
 	if err != nil {
 		return nil, fmt.Errorf("query server keys: %w", err)
@@ -59,25 +63,46 @@ func readServerKeys(ctx context.Context, tx *txn) ([]aramaki.ServerKey, error) {
 	var keys []aramaki.ServerKey
 	for rows.Next() {
 		var (
-			k        aramaki.ServerKey
-			pub, prv []byte
-			created  int64
-			retired  sql.NullInt64
+			k                     aramaki.ServerKey
+			pub, prv, endorsement []byte
+			created               int64
+			retired               sql.NullInt64
 		)
-		if err := rows.Scan(&k.ID, &pub, &prv, &created, &retired); err != nil {
+		if err := rows.Scan(&k.ID, &pub, &prv, &created, &retired, &endorsement); err != nil {
 			return nil, fmt.Errorf("scan server key: %w", err)
 		}
 		k.Public, k.Private, k.Created, k.Retired = ed25519.PublicKey(pub), ed25519.PrivateKey(prv), fromMicros(created), fromNullMicros(retired)
+		if len(endorsement) > 0 {
+			k.Endorsement = endorsement
+		}
 		keys = append(keys, k)
 	}
 	return keys, rows.Err()
 }
 
 // RotateServerKey makes key the current one, retiring the one before (it
-// still verifies), with the audit event.
-func (s *Store) RotateServerKey(ctx context.Context, key aramaki.ServerKey, ev aramaki.Event) ([]aramaki.ServerKey, error) {
+// still verifies). In the same transaction, with rotations one at a time,
+// endorse is given the key that was current and returns its endorsement
+// of the new key and the audit event.
+func (s *Store) RotateServerKey(ctx context.Context, key aramaki.ServerKey, endorse func(prev aramaki.ServerKey) ([]byte, aramaki.Event, error)) ([]aramaki.ServerKey, error) {
 	var keys []aramaki.ServerKey
 	err := s.write(ctx, func(tx *txn) error {
+		var server string
+		if err := tx.QueryRow(ctx, `SELECT id FROM server_identity`+s.forUpdate()).Scan(&server); err != nil {
+			return fmt.Errorf("read server identity: %w", err)
+		}
+		before, err := readServerKeys(ctx, tx)
+		if err != nil {
+			return err
+		}
+		if len(before) == 0 || before[0].Retired != nil {
+			return fmt.Errorf("rotate server key: there is no current key")
+		}
+		endorsement, ev, err := endorse(before[0])
+		if err != nil {
+			return err
+		}
+		key.Endorsement = endorsement
 		if _, err := tx.Exec(ctx, `UPDATE server_keys SET retired_us = ? WHERE retired_us IS NULL`, micros(key.Created)); err != nil {
 			return fmt.Errorf("retire server key: %w", err)
 		}
@@ -87,7 +112,6 @@ func (s *Store) RotateServerKey(ctx context.Context, key aramaki.ServerKey, ev a
 		if _, err := appendEvent(ctx, tx, ev); err != nil {
 			return err
 		}
-		var err error
 		keys, err = readServerKeys(ctx, tx)
 		return err
 	})
@@ -198,9 +222,44 @@ func (s *Store) AddPeer(ctx context.Context, p aramaki.Peer, ev aramaki.Event) e
 	})
 }
 
-// AddPeerKey records a key a peer told this server (after it rotated).
-func (s *Store) AddPeerKey(ctx context.Context, server string, k aramaki.PeerKey) error {
-	return s.write(ctx, func(tx *txn) error { return insertPeerKey(ctx, tx, server, k) })
+// AddPeerKeys records keys a peer showed this server after it rotated
+// (those not known yet), while it is a peer, with the audit event ev makes
+// of the keys added; no event when every key was known. It returns the
+// keys added.
+func (s *Store) AddPeerKeys(ctx context.Context, server string, keys []aramaki.PeerKey, ev func(added []aramaki.PeerKey) (aramaki.Event, error)) ([]aramaki.PeerKey, error) {
+	var added []aramaki.PeerKey
+	err := s.write(ctx, func(tx *txn) error {
+		added = nil
+		var name string
+		err := tx.QueryRow(ctx, `SELECT name FROM peers WHERE server_id = ? AND removed_us IS NULL`+s.forUpdate(), server).Scan(&name)
+		if errors.Is(err, sql.ErrNoRows) {
+			return aramaki.Errorf(aramaki.ENOTFOUND, "no peer is server %s", server)
+		} else if err != nil {
+			return fmt.Errorf("read peer: %w", err)
+		}
+		for _, k := range keys {
+			res, err := tx.Exec(ctx, `INSERT INTO peer_keys (server_id, key_id, public_key, added_us) VALUES (?, ?, ?, ?)
+				ON CONFLICT (server_id, key_id) DO NOTHING`, server, k.ID, []byte(k.Public), micros(k.Added))
+			if err != nil {
+				return fmt.Errorf("insert peer key: %w", err)
+			}
+			if n, err := res.RowsAffected(); err != nil {
+				return fmt.Errorf("insert peer key: %w", err)
+			} else if n > 0 {
+				added = append(added, k)
+			}
+		}
+		if len(added) == 0 {
+			return nil
+		}
+		e, err := ev(added)
+		if err != nil {
+			return err
+		}
+		_, err = appendEvent(ctx, tx, e)
+		return err
+	})
+	return added, err
 }
 
 const peerColumns = `name, server_id, url, ca_sha256, added_us, added_by, removed_us`

@@ -39,11 +39,22 @@ func TestFederationRecords(t *testing.T) {
 		if again, err := s.ServerIdentity(ctx, fresh); err != nil || made != 1 || again.ID != id.ID {
 			t.Fatalf("asked again: %+v, made %d times, %v", again, made, err)
 		}
-		// A new key takes over; the old one is kept, retired.
+		// A new key takes over, endorsed by the one before, which is kept,
+		// retired.
 		second := key(t0.Add(time.Hour))
-		keys, err := s.RotateServerKey(ctx, second, ev(aramaki.KindServerKeyNew))
+		var endorser string
+		keys, err := s.RotateServerKey(ctx, second, func(prev aramaki.ServerKey) ([]byte, aramaki.Event, error) {
+			endorser = prev.ID
+			return []byte("endorsed by " + prev.ID), ev(aramaki.KindServerKeyNew), nil
+		})
 		if err != nil || len(keys) != 2 || keys[0].ID != second.ID || keys[0].Retired != nil || keys[1].ID != first.ID || keys[1].Retired == nil {
 			t.Fatalf("keys after rotating %+v, %v", keys, err)
+		}
+		if endorser != first.ID || string(keys[0].Endorsement) != "endorsed by "+first.ID || keys[1].Endorsement != nil {
+			t.Errorf("endorsed by %s: %q, the first key %q", endorser, keys[0].Endorsement, keys[1].Endorsement)
+		}
+		if again, err := s.ServerIdentity(ctx, fresh); err != nil || string(again.Current().Endorsement) != "endorsed by "+first.ID {
+			t.Errorf("the endorsement read back: %q, %v", again.Current().Endorsement, err)
 		}
 
 		// An invitation is used once, before it expires, with its secret.
@@ -83,6 +94,25 @@ func TestFederationRecords(t *testing.T) {
 		}
 		if k, ok := b.Key(bKey.ID); !ok || !bytes.Equal(k, bKey.Public) {
 			t.Error("b's key not found by its id")
+		}
+		// A key b showed after it rotated is added once, with its event;
+		// its old key stays.
+		bNew := key(t0)
+		events := 0
+		told := func(added []aramaki.PeerKey) (aramaki.Event, error) { events++; return ev(aramaki.KindPeerKeyNew), nil }
+		for i, want := range []int{2, 0} {
+			added, err := s.AddPeerKeys(ctx, peer.Server, []aramaki.PeerKey{{ID: bKey.ID, Public: bKey.Public, Added: t0}, {ID: bNew.ID, Public: bNew.Public, Added: t0}, {ID: second.ID, Public: second.Public, Added: t0}}, told)
+			if err != nil || len(added) != want || events != 1 {
+				t.Fatalf("adding b's keys, time %d: %d added, %d events, %v", i+1, len(added), events, err)
+			}
+		}
+		if b, _ := s.Peer(ctx, "b"); len(b.Keys) != 3 {
+			t.Errorf("b has %d keys, want 3", len(b.Keys))
+		} else if k, ok := b.Key(bNew.ID); !ok || !bytes.Equal(k, bNew.Public) {
+			t.Error("b's new key not found by its id")
+		}
+		if _, err := s.AddPeerKeys(ctx, "srv_cccccccccccccccc", []aramaki.PeerKey{{ID: bNew.ID, Public: bNew.Public, Added: t0}}, told); aramaki.ErrorCode(err) != aramaki.ENOTFOUND {
+			t.Errorf("keys of no peer: %v", err)
 		}
 		// The same server or name cannot be added twice.
 		if err := s.AddPeer(ctx, aramaki.Peer{Name: "b2", Server: peer.Server, Added: t0, AddedBy: "root"}, ev(aramaki.KindPeerJoined)); aramaki.ErrorCode(err) != aramaki.ECONFLICT {

@@ -42,6 +42,12 @@ import (
 //     SignPeerFrames, OpenPeerFrame, aramaki-fed-v2), instead of one
 //     message per signature; a hello or an ack still travels alone.
 //     Version 1 was never released, so a server speaks only version 2.
+//   - 2, hello revised (2026-11-25): a hello carries its sender's key
+//     chain (PeerHello.Keys), each key endorsed by the one before it
+//     (KeyEndorsementBytes, aramaki-key-endorse-v1), so that a server
+//     that rotated its key is trusted by peers that know an older one
+//     (OpenPeerHello, VerifyKeyChain). Version 2 was not released yet, so
+//     no compatibility is kept: a hello without keys is refused.
 //
 // # Identities
 //
@@ -62,7 +68,7 @@ const PeerInvitationPrefix = "arpeer1."
 const (
 	MaxPeerInvitation = 4096      // characters of an invitation token
 	MaxJoinSize       = 16 << 10  // a join request or response body
-	MaxPeerKeys       = 16        // keys a server presents when it joins
+	MaxPeerKeys       = 16        // keys a server presents when it joins, or in a hello's key chain
 	MaxPeerFrameSize  = 1 << 20   // one federation websocket message
 	MaxPeerBody       = 256 << 10 // the body of one peer message
 	maxPeerURL        = 2048

@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"crypto/ed25519"
 	"regexp"
 	"time"
 	"unicode/utf8"
@@ -62,26 +63,72 @@ func DecodePeerEvent(body []byte) (*PeerEvent, error) {
 }
 
 // PeerHello is the body of a hello: the nonce the accepting server chose
-// for this connection. The accepting server's hello carries a fresh one;
-// the dialling server's hello must carry it back, signed, so that a hello
-// recorded from another connection opens nothing.
+// for this connection, and the sender's key chain. The accepting server's
+// hello carries a fresh nonce; the dialling server's hello must carry it
+// back, signed, so that a hello recorded from another connection opens
+// nothing.
+//
+// Keys is the sender's key chain, oldest first, ending with the key that
+// signs the hello: each key after the first comes with its endorsement by
+// the key before it (KeyEndorsementBytes). A receiver that does not know
+// the signing key trusts it only through a chain from a key it knows
+// (OpenPeerHello). A server sends its newest keys only, at most
+// MaxPeerKeys of them, back to its first key or to the first one made
+// without an endorsement.
 type PeerHello struct {
-	Nonce string `json:"nonce"`
+	Nonce string        `json:"nonce"`
+	Keys  []PeerKeyLink `json:"keys"`
 }
+
+// PeerKeyLink is one key of a hello's key chain.
+type PeerKeyLink struct {
+	PublicKey []byte `json:"public_key"`
+	// Endorsement is the signature of the key before this one in the
+	// chain over KeyEndorsementBytes of the sender and this key; absent
+	// for the first key of the chain.
+	Endorsement []byte `json:"endorsement,omitempty"`
+}
+
+// maxPeerHello bounds a hello's body: a nonce and MaxPeerKeys keys with
+// their endorsements, in base64.
+const maxPeerHello = 8 << 10
 
 var noncePattern = regexp.MustCompile(`^[A-Za-z0-9_-]{22,64}$`)
 
-// DecodePeerHello decodes and checks the body of a hello.
+// DecodePeerHello decodes and checks the body of a hello: its nonce, and
+// the form of its key chain (one to MaxPeerKeys distinct Ed25519 keys, each
+// after the first with an endorsement). Whether the endorsements verify
+// is VerifyKeyChain's business, which needs the sender's id.
 func DecodePeerHello(body []byte) (*PeerHello, error) {
 	var h PeerHello
-	if len(body) > 1024 {
-		return nil, errorf("peer hello exceeds 1 KiB")
+	if len(body) > maxPeerHello {
+		return nil, errorf("peer hello exceeds %d KiB", maxPeerHello>>10)
 	}
 	if err := decodeStrict(body, &h); err != nil {
 		return nil, err
 	}
 	if !noncePattern.MatchString(h.Nonce) {
 		return nil, errorf("peer hello: the nonce is not 22-64 base64url characters")
+	}
+	if len(h.Keys) == 0 || len(h.Keys) > MaxPeerKeys {
+		return nil, errorf("peer hello: the key chain must hold 1 to %d keys, the signing key last", MaxPeerKeys)
+	}
+	seen := map[string]bool{}
+	for i, k := range h.Keys {
+		if len(k.PublicKey) != ed25519.PublicKeySize {
+			return nil, errorf("peer hello: key %d of the chain is not a %d-byte Ed25519 key", i+1, ed25519.PublicKeySize)
+		}
+		id := KeyID(k.PublicKey)
+		if seen[id] {
+			return nil, errorf("peer hello: key %s is twice in the chain", id)
+		}
+		seen[id] = true
+		switch {
+		case i == 0 && len(k.Endorsement) > 0:
+			return nil, errorf("peer hello: the first key of the chain, %s, comes with an endorsement: by no key of the chain", id)
+		case i > 0 && len(k.Endorsement) != ed25519.SignatureSize:
+			return nil, errorf("peer hello: key %s of the chain has no endorsement (a %d-byte Ed25519 signature by the key before it)", id, ed25519.SignatureSize)
+		}
 	}
 	return &h, nil
 }

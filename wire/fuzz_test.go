@@ -480,6 +480,10 @@ func FuzzDecodePeerHello(f *testing.F) {
 	for _, s := range []string{`{"nonce":"AAAAAAAAAAAAAAAAAAAAAAAA"}`, `{"nonce":""}`, `{"nonce":"a b"}`, `{}`, `{"nonce":"AAAAAAAAAAAAAAAAAAAAAAAA","x":1}`} {
 		f.Add([]byte(s))
 	}
+	for _, chain := range [][]wire.PeerKeyLink{chainOf(srvA, keyA), chainOf(srvA, keyAOld, keyA, keyANew), {{PublicKey: pub(keyA), Endorsement: []byte{1}}}} {
+		raw, _ := json.Marshal(wire.PeerHello{Nonce: "AAAAAAAAAAAAAAAAAAAAAAAA", Keys: chain})
+		f.Add(raw)
+	}
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		h, err := wire.DecodePeerHello(raw)
 		if err != nil {
@@ -487,6 +491,20 @@ func FuzzDecodePeerHello(f *testing.F) {
 		}
 		if len(h.Nonce) < 22 || len(h.Nonce) > 64 || strings.ContainsAny(h.Nonce, " \"\\/+=") {
 			t.Fatalf("accepted nonce %q", h.Nonce)
+		}
+		if len(h.Keys) == 0 || len(h.Keys) > wire.MaxPeerKeys {
+			t.Fatalf("accepted a chain of %d keys", len(h.Keys))
+		}
+		seen := map[string]bool{}
+		for i, k := range h.Keys {
+			if len(k.PublicKey) != ed25519.PublicKeySize || seen[wire.KeyID(k.PublicKey)] || (i == 0) != (len(k.Endorsement) == 0) || (i > 0 && len(k.Endorsement) != ed25519.SignatureSize) {
+				t.Fatalf("accepted key %d of the chain: %+v", i, k)
+			}
+			seen[wire.KeyID(k.PublicKey)] = true
+		}
+		again, _ := json.Marshal(h)
+		if _, err := wire.DecodePeerHello(again); err != nil {
+			t.Fatalf("what was accepted does not decode again: %v", err)
 		}
 	})
 }
