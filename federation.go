@@ -451,6 +451,10 @@ type ReceivedMessage struct {
 	// for.
 	Runs       []PeerRunRequest
 	RunResults []PeerRunResult
+	// Grants, when GrantsTold, are the grants the peer holds in force for
+	// this server, replacing all it told before.
+	Grants     []ReceivedGrant
+	GrantsTold bool
 }
 
 // RemoteStatus is the rolled-up status of a peer's shared system, as the

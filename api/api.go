@@ -195,6 +195,7 @@ func New(svc *service.Service, log *slog.Logger, opts Options) *API {
 		{"DELETE", "/api/v1/peers/{name}", a.removePeer},
 		{"POST", "/api/v1/grants", a.createGrant},
 		{"GET", "/api/v1/grants", a.listGrants},
+		{"GET", "/api/v1/grants/received", a.listReceivedGrants},
 		{"POST", "/api/v1/grants/{id}/revoke", a.revokeGrant},
 		// Other servers, not users: the invitation's secret is the credential.
 		{"POST", "/federation/v1/join", a.join},

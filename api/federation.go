@@ -248,6 +248,29 @@ func (a *API) listGrants(w http.ResponseWriter, r *http.Request, p aramaki.Princ
 	return writeJSON(w, http.StatusOK, GrantsResponse{Grants: gs})
 }
 
+// ReceivedGrantsResponse lists the grants peers hold in force for this
+// server, as they told them.
+type ReceivedGrantsResponse struct {
+	Grants []aramaki.ReceivedGrant `json:"grants"`
+}
+
+func (a *API) listReceivedGrants(w http.ResponseWriter, r *http.Request, p aramaki.Principal) error {
+	if err := queryParams(r, "peer"); err != nil {
+		return err
+	}
+	peer := r.URL.Query().Get("peer")
+	if peer != "" {
+		if err := aramaki.ValidatePeerName(peer); err != nil {
+			return err
+		}
+	}
+	gs, err := a.svc.ReceivedGrants(r.Context(), p, peer)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, ReceivedGrantsResponse{Grants: gs})
+}
+
 func (a *API) revokeGrant(w http.ResponseWriter, r *http.Request, p aramaki.Principal) error {
 	g, err := a.svc.RevokeGrant(r.Context(), p, r.PathValue("id"))
 	if err != nil {

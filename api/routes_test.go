@@ -202,6 +202,7 @@ func routeCases() []routeCase {
 			return "/api/v1/grants", api.GrantRequest{Peer: "grantee", Systems: []string{"webshop"}, Allow: "events,status", Until: time.Now().Add(time.Hour).Format(time.RFC3339)}
 		}},
 		{"GET", "/api/v1/grants", [4]int{401, 200, 200, 200}, fixed("/api/v1/grants?peer=grantee", nil)},
+		{"GET", "/api/v1/grants/received", [4]int{401, 200, 200, 200}, fixed("/api/v1/grants/received?peer=grantee", nil)},
 		// Who may not hand out its systems does not learn of a grant.
 		{"POST", "/api/v1/grants/{id}/revoke", [4]int{401, 404, 404, 200}, func(e *env, _ string) (string, any) {
 			return "/api/v1/grants/" + e.MustGrant("grantee", "webshop").ID + "/revoke", nil

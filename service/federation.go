@@ -389,10 +389,14 @@ func (s *Service) CreateGrant(ctx context.Context, p aramaki.Principal, req Gran
 			return aramaki.Grant{}, aramaki.Errorf(aramaki.EINVALID, "none of %s has an action %s", strings.Join(grant.Systems, ", "), a)
 		}
 	}
-	return s.store.CreateGrant(ctx, grant, func(gr aramaki.Grant) (aramaki.Event, error) {
+	made, err := s.store.CreateGrant(ctx, grant, func(gr aramaki.Grant) (aramaki.Event, error) {
 		return s.event(aramaki.KindGrantCreated, p.Actor(), gr.Systems, fmt.Sprintf("%s granted peer %s %s on %s until %s (grant %s)",
 			p.User, gr.Peer, allowText(gr), strings.Join(gr.Systems, ", "), gr.Until.Format(time.RFC3339), gr.ID), gr)
 	})
+	if err == nil {
+		s.wakeFederation() // the peer is told at once
+	}
+	return made, err
 }
 
 func allowText(g aramaki.Grant) string {
@@ -460,5 +464,6 @@ func (s *Service) RevokeGrant(ctx context.Context, p aramaki.Principal, id strin
 		return gr, err
 	}
 	gr.Revoked, gr.RevokedBy = &now, p.User
+	s.wakeFederation() // the peer is told at once
 	return gr, nil
 }

@@ -221,6 +221,10 @@ type PeerMessage struct {
 	// its systems this server asked for go.
 	Actions       []PeerAction
 	ActionResults []PeerActionResult
+	// Grants, when GrantsTold, are the grants the peer holds in force for
+	// this server, on the peer's ids, replacing what it told before.
+	Grants     []aramaki.ReceivedGrant
+	GrantsTold bool
 }
 
 // PeerReceived stores what a peer sent, in one transaction, each message
@@ -233,7 +237,7 @@ func (s *Service) PeerReceived(ctx context.Context, peer aramaki.Peer, msgs []Pe
 	var grants []aramaki.Grant // read once, when a message asks to run an action
 	grantsRead, runs := false, false
 	for _, m := range msgs {
-		r := aramaki.ReceivedMessage{Seq: m.Seq}
+		r := aramaki.ReceivedMessage{Seq: m.Seq, GrantsTold: m.GrantsTold, Grants: receivedGrants(peer.Name, m.Grants)}
 		if len(m.Actions) > 0 && !grantsRead {
 			var err error
 			if grants, err = s.store.Grants(ctx, peer.Name); err != nil {

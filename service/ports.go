@@ -210,6 +210,12 @@ type MonitoringStore interface {
 	ShareStatus(ctx context.Context, peer, system string, status aramaki.Status, body []byte, at time.Time) (bool, error)
 	// RemoteStatuses returns what peers last told of their systems used here.
 	RemoteStatuses(ctx context.Context, systems []string) (map[string]aramaki.RemoteStatus, error)
+	// TellGrants queues the grants in force for a peer when they changed
+	// (digest) since it was told.
+	TellGrants(ctx context.Context, peer, digest string, body []byte, at time.Time) (bool, error)
+	// ReceivedGrants returns the grants peers told this server they hold
+	// for it: of one peer, or ("") of all.
+	ReceivedGrants(ctx context.Context, peer string) ([]aramaki.ReceivedGrant, error)
 	// PeerLink returns where the exchange with a peer stands.
 	PeerLink(ctx context.Context, peer string) (aramaki.PeerLink, error)
 	// FillOutbox moves a peer's outbox on over the timeline.

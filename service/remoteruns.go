@@ -104,6 +104,9 @@ func (s *Service) requestPeerRun(ctx context.Context, g *aramaki.Graph, p aramak
 	if req.Params == nil {
 		req.Params = map[string]string{}
 	}
+	if err := s.peerGrantsRefuse(ctx, peer, req.System, req.Action); err != nil {
+		return aramaki.Run{}, err
+	}
 	now := s.now()
 	run := aramaki.Run{System: req.System, Action: req.Action, Params: req.Params, Reason: strings.TrimSpace(req.Reason), RequestedBy: p.User,
 		Requested: now, State: aramaki.RunRequested, Targets: []aramaki.RunTarget{}, Peer: peer}

@@ -23,6 +23,9 @@ func startLink(ctx context.Context, tx *txn, peer string) error {
 	if _, err := tx.Exec(ctx, `DELETE FROM peer_shared_status WHERE peer = ?`, peer); err != nil {
 		return fmt.Errorf("clear shared statuses: %w", err)
 	}
+	if err := forgetPeerGrants(ctx, tx, peer); err != nil {
+		return err
+	}
 	if _, err := tx.Exec(ctx, `INSERT INTO peer_links (peer, event_seq) SELECT ?, COALESCE(MAX(seq), 0) FROM events`, peer); err != nil {
 		return fmt.Errorf("start link: %w", err)
 	}
@@ -193,6 +196,9 @@ func (s *Store) ReceiveFromPeer(ctx context.Context, peer string, msgs []aramaki
 				if _, err := tx.Exec(ctx, `INSERT INTO alert_pending (system_id, check_name) VALUES (?, ?)`+pendingAgain, st.System, aramaki.RemoteStatusCheck); err != nil {
 					return fmt.Errorf("mark alert pending: %w", err)
 				}
+			}
+			if err := receiveGrants(ctx, tx, peer, m); err != nil {
+				return fmt.Errorf("message %d of peer %s: %w", m.Seq, peer, err)
 			}
 			if err := s.receiveRuns(ctx, tx, m); err != nil {
 				return fmt.Errorf("message %d of peer %s: %w", m.Seq, peer, err)

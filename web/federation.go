@@ -51,6 +51,15 @@ type peerView struct {
 	Dials  bool
 	Grants []grantView
 	Used   []service.SystemView
+	// Received are the grants the peer told this server it holds for it.
+	Received []receivedView
+}
+
+// receivedView is a grant a peer holds for this server, on the page.
+type receivedView struct {
+	aramaki.ReceivedGrant
+	Allow  string
+	Active bool
 }
 
 // grantView is a grant on the page.
@@ -131,6 +140,16 @@ func (u *UI) renderFederation(w http.ResponseWriter, r *http.Request, s *session
 		}
 	}
 
+	received, err := u.svc.ReceivedGrants(ctx, s.Principal, "")
+	if err != nil {
+		return err
+	}
+	receivedOf := map[string][]receivedView{}
+	for _, g := range received {
+		receivedOf[g.Peer] = append(receivedOf[g.Peer], receivedView{ReceivedGrant: g,
+			Allow: allowText(aramaki.Grant{Kinds: g.Kinds, Actions: g.Actions}), Active: g.Active(now)})
+	}
+
 	var peers, removed []peerView
 	var activePeers []string
 	if isAdmin {
@@ -147,7 +166,7 @@ func (u *UI) renderFederation(w http.ResponseWriter, r *http.Request, s *session
 				removed = append(removed, v)
 				continue
 			}
-			v.Grants, v.Used = grantsOf[ps.Name], usedOf[ps.Name]
+			v.Grants, v.Used, v.Received = grantsOf[ps.Name], usedOf[ps.Name], receivedOf[ps.Name]
 			delete(grantsOf, ps.Name)
 			delete(usedOf, ps.Name)
 			peers = append(peers, v)
@@ -159,14 +178,14 @@ func (u *UI) renderFederation(w http.ResponseWriter, r *http.Request, s *session
 	var others []peerView
 	for _, name := range grantPeers {
 		if gs, ok := grantsOf[name]; ok {
-			v := peerView{Grants: gs, Used: usedOf[name]}
+			v := peerView{Grants: gs, Used: usedOf[name], Received: receivedOf[name]}
 			v.Name = name
 			delete(usedOf, name)
 			others = append(others, v)
 		}
 	}
 	for name, used := range usedOf {
-		v := peerView{Used: used}
+		v := peerView{Used: used, Received: receivedOf[name]}
 		v.Name = name
 		others = append(others, v)
 	}

@@ -349,6 +349,7 @@ func MustHoster(t *testing.T) *hoster {
 	h.net = netfault.MustStart(t, h.srv.Listener.Addr().String())
 	h.url = "http://" + h.net.Addr()
 	links := &federation.Links{Svc: h.svc, Log: se.Log}
+	go links.Run(t.Context())
 	mux := http.NewServeMux()
 	mux.Handle(federation.LinkPath, links.Handler())
 	mux.Handle("/", api.New(h.svc, se.Log, api.Options{PublicURL: h.url, ServerName: "hoster"}))
@@ -414,6 +415,14 @@ func TestAcceptingAnInvitationOfARealServerAndSeeingTheLink(t *testing.T) {
 	links := &federation.Links{Svc: e.svc, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	go links.Run(ctx)
 	waitFor(t, e, admin, "the link to come up", `<span class="status status-ok">connected</span>`)
+	// The hoster grants this server the use of its storage: the page says
+	// so, with the name the hoster's storage has here.
+	if _, err := a.svc.CreateGrant(ctx, mustPrincipal(t, a.svc, a.token), service.GrantRequest{Peer: "shop", Systems: []string{"storage"},
+		Kinds: []aramaki.GrantKind{aramaki.GrantStatus}, Until: time.Now().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	body = waitFor(t, e, admin, "the hoster's grant", "What it grants this server")
+	mustContain(t, "the hoster's grant", body, `<a href="/systems/storage@hoster">storage@hoster</a>`, "allows status")
 	// The network between them is cut: the link is down, with why.
 	a.net.Cut()
 	body = waitFor(t, e, admin, "the link to go down", "Not connected since")

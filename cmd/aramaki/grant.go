@@ -16,16 +16,17 @@ import (
 
 // GrantCommand lets peers use systems of this server:
 // aramaki grant create --peer B --system S [--system …] --allow events,status[,action:NAME] --until T
-// | list [--peer B] | revoke ID.
+// | list [--peer B] | revoke ID, and lists what peers grant this server:
+// received [--peer A].
 type GrantCommand struct{ stdout io.Writer }
 
-const grantUsage = "aramaki grant create --peer B --system S [--system …] --allow events,status[,action:NAME] --until 2026-12-01T18:00Z | list [--peer B] | revoke ID"
+const grantUsage = "aramaki grant create --peer B --system S [--system …] --allow events,status[,action:NAME] --until 2026-12-01T18:00Z | list [--peer B] | revoke ID | received [--peer A]"
 
 // Run creates, lists or revokes grants.
 func (c *GrantCommand) Run(ctx context.Context, args []string) error {
 	var s clientSettings
 	fs := flag.NewFlagSet("aramaki grant", flag.ContinueOnError)
-	peer := fs.String("peer", "", "create: the peer to grant to; list: only grants to it")
+	peer := fs.String("peer", "", "create: the peer to grant to; list: only grants to it; received: only grants of it")
 	var systems listFlag
 	fs.Var(&systems, "system", "create: a system to share (repeat for several)")
 	allow := fs.String("allow", "", "create: what the peer gets: events, status, action:NAME, comma-separated")
@@ -72,6 +73,30 @@ func (c *GrantCommand) Run(ctx context.Context, args []string) error {
 		for _, g := range resp.Grants {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", clean(g.ID), clean(g.Peer), list(g.Systems), grantAllows(g),
 				g.Until.Local().Format("2006-01-02 15:04"), clean(g.CreatedBy), grantState(g, now))
+		}
+		return tw.Flush()
+	case pos[0] == "received" && len(pos) == 1:
+		q := url.Values{}
+		if *peer != "" {
+			q.Set("peer", *peer)
+		}
+		var resp api.ReceivedGrantsResponse
+		if err := cl.do(ctx, "GET", "/api/v1/grants/received", q, nil, &resp); err != nil {
+			return err
+		}
+		if s.output == "json" {
+			return printJSON(c.stdout, resp)
+		}
+		tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "PEER	GRANT	SYSTEMS	ALLOWS	UNTIL	STATE")
+		now := time.Now()
+		for _, g := range resp.Grants {
+			state := "active"
+			if !g.Active(now) {
+				state = "expired"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", clean(g.Peer), clean(g.ID), list(g.Systems),
+				grantAllows(aramaki.Grant{Kinds: g.Kinds, Actions: g.Actions}), g.Until.Local().Format("2006-01-02 15:04"), state)
 		}
 		return tw.Flush()
 	case pos[0] == "revoke" && len(pos) == 2:
