@@ -1,6 +1,7 @@
 package federation
 
 import (
+	"cmp"
 	"context"
 	"crypto/ed25519"
 	crand "crypto/rand"
@@ -52,6 +53,13 @@ const (
 	StatusEvery = time.Second
 	// MaxBackoff bounds the wait before dialling a peer again.
 	MaxBackoff = 10 * time.Second
+	// PingEvery is how often a session pings its peer, and PingTimeout how
+	// long it waits for the answer before it ends the session: a peer gone
+	// without closing TCP (a cut cable, a paused VM) is noticed within
+	// their sum, not when TCP gives up, and the dialling side dials again.
+	// Links.PingEvery and Links.PingTimeout override them.
+	PingEvery   = 15 * time.Second
+	PingTimeout = 10 * time.Second
 )
 
 // Links keeps this server's websocket links with its peers. It dials the
@@ -72,6 +80,9 @@ type Links struct {
 	// nil. MaxSkew is the window for a message's sent time.
 	Now     func() time.Time
 	MaxSkew time.Duration
+	// PingEvery and PingTimeout are the heartbeat of a session; PingEvery
+	// and PingTimeout (the constants) when zero.
+	PingEvery, PingTimeout time.Duration
 
 	mu       sync.Mutex
 	sessions map[string]*session // by peer server id
@@ -638,6 +649,30 @@ func (l *Links) serve(ctx context.Context, ws *websocket.Conn, id aramaki.Server
 			select {
 			case frames <- frame:
 			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	// The heartbeat: a ping every PingEvery. A peer that does not answer
+	// within PingTimeout is gone without closing TCP (a cut cable, a
+	// paused VM): the session ends at once, with no close handshake it
+	// would not answer either, and the dialling side dials again.
+	go func() {
+		every, wait := cmp.Or(l.PingEvery, PingEvery), cmp.Or(l.PingTimeout, PingTimeout)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			pctx, cancel := context.WithTimeout(ctx, wait)
+			err := ws.Ping(pctx)
+			cancel()
+			if err != nil && ctx.Err() == nil {
+				errs <- fmt.Errorf("the peer did not answer a ping within %s: %w", wait, err) // before the reader's error that closing brings
+				ws.CloseNow()
 				return
 			}
 		}

@@ -38,6 +38,13 @@ type linkServer struct {
 
 func MustLinkServer(t testing.TB, name string, systems ...aramaki.System) *linkServer {
 	t.Helper()
+	return mustLinkServerWith(t, name, nil, systems...)
+}
+
+// mustLinkServerWith is MustLinkServer with its links tuned by tune
+// before they run.
+func mustLinkServerWith(t testing.TB, name string, tune func(*federation.Links), systems ...aramaki.System) *linkServer {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -48,6 +55,9 @@ func MustLinkServer(t testing.TB, name string, systems ...aramaki.System) *linkS
 	t.Cleanup(func() { st.Close() })
 	s := &linkServer{ctx: ctx}
 	links := &federation.Links{Log: log}
+	if tune != nil {
+		tune(links)
+	}
 	srv := httptest.NewServer(links.Handler())
 	t.Cleanup(srv.Close)
 	s.url = srv.URL

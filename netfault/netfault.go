@@ -1,8 +1,9 @@
 // Package netfault puts a TCP proxy with faults between a test's client and
 // its server, on loopback: it forwards every byte unchanged in both
 // directions, TLS included, and on the test's word cuts every connection
-// with a reset, refuses new ones until healed, delays what passes, or does
-// all of that at random while the test runs.
+// with a reset, refuses new ones until healed, delays what passes, drops
+// everything without closing anything (a black hole), or does all of that
+// at random while the test runs.
 package netfault
 
 import (
@@ -28,13 +29,14 @@ type Proxy struct {
 	wg      sync.WaitGroup // every goroutine of the proxy's
 
 	delay atomic.Int64 // a time.Duration added to every chunk
+	hole  atomic.Bool  // drop every chunk
 
 	mu     sync.Mutex
 	cut    bool
 	closed bool
 	links  map[*link]struct{}
 
-	accepted, refused, cuts, broken, toTarget, fromTarget atomic.Int64
+	accepted, refused, cuts, broken, toTarget, fromTarget, dropped atomic.Int64
 }
 
 // Stats counts what a proxy did since it started.
@@ -45,6 +47,7 @@ type Stats struct {
 	Broken     int64 // open connections a cut reset
 	ToTarget   int64 // bytes written to the target
 	FromTarget int64 // bytes written back to the clients
+	Dropped    int64 // bytes a black hole swallowed
 }
 
 // At most this many bytes wait in each direction of a connection; beyond
@@ -101,11 +104,23 @@ func (p *Proxy) Cut() {
 	}
 }
 
-// Heal lets new connections through again after Cut.
+// Heal lets new connections through again after Cut, and bytes after
+// Blackhole.
 func (p *Proxy) Heal() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.cut = false
+	p.hole.Store(false)
+}
+
+// Blackhole drops every byte read from now on, in both directions, of open
+// connections and new ones alike, and passes on no end or reset either,
+// until Heal: as a cut cable or a paused machine looks to both ends, which
+// learn of it only by a timeout of their own. A connection whose end was
+// swallowed stays open on the other side until Cut or Close. New connections are still accepted. Bytes lost
+// stay lost after Heal: a stream that carried some is broken for good.
+func (p *Proxy) Blackhole() {
+	p.hole.Store(true)
 }
 
 // Delay holds every chunk read from now on for d before writing it on,
@@ -194,6 +209,7 @@ func (p *Proxy) Stats() Stats {
 		Broken:     p.broken.Load(),
 		ToTarget:   p.toTarget.Load(),
 		FromTarget: p.fromTarget.Load(),
+		Dropped:    p.dropped.Load(),
 	}
 }
 
@@ -293,6 +309,13 @@ func (p *Proxy) read(l *link, src net.Conn, q *queue) {
 	buf := make([]byte, 32<<10)
 	for {
 		n, err := src.Read(buf)
+		if p.hole.Load() {
+			p.dropped.Add(int64(n))
+			if err != nil {
+				return // nor does an end or a reset pass: the other side is left waiting
+			}
+			continue
+		}
 		if n > 0 {
 			due := time.Now().Add(time.Duration(p.delay.Load()))
 			if !q.push(l.ctx.Done(), chunk{data: bytes.Clone(buf[:n]), due: due}) {

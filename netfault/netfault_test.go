@@ -484,3 +484,48 @@ func mustRandom(t testing.TB, n int) []byte {
 	}
 	return b
 }
+
+func TestABlackholeDropsEverythingAndClosesNothingUntilHeal(t *testing.T) {
+	t.Parallel()
+	e := mustEcho(t)
+	p := MustStart(t, e.addr)
+	c := mustDial(t, p.Addr())
+	mustRoundTrip(t, c, "connected")
+
+	p.Blackhole()
+	if _, err := io.WriteString(c, "lost"); err != nil {
+		t.Fatalf("send into the black hole: %v", err)
+	}
+	// Nothing comes back, and nothing ends: the read times out.
+	c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+	n, err := c.Read(make([]byte, 16))
+	if ne, ok := err.(net.Error); n != 0 || !ok || !ne.Timeout() {
+		t.Fatalf("read through a black hole: %d bytes, %v; want a timeout", n, err)
+	}
+	// A new connection is taken in, and as silent.
+	c2 := mustDial(t, p.Addr())
+	io.WriteString(c2, "also lost")
+	c2.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+	if n, err := c2.Read(make([]byte, 16)); n != 0 || err == nil || !err.(net.Error).Timeout() {
+		t.Fatalf("a new connection through a black hole: %d bytes, %v", n, err)
+	}
+	if s := p.Stats(); s.Dropped != int64(len("lost")+len("also lost")) || s.Broken != 0 {
+		t.Errorf("stats %+v; want the 13 bytes sent dropped and nothing broken", s)
+	}
+
+	// An end is swallowed too: the target does not see the client go.
+	c2.Close()
+	select {
+	case err := <-e.ended:
+		t.Fatalf("the target saw a connection end through a black hole: %v", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+
+	// Healed, a new connection works; the old one is open still.
+	p.Heal()
+	mustRoundTrip(t, mustDial(t, p.Addr()), "healed")
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.WriteString(c, "x"); err != nil {
+		t.Errorf("the old connection after Heal: %v", err)
+	}
+}
