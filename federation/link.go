@@ -107,8 +107,8 @@ func (l *Links) init() {
 
 // Run fills the outboxes and keeps the dialled links up until ctx ends.
 // It fills them every FillEvery, and at once when the service says a
-// status changed; statuses are compared every StatusEvery, and at once on
-// such a change.
+// status or a grant changed; statuses and grants are compared every
+// StatusEvery, and at once on such a change.
 func (l *Links) Run(ctx context.Context) {
 	l.init()
 	dialing := map[string]context.CancelFunc{}
@@ -129,6 +129,9 @@ func (l *Links) Run(ctx context.Context) {
 			statusShared = time.Now()
 			if err := l.Svc.FederateStatus(ctx); err != nil && ctx.Err() == nil {
 				l.Log.Error("sharing statuses with peers", "err", err)
+			}
+			if err := l.Svc.FederateGrants(ctx); err != nil && ctx.Err() == nil {
+				l.Log.Error("telling peers their grants", "err", err)
 			}
 		}
 		l.poke()
@@ -538,6 +541,19 @@ func openMessage(m wire.PeerMessage) (opened, error) {
 		}
 		status, _ := aramaki.ParseStatus(st.Status)
 		pm.Statuses = []aramaki.RemoteStatus{{System: st.System, Status: status, Since: st.Since}}
+	case m.Kind == wire.KindGrant:
+		gs, err := wire.DecodePeerGrants(m.Body)
+		if err != nil {
+			return opened{}, fmt.Errorf("message %d: %w", m.Seq, err)
+		}
+		pm.GrantsTold, pm.Grants = true, make([]aramaki.ReceivedGrant, len(gs.Grants))
+		for i, g := range gs.Grants {
+			kinds := make([]aramaki.GrantKind, len(g.Kinds))
+			for j, k := range g.Kinds {
+				kinds[j] = aramaki.GrantKind(k)
+			}
+			pm.Grants[i] = aramaki.ReceivedGrant{ID: g.ID, Systems: g.Systems, Kinds: kinds, Actions: g.Actions, Until: g.Until}
+		}
 	case m.Kind == wire.KindAction || m.Kind == wire.KindActionResult:
 		if err := openAction(m, &pm); err != nil {
 			return opened{}, err
