@@ -42,12 +42,15 @@ import (
 //     SignPeerFrames, OpenPeerFrame, aramaki-fed-v2), instead of one
 //     message per signature; a hello or an ack still travels alone.
 //     Version 1 was never released, so a server speaks only version 2.
-//   - 2, hello revised (2026-11-25): a hello carries its sender's key
+//   - 2, hello revised (2026-11-24): a hello carries its sender's key
 //     chain (PeerHello.Keys), each key endorsed by the one before it
 //     (KeyEndorsementBytes, aramaki-key-endorse-v1), so that a server
 //     that rotated its key is trusted by peers that know an older one
 //     (OpenPeerHello, VerifyKeyChain). Version 2 was not released yet, so
 //     no compatibility is kept: a hello without keys is refused.
+//   - 2, grants told (2026-11-24): a message of kind grant carries
+//     PeerGrants, every grant the origin holds in force for the recipient,
+//     whole, sent when they change (DecodePeerGrants).
 //
 // # Identities
 //
