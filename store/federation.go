@@ -18,7 +18,22 @@ import (
 // database has none yet. Replicas starting together agree on one.
 func (s *Store) ServerIdentity(ctx context.Context, fresh func() (string, aramaki.ServerKey, error)) (aramaki.ServerIdentity, error) {
 	var id aramaki.ServerIdentity
-	err := s.write(ctx, func(tx *txn) error {
+	// Once made, it is read without the write lock: links and the join
+	// ask for it often.
+	err := s.read(ctx, func(tx *txn) error {
+		err := tx.QueryRow(ctx, `SELECT id FROM server_identity`).Scan(&id.ID)
+		if err != nil {
+			return err
+		}
+		id.Keys, err = readServerKeys(ctx, tx)
+		return err
+	})
+	if err == nil {
+		return id, nil
+	} else if !errors.Is(err, sql.ErrNoRows) {
+		return id, fmt.Errorf("read server identity: %w", err)
+	}
+	err = s.write(ctx, func(tx *txn) error {
 		err := tx.QueryRow(ctx, `SELECT id FROM server_identity`).Scan(&id.ID)
 		if errors.Is(err, sql.ErrNoRows) {
 			serverID, key, ferr := fresh()
