@@ -3,6 +3,7 @@ package aramaki
 import (
 	"crypto/ed25519"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -340,9 +341,17 @@ func (r RemoteEvent) Local(peer, origin string) (Event, error) {
 		return Event{}, fmt.Errorf("marshal event data: %w", err)
 	}
 	// Its id is the origin's event's, so that it is stored once however
-	// often it arrives; not of its content, as NewEvent's are.
-	sum := sha256.Sum256([]byte("aramaki-remote-event-v1\x00" + origin + "\x00" + r.ID))
-	e := Event{ID: "ev_" + hex.EncodeToString(sum[:16]), Time: r.Time.UTC().Truncate(time.Microsecond), Kind: r.Kind, Actor: "peer:" + peer,
+	// often it arrives; not of its content, as NewEvent's are. It starts
+	// with the event's time, so that a peer's events, which arrive in
+	// order, go in at the end of the index on ids rather than all over it:
+	// a catch-up of millions writes a page now and then, not a page an
+	// event.
+	at := r.Time.UTC().Truncate(time.Microsecond)
+	sum := sha256.Sum256([]byte("aramaki-remote-event-v2\x00" + origin + "\x00" + r.ID))
+	var id [16]byte
+	binary.BigEndian.PutUint64(id[:8], uint64(max(at.UnixMicro(), 0)))
+	copy(id[8:], sum[:8])
+	e := Event{ID: "ev_" + hex.EncodeToString(id[:]), Time: at, Kind: r.Kind, Actor: "peer:" + peer,
 		Systems: slices.Compact(systems), Summary: r.Summary, Data: data}
 	if err := e.Validate(); err != nil {
 		return Event{}, err
