@@ -152,9 +152,10 @@ func (l *Links) Run(ctx context.Context) {
 }
 
 // dialPeers keeps a dialling loop for each peer this server joined, and
-// stops those of removed peers.
+// stops those of removed peers. Of several replicas, one at a time dials
+// each peer (Svc.DialPeers): the others stop theirs.
 func (l *Links) dialPeers(ctx context.Context, dialing map[string]context.CancelFunc) {
-	peers, err := l.Svc.LinkPeers(ctx)
+	peers, err := l.Svc.DialPeers(ctx)
 	if err != nil {
 		if ctx.Err() == nil {
 			l.Log.Error("reading peers", "err", err)

@@ -198,6 +198,11 @@ type MonitoringStore interface {
 	RevokeGrant(ctx context.Context, id, by string, ev aramaki.Event) error
 	// WithholdOutbox deletes messages from a peer's outbox for good.
 	WithholdOutbox(ctx context.Context, peer string, msgs []aramaki.WithheldMessage) error
+	// DialLeases returns which of the peers this replica is to dial,
+	// taking their leases, and lets go of the others'.
+	DialLeases(ctx context.Context, peers []string) (map[string]bool, error)
+	// ReleaseDialLease lets go of a peer's dial lease.
+	ReleaseDialLease(ctx context.Context, peer string)
 	// AppendEventNotifying appends an event with the notifications it makes.
 	AppendEventNotifying(ctx context.Context, ev aramaki.Event, nts []aramaki.Notification) error
 	// PeerByServer returns the peer with a server id.

@@ -61,6 +61,7 @@ type Service struct {
 	caSHA256   string
 	joiner     PeerJoiner
 	links      linkStates // what the links with peers last reported (links.go)
+	dialTurns  dialTurns  // the peers this replica dials (dialpeers.go)
 }
 
 // Options tune a Service; the zero value is usable.

@@ -287,3 +287,49 @@ func TestAnEventOnItsWayIsNotPassedOverForAnOldEventAfterIt(t *testing.T) {
 		}
 	})
 }
+
+func TestOneReplicaAtATimeHoldsAPeersDialLease(t *testing.T) {
+	t.Parallel()
+	forEachDSN(t, func(t *testing.T, dsn string) {
+		ctx := context.Background()
+		a, b := mustReplicas(t, dsn)
+		lease := func(s *store.Store, peers ...string) map[string]bool {
+			t.Helper()
+			held, err := s.DialLeases(ctx, peers)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return held
+		}
+		if held := lease(a, "b", "c"); !held["b"] || !held["c"] {
+			t.Fatalf("the first replica holds %v", held)
+		}
+		if a.Dialect() != store.Postgres {
+			return // one process: it holds every lease
+		}
+		if held := lease(b, "b", "c"); held["b"] || held["c"] {
+			t.Fatalf("the second replica holds %v too", held)
+		}
+		if held := lease(a, "b", "c"); !held["b"] || !held["c"] {
+			t.Fatalf("the first replica lost its leases: %v", held)
+		}
+		a.ReleaseDialLease(ctx, "b")
+		if held := lease(b, "b", "c"); !held["b"] || held["c"] {
+			t.Fatalf("after the first let b go, the second holds %v", held)
+		}
+		// Leases of peers no longer named are let go; a replica that stops
+		// lets go of all.
+		if held := lease(b); len(held) != 0 {
+			t.Fatal(held)
+		}
+		if held := lease(a, "b"); !held["b"] {
+			t.Fatalf("b's lease was not let go: %v", held)
+		}
+		if err := a.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if held := lease(b, "b", "c"); !held["b"] || !held["c"] {
+			t.Fatalf("after the first stopped, the second holds %v", held)
+		}
+	})
+}

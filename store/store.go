@@ -52,7 +52,8 @@ type Store struct {
 
 	stmts  *stmtCache
 	checks *checkNumbers
-	gaps   eventGaps // in the events' numbering, for the peers' outboxes
+	gaps   eventGaps  // in the events' numbering, for the peers' outboxes
+	leases dialLeases // of the peers this replica dials
 
 	// The SQLite checkpointer: see checkpoints.
 	stopCheckpoints chan struct{}
@@ -165,6 +166,7 @@ func (s *Store) Close() error {
 		close(s.stopCheckpoints)
 		<-s.checkpointsDone
 	}
+	s.leases.releaseAll()
 	s.stmts.close()
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("close database: %w", err)

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -27,92 +28,65 @@ import (
 // a load balancer: the address its peers know it by, as in a real
 // deployment, where a peer's link may land on either replica and must move
 // to the other when one dies. Both replicas fill B's outbox from the one
-// timeline, share statuses and may send; B (shop, SQLite) stores each
-// message once.
+// timeline, share statuses and may send; B (shop) stores each message
+// once. B is one server on SQLite, then two replicas on PostgreSQL too,
+// each of which dials A: two links with A at once, each of them on either
+// of A's replicas, both sending the one outbox, and B's replicas storing
+// what both bring.
 //
 // Writers post a few thousand notes on A's storage through both replicas
-// at once; meanwhile the replica B's link is on is killed with -9. B's link
-// comes back through the balancer to the survivor, and in the end B holds
-// every note of A's storage exactly once, in the order A numbered them —
-// whichever replica wrote it, and whether or not the killed one answered
-// its writer.
+// at once; meanwhile the replica of A that carries the most of B's links
+// is killed with -9. B's links come back through the balancer to the
+// survivor, and in the end B holds every note of A's storage exactly
+// once, in the order A numbered them — whichever replica wrote it, and
+// whether or not the killed one answered its writer.
 //
-// Were there no balancer, B's operator would point B at the surviving
-// replica instead (peering again); a balancer (or a DNS name of every
-// replica) is what the peer URL of a server with replicas should be.
+// Were there no balancer, B's operator would have to peer again with the
+// surviving replica's address: a balancer (or a DNS name of every
+// replica) is what the URL of a server with replicas should be.
 func TestFederationWithTwoReplicasOfOneServerSurvivesKill9OfTheOneLinked(t *testing.T) {
-	db := MustPostgresDatabase(t)
-	lb := MustStartBalancer(t)
-	repoA := MustConfigRepo(t, map[string]string{"storage.yaml": "id: storage\ntitle: Storage\n---\nid: billing\ntitle: Billing\n"})
-	tlsDir := filepath.Join(t.TempDir(), "tls")
-	if err := pki.Ensure(tlsDir, nil); err != nil {
-		t.Fatal(err)
+	for _, bReplicas := range []int{1, 2} {
+		t.Run(fmt.Sprintf("peer of %d", bReplicas), func(t *testing.T) {
+			t.Parallel()
+			testFederationWithReplicas(t, bReplicas)
+		})
 	}
-	ca := filepath.Join(tlsDir, pki.CACertFile)
-	dataA := []string{t.TempDir(), t.TempDir()}
-	type started struct {
-		i   int
-		p   *process
-		err error
-	}
-	done := make(chan started, 2)
-	// The replicas listen on ports of their own; the test talks to each
-	// directly, the peer only through the balancer.
-	ports := []string{mustFreePort(t), mustFreePort(t)}
-	for i, data := range dataA {
-		go func() {
-			p, err := start(t, data, "The admin API token is in", "server", "--data", data, "--listen", "127.0.0.1:"+ports[i],
-				"--config-repo", repoA, "--database", db, "--name", "hoster", "--public-url", "https://"+lb.Addr(),
-				"--tls-cert", filepath.Join(tlsDir, pki.ServerCertFile), "--tls-key", filepath.Join(tlsDir, pki.ServerKeyFile), "--log-level", "warn")
-			done <- started{i, p, err}
-		}()
-	}
-	replicas := make([]*process, 2)
-	for range 2 {
-		r := <-done
-		if r.err != nil {
-			t.Fatal(r.err)
-		}
-		replicas[r.i] = r.p
-		r.p.url = "https://127.0.0.1:" + ports[r.i]
-	}
-	token := ""
-	for _, data := range dataA {
-		if _, err := os.Stat(filepath.Join(data, "admin.token")); err == nil {
-			token = filepath.Join(data, "admin.token")
-		}
-	}
-	if token == "" {
-		t.Fatal("neither replica wrote the admin token")
-	}
-	lb.SetBackends("127.0.0.1:"+ports[0], "127.0.0.1:"+ports[1])
-	api := []*fedClient{MustReplicaClient(t, replicas[0].url, token, ca), MustReplicaClient(t, replicas[1].url, token, ca)}
+}
 
-	b := MustStartServer(t, MustConfigRepo(t, map[string]string{"shop.yaml": "id: shop\ntitle: Shop\nsubsystems: [storage@hoster]\n"}), "--name", "shop")
+func testFederationWithReplicas(t *testing.T, bReplicas int) {
+	lb := MustStartBalancer(t)
+	a := MustStartReplicas(t, MustConfigRepo(t, map[string]string{"storage.yaml": "id: storage\ntitle: Storage\n---\nid: billing\ntitle: Billing\n"}),
+		"https://"+lb.Addr(), "--name", "hoster")
+	lb.SetBackends(a.addrs...)
+
+	var shop peerUnderTest
+	repoB := MustConfigRepo(t, map[string]string{"shop.yaml": "id: shop\ntitle: Shop\nsubsystems: [storage@hoster]\n"})
+	if bReplicas == 1 {
+		shop = sqlitePeer{MustStartServer(t, repoB, "--name", "shop")}
+	} else {
+		lbB := MustStartBalancer(t)
+		b := MustStartReplicas(t, repoB, "https://"+lbB.Addr(), "--name", "shop")
+		lbB.SetBackends(b.addrs...)
+		shop = b
+	}
 	// Invited through one replica, joined through the balancer (either),
 	// granted through the other.
-	out, err := cliWith(replicas[0].url, token, ca, "peer", "invite", "--name", "shop", "-o", "json")
-	if err != nil {
-		t.Fatalf("invite: %v\n%s", err, out)
-	}
 	var inv struct{ Token string }
-	mustJSON(t, out, &inv)
-	b.MustCLI("peer", "accept", inv.Token)
-	if out, err := cliWith(replicas[1].url, token, ca, "grant", "create", "--peer", "shop", "--system", "storage", "--allow", "events,status", "--until", "24h"); err != nil {
-		t.Fatalf("grant: %v\n%s", err, out)
-	}
-	api[0].MustPostNote("storage", "first")
-	Eventually(t, 20*time.Second, "the first note on b", func() bool { return len(mustRemoteNotes(b)) == 1 })
+	mustJSON(t, a.MustCLI(0, "peer", "invite", "--name", "shop", "-o", "json"), &inv)
+	shop.MustCLI(0, "peer", "accept", inv.Token)
+	a.MustCLI(1, "grant", "create", "--peer", "shop", "--system", "storage", "--allow", "events,status", "--until", "24h")
+	a.api[0].MustPostNote("storage", "first")
+	Eventually(t, 20*time.Second, "the first note on b", func() bool { return len(shop.MustNotes(t)) == 1 })
 	Eventually(t, 20*time.Second, "storage@hoster's status on b", func() bool {
 		var status struct {
 			Subsystems []struct{ ID, Status string }
 		}
-		b.MustAPI("GET", "/api/v1/systems/shop/status", nil, &status)
+		mustJSON(t, shop.MustCLI(bReplicas-1, "status", "shop", "-o", "json"), &status)
 		return len(status.Subsystems) == 1 && status.Subsystems[0].Status == "ok"
 	})
 
-	// Four writers on each replica; the one B's link is on dies with -9
-	// after a third of the notes.
+	// Four writers on each replica; the one most of B's links are on dies
+	// with -9 after a third of the notes.
 	const writers, perWriter = 4, 400
 	var (
 		posted    atomic.Int64
@@ -122,12 +96,12 @@ func TestFederationWithTwoReplicasOfOneServerSurvivesKill9OfTheOneLinked(t *test
 		killedOne atomic.Int64
 	)
 	killedOne.Store(-1)
-	for r := range replicas {
+	for r := range a.procs {
 		for w := range writers {
 			wg.Go(func() {
 				for i := range perWriter {
 					text := fmt.Sprintf("w%d %06d", r*writers+w, i)
-					if err := api[r].PostNote("storage", text); err != nil {
+					if err := a.api[r].PostNote("storage", text); err != nil {
 						if int(killedOne.Load()) == r {
 							return // its replica is gone: whether this one is stored, A's database says
 						}
@@ -144,19 +118,18 @@ func TestFederationWithTwoReplicasOfOneServerSurvivesKill9OfTheOneLinked(t *test
 	}
 	victim := <-killed
 	killedOne.Store(int64(victim))
-	replicas[victim].cmd.Process.Signal(syscall.SIGKILL)
-	replicas[victim].cmd.Wait()
+	a.procs[victim].cmd.Process.Signal(syscall.SIGKILL)
+	a.procs[victim].cmd.Wait()
 	t.Logf("killed replica %d after %d notes", victim, posted.Load())
 	wg.Wait()
-	survivor := api[1-victim]
-	survivor.MustPostNote("storage", "after the kill")
+	a.api[1-victim].MustPostNote("storage", "after the kill")
 	Eventually(t, 20*time.Second, "b's link through the surviving replica", func() bool { return lb.Open(1-victim) > 0 })
 
 	// A's storage notes in the order A numbered them, from the database
 	// both replicas share.
-	want := mustNotesInOrder(t, db)
+	want := mustSummaries(t, a.db, `kind = 'note' AND systems = '["storage"]'`)
 	answered.Range(func(k, _ any) bool {
-		if !containsString(want, k.(string)) {
+		if !slices.Contains(want, k.(string)) {
 			t.Errorf("A answered for note %q but does not have it", k)
 		}
 		return true
@@ -164,9 +137,9 @@ func TestFederationWithTwoReplicasOfOneServerSurvivesKill9OfTheOneLinked(t *test
 	if want[len(want)-1] != "after the kill" {
 		t.Fatalf("A's last storage note is %q", want[len(want)-1])
 	}
-	Eventually(t, 40*time.Second, fmt.Sprintf("all %d notes on b", len(want)), func() bool { return len(mustRemoteNotes(b)) >= len(want) })
+	Eventually(t, 40*time.Second, fmt.Sprintf("all %d notes on b", len(want)), func() bool { return len(shop.MustNotes(t)) >= len(want) })
 	time.Sleep(500 * time.Millisecond) // anything doubled would be here by now
-	got := mustRemoteNotes(b)
+	got := shop.MustNotes(t)
 	if len(got) != len(want) {
 		t.Errorf("b has %d notes of storage@hoster, a has %d", len(got), len(want))
 	}
@@ -176,15 +149,108 @@ func TestFederationWithTwoReplicasOfOneServerSurvivesKill9OfTheOneLinked(t *test
 		}
 	}
 	mustBePerWriterOrdered(t, "b", got)
-	if all := b.MustCLI("timeline", "--limit", "500"); strings.Contains(all, "invoice") {
+	// One replica of B dials A at a time: two would take the link off
+	// each other on the replica of A they both land on, over and over.
+	passed := lb.Passed()
+	t.Logf("the balancer handed each replica of a %v connections", passed)
+	if total := passed[0] + passed[1]; total > 8 {
+		t.Errorf("b's links came %d times through the balancer: they took over from each other", total)
+	}
+	if all := shop.MustCLI(0, "timeline", "--limit", "500"); strings.Contains(all, "invoice") {
 		t.Errorf("b learned of billing:\n%s", all)
 	}
 	// Everything B stored was acknowledged: nothing waits in the outbox.
 	Eventually(t, 10*time.Second, "the outbox acknowledged", func() bool {
 		var acked, next int64
-		mustQueryRow(t, db, `SELECT acked_seq, next_seq FROM peer_links WHERE peer = 'shop'`, &acked, &next)
+		mustQueryRow(t, a.db, `SELECT acked_seq, next_seq FROM peer_links WHERE peer = 'shop'`, &acked, &next)
 		return acked == next-1
 	})
+}
+
+// peerUnderTest is server B, one process or several replicas.
+type peerUnderTest interface {
+	// MustCLI runs a command as the admin against a replica.
+	MustCLI(replica int, args ...string) string
+	// MustNotes returns A's storage notes B stored, in the order it
+	// stored them.
+	MustNotes(t *testing.T) []string
+}
+
+type sqlitePeer struct{ *server }
+
+func (s sqlitePeer) MustCLI(_ int, args ...string) string { return s.server.MustCLI(args...) }
+func (s sqlitePeer) MustNotes(*testing.T) []string        { return mustRemoteNotes(s.server) }
+
+// replicaSet is a server run as replicas on one PostgreSQL database.
+type replicaSet struct {
+	t         *testing.T
+	db        string
+	procs     []*process
+	addrs     []string // each replica's host:port
+	token, ca string
+	api       []*fedClient
+}
+
+// MustStartReplicas starts two replicas of a server on a new PostgreSQL
+// database, at once, each on a port of its own, serving with one
+// certificate of one CA and known to others by publicURL.
+func MustStartReplicas(t *testing.T, repo, publicURL string, args ...string) *replicaSet {
+	t.Helper()
+	rs := &replicaSet{t: t, db: MustPostgresDatabase(t)}
+	tlsDir := filepath.Join(t.TempDir(), "tls")
+	if err := pki.Ensure(tlsDir, nil); err != nil {
+		t.Fatal(err)
+	}
+	rs.ca = filepath.Join(tlsDir, pki.CACertFile)
+	data := []string{t.TempDir(), t.TempDir()}
+	type started struct {
+		i   int
+		p   *process
+		err error
+	}
+	done := make(chan started, len(data))
+	for i := range data {
+		rs.addrs = append(rs.addrs, "127.0.0.1:"+mustFreePort(t))
+		go func() {
+			p, err := start(t, data[i], "The admin API token is in", append([]string{"server", "--data", data[i], "--listen", rs.addrs[i],
+				"--config-repo", repo, "--database", rs.db, "--public-url", publicURL,
+				"--tls-cert", filepath.Join(tlsDir, pki.ServerCertFile), "--tls-key", filepath.Join(tlsDir, pki.ServerKeyFile), "--log-level", "warn"}, args...)...)
+			done <- started{i, p, err}
+		}()
+	}
+	rs.procs = make([]*process, len(data))
+	for range data {
+		r := <-done
+		if r.err != nil {
+			t.Fatal(r.err)
+		}
+		rs.procs[r.i] = r.p
+	}
+	for _, d := range data {
+		if _, err := os.Stat(filepath.Join(d, "admin.token")); err == nil {
+			rs.token = filepath.Join(d, "admin.token")
+		}
+	}
+	if rs.token == "" {
+		t.Fatal("neither replica wrote the admin token")
+	}
+	for _, addr := range rs.addrs {
+		rs.api = append(rs.api, MustReplicaClient(t, "https://"+addr, rs.token, rs.ca))
+	}
+	return rs
+}
+
+func (rs *replicaSet) MustCLI(replica int, args ...string) string {
+	rs.t.Helper()
+	out, err := cliWith("https://"+rs.addrs[replica], rs.token, rs.ca, args...)
+	if err != nil {
+		rs.t.Fatalf("aramaki %s on replica %d: %v\n%s", strings.Join(args, " "), replica, err, out)
+	}
+	return out
+}
+
+func (rs *replicaSet) MustNotes(t *testing.T) []string {
+	return mustSummaries(t, rs.db, `kind = 'note' AND actor = 'peer:hoster'`)
 }
 
 // mustRemoteNotes returns the notes of storage@hoster b stored, in the
@@ -209,9 +275,9 @@ func mustRemoteNotes(b *server) []string {
 	return out
 }
 
-// mustNotesInOrder returns the storage notes in a PostgreSQL database of
-// a server, in the order they were numbered.
-func mustNotesInOrder(t *testing.T, db string) []string {
+// mustSummaries returns the summaries of the events in a server's
+// PostgreSQL database that match where, in the order they were numbered.
+func mustSummaries(t *testing.T, db, where string) []string {
 	t.Helper()
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, db)
@@ -219,7 +285,7 @@ func mustNotesInOrder(t *testing.T, db string) []string {
 		t.Fatal(err)
 	}
 	defer conn.Close(ctx)
-	rows, err := conn.Query(ctx, `SELECT summary FROM events WHERE kind = 'note' AND systems = '["storage"]' ORDER BY seq`)
+	rows, err := conn.Query(ctx, `SELECT summary FROM events WHERE `+where+` ORDER BY seq`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -241,15 +307,6 @@ func mustQueryRow(t *testing.T, db, query string, dest ...any) {
 	if err := conn.QueryRow(ctx, query).Scan(dest...); err != nil {
 		t.Fatal(err)
 	}
-}
-
-func containsString(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // MustReplicaClient calls one replica's API as the admin.
@@ -280,6 +337,7 @@ type balancer struct {
 	backends []string
 	next     int
 	conns    map[net.Conn]*balanced // open connections, by client side
+	passed   []int                  // connections handed to each backend
 }
 
 type balanced struct {
@@ -347,6 +405,10 @@ func (b *balancer) serve(c net.Conn) {
 	conn := &balanced{backend: which}
 	b.mu.Lock()
 	b.conns[c] = conn
+	for len(b.passed) <= which {
+		b.passed = append(b.passed, 0)
+	}
+	b.passed[which]++
 	b.mu.Unlock()
 	defer func() {
 		b.mu.Lock()
@@ -373,6 +435,13 @@ func (b *balancer) serve(c net.Conn) {
 	go pipe(target, c)
 	go pipe(c, target)
 	<-copied // either side ended: so does the connection
+}
+
+// Passed returns how many connections each backend was handed.
+func (b *balancer) Passed() []int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return slices.Clone(b.passed)
 }
 
 // Open returns how many connections are open to a backend.
