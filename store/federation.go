@@ -34,6 +34,13 @@ func (s *Store) ServerIdentity(ctx context.Context, fresh func() (string, aramak
 		return id, fmt.Errorf("read server identity: %w", err)
 	}
 	err = s.write(ctx, func(tx *txn) error {
+		// Replicas asking at once on PostgreSQL would each find none and
+		// make one: they take turns (SQLite has one writer anyway).
+		if s.dialect == Postgres {
+			if _, err := tx.Exec(ctx, `LOCK TABLE server_identity IN EXCLUSIVE MODE`); err != nil {
+				return fmt.Errorf("lock server identity: %w", err)
+			}
+		}
 		err := tx.QueryRow(ctx, `SELECT id FROM server_identity`).Scan(&id.ID)
 		if errors.Is(err, sql.ErrNoRows) {
 			serverID, key, ferr := fresh()

@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"crypto/ed25519"
 	"fmt"
 	"strings"
 	"sync"
@@ -330,6 +331,47 @@ func TestOneReplicaAtATimeHoldsAPeersDialLease(t *testing.T) {
 		}
 		if held := lease(b, "b", "c"); !held["b"] || !held["c"] {
 			t.Fatalf("after the first stopped, the second holds %v", held)
+		}
+	})
+}
+
+func TestReplicasAskingForTheServersIdentityAtOnceAgreeOnOne(t *testing.T) {
+	t.Parallel()
+	forEachDSN(t, func(t *testing.T, dsn string) {
+		ctx := context.Background()
+		for round := range 5 {
+			replicas := []*store.Store{MustOpen(t, dsn), MustOpen(t, dsn), MustOpen(t, dsn)}
+			if round > 0 {
+				if _, err := replicas[0].DB().ExecContext(ctx, `DELETE FROM server_keys`); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := replicas[0].DB().ExecContext(ctx, `DELETE FROM server_identity`); err != nil {
+					t.Fatal(err)
+				}
+			}
+			ids := make([]string, len(replicas))
+			var wg sync.WaitGroup
+			startGun := make(chan struct{})
+			for i, s := range replicas {
+				wg.Go(func() {
+					<-startGun
+					id, err := s.ServerIdentity(ctx, func() (string, aramaki.ServerKey, error) {
+						pub, prv, err := ed25519.GenerateKey(nil)
+						return fmt.Sprintf("srv_%016d", i), aramaki.ServerKey{ID: aramaki.KeyID(pub), Public: pub, Private: prv, Created: time.Now()}, err
+					})
+					if err != nil {
+						t.Error(err)
+					}
+					ids[i] = id.ID
+				})
+			}
+			close(startGun)
+			wg.Wait()
+			var n int
+			replicas[0].DB().QueryRowContext(ctx, `SELECT COUNT(*) FROM server_identity`).Scan(&n)
+			if ids[0] != ids[1] || ids[1] != ids[2] || n != 1 {
+				t.Fatalf("round %d: the replicas have identities %v; the database %d", round, ids, n)
+			}
 		}
 	})
 }
