@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -29,17 +30,16 @@ import (
 // deployment, where a peer's link may land on either replica and must move
 // to the other when one dies. Both replicas fill B's outbox from the one
 // timeline, share statuses and may send; B (shop) stores each message
-// once. B is one server on SQLite, then two replicas on PostgreSQL too,
-// each of which dials A: two links with A at once, each of them on either
-// of A's replicas, both sending the one outbox, and B's replicas storing
-// what both bring.
+// once. B is one server on SQLite, then two replicas on PostgreSQL too.
 //
 // Writers post a few thousand notes on A's storage through both replicas
-// at once; meanwhile the replica of A that carries the most of B's links
-// is killed with -9. B's links come back through the balancer to the
+// at once; meanwhile the replica of A that carries B's link
+// is killed with -9. B's link comes back through the balancer to the
 // survivor, and in the end B holds every note of A's storage exactly
 // once, in the order A numbered them — whichever replica wrote it, and
-// whether or not the killed one answered its writer.
+// whether or not the killed one answered its writer. When B has two
+// replicas, one at a time dials A; it is killed next, and the other takes
+// over.
 //
 // Were there no balancer, B's operator would have to peer again with the
 // surviving replica's address: a balancer (or a DNS name of every
@@ -165,6 +165,76 @@ func testFederationWithReplicas(t *testing.T, bReplicas int) {
 		mustQueryRow(t, a.db, `SELECT acked_seq, next_seq FROM peer_links WHERE peer = 'shop'`, &acked, &next)
 		return acked == next-1
 	})
+
+	// Of B's replicas, the one that dials A dies too: the other takes the
+	// dial lease over and links, and what A writes meanwhile arrives once.
+	b, ok := shop.(*replicaSet)
+	if !ok {
+		return
+	}
+	dialer := -1
+	for i, p := range b.procs {
+		if mustConnectedTo(t, p.cmd.Process.Pid, lb.Addr()) {
+			dialer = i
+		}
+	}
+	if dialer < 0 {
+		t.Fatal("no replica of b has a link with a")
+	}
+	b.procs[dialer].cmd.Process.Signal(syscall.SIGKILL)
+	b.procs[dialer].cmd.Wait()
+	for i := range 200 {
+		a.api[1-victim].MustPostNote("storage", fmt.Sprintf("w9 %06d", i))
+	}
+	want = mustSummaries(t, a.db, `kind = 'note' AND systems = '["storage"]'`)
+	Eventually(t, 20*time.Second, "the notes after b's dialler died on b", func() bool { return len(shop.MustNotes(t)) >= len(want) })
+	time.Sleep(500 * time.Millisecond)
+	if got := shop.MustNotes(t); !slices.Equal(got, want) {
+		t.Errorf("after b's dialler died, b has %d notes, a %d, or in another order", len(got), len(want))
+	}
+	if !mustConnectedTo(t, b.procs[1-dialer].cmd.Process.Pid, lb.Addr()) {
+		t.Errorf("b's other replica has no link with a")
+	}
+}
+
+// mustConnectedTo reports whether a process has a TCP connection
+// established to addr (Linux: from /proc).
+func mustConnectedTo(t *testing.T, pid int, addr string) bool {
+	t.Helper()
+	_, port, _ := net.SplitHostPort(addr)
+	p, err := strconv.Atoi(port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sockets := map[string]bool{}
+	for _, fd := range fds {
+		if target, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name())); err == nil && strings.HasPrefix(target, "socket:[") {
+			sockets[strings.TrimSuffix(strings.TrimPrefix(target, "socket:["), "]")] = true
+		}
+	}
+	for _, table := range []string{"tcp", "tcp6"} {
+		raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/net/%s", pid, table))
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(raw), "\n")[1:] {
+			f := strings.Fields(line)
+			// sl local rem st tx:rx tr:when retrnsmt uid timeout inode
+			if len(f) < 10 || f[3] != "01" || !sockets[f[9]] {
+				continue
+			}
+			if _, remPort, ok := strings.Cut(f[2], ":"); ok {
+				if n, err := strconv.ParseInt(remPort, 16, 32); err == nil && int(n) == p {
+					return true
+				}
+			}
+		}
+	}
+	return false
 }
 
 // peerUnderTest is server B, one process or several replicas.
