@@ -38,7 +38,7 @@ func (s *Service) DialPeers(ctx context.Context) ([]aramaki.Peer, error) {
 	if err != nil {
 		return nil, err
 	}
-	now := time.Now()
+	now := s.now()
 	t := &s.dialTurns
 	t.mu.Lock()
 	defer t.mu.Unlock()
