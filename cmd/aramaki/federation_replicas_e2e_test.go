@@ -120,7 +120,9 @@ func testFederationWithReplicas(t *testing.T, bReplicas int) {
 	killedOne.Store(int64(victim))
 	a.procs[victim].cmd.Process.Signal(syscall.SIGKILL)
 	a.procs[victim].cmd.Wait()
-	t.Logf("killed replica %d after %d notes", victim, posted.Load())
+	var acked, next int64
+	mustQueryRow(t, a.db, `SELECT acked_seq, next_seq FROM peer_links WHERE peer = 'shop'`, &acked, &next)
+	t.Logf("killed replica %d after %d notes, with %d messages for b not acknowledged", victim, posted.Load(), next-1-acked)
 	wg.Wait()
 	a.api[1-victim].MustPostNote("storage", "after the kill")
 	Eventually(t, 20*time.Second, "b's link through the surviving replica", func() bool { return lb.Open(1-victim) > 0 })
@@ -161,7 +163,6 @@ func testFederationWithReplicas(t *testing.T, bReplicas int) {
 	}
 	// Everything B stored was acknowledged: nothing waits in the outbox.
 	Eventually(t, 10*time.Second, "the outbox acknowledged", func() bool {
-		var acked, next int64
 		mustQueryRow(t, a.db, `SELECT acked_seq, next_seq FROM peer_links WHERE peer = 'shop'`, &acked, &next)
 		return acked == next-1
 	})
