@@ -25,6 +25,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"runtime/pprof"
 	"slices"
 	"strconv"
@@ -42,6 +43,16 @@ var (
 	backlog        = flag.Int("backlog", 360_000, "events waiting on a when BenchmarkLinkCatchUp brings the link back")
 	catchUpProfile = flag.String("catchup.cpuprofile", "", "write a CPU profile of BenchmarkLinkCatchUp's catching up alone to this file")
 )
+
+// serverGC sets the garbage collector as aramaki server sets its own
+// (cmd/aramaki/gc.go: GOGC=400 under a memory limit), unless GOGC in the
+// environment says otherwise, for the length of a benchmark.
+func serverGC(tb testing.TB) {
+	if os.Getenv("GOGC") == "" {
+		old := debug.SetGCPercent(400)
+		tb.Cleanup(func() { debug.SetGCPercent(old) })
+	}
+}
 
 // benchServer is a linkServer whose links can be stopped and started
 // again, with its store at hand to write events fast.
@@ -114,6 +125,7 @@ func (s *benchServer) halt() {
 // storage events, and waits until the link carries them.
 func mustBenchPeers(tb testing.TB) (a, b *benchServer) {
 	tb.Helper()
+	serverGC(tb)
 	a = mustBenchServer(tb, "a", aramaki.System{ID: "storage", Title: "Storage"})
 	b = mustBenchServer(tb, "b")
 	b.svc.SetJoiner(joinDirect{a.linkServer, a.url})

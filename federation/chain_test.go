@@ -127,6 +127,7 @@ func TestAStatusChangePassesAlongAChainOfServers(t *testing.T) {
 //
 //	go test ./federation -run '^$' -bench ChainLatency -benchtime 200x
 func BenchmarkChainLatency(b *testing.B) {
+	serverGC(b)
 	ch := mustChain(b)
 	ch.report(b, aramaki.StatusOK)
 	deadline := time.Now().Add(10 * time.Second)

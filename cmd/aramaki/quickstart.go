@@ -74,6 +74,7 @@ func (c *QuickstartCommand) Run(ctx context.Context, args []string) error {
 	if err := configrepo.WriteSample(cfg.ConfigRepo, port); err != nil {
 		return fmt.Errorf("write sample config repository: %w", err)
 	}
+	tuneGC(cfg.MemoryLimitMiB)
 	srv := NewServer(cfg, log)
 	if err := srv.Start(ctx); err != nil {
 		return err

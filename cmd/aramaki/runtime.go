@@ -57,6 +57,10 @@ type Config struct {
 	KeepaliveTimeout time.Duration // an agent silent this long turns its keepalive check critical
 	ResultsRetention time.Duration // raw check results are kept this long
 	HistoryRetention time.Duration // status changes ("always broken?") are kept this long
+
+	// MemoryLimitMiB is how far the heap may grow before the garbage
+	// collector works as hard as it must; 0: no limit (see tuneGC).
+	MemoryLimitMiB int
 }
 
 // Validate reports the first problem of the configuration.
@@ -84,6 +88,8 @@ func (c *Config) Validate() error {
 		return errors.New("--digest-every must be 0 (never) or between 1h and 90 days")
 	case c.NotifyAttempts < 1 || c.NotifyAttempts > 100:
 		return errors.New("--notify-attempts must be between 1 and 100")
+	case c.MemoryLimitMiB < 0 || c.MemoryLimitMiB > 1<<20:
+		return errors.New("--memory-limit must be between 0 (no limit) and 1048576 MiB")
 	case c.SMTP.Addr != "" && c.SMTP.From == "":
 		return errors.New("--smtp-from is required with --smtp")
 	case c.SMTP.Addr == "" && (c.SMTP.From != "" || c.SMTP.Username != "" || c.SMTPPasswordFile != "" || c.SMTPCAFile != ""):

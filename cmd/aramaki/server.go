@@ -40,6 +40,7 @@ func serverFlags(fs *flag.FlagSet, cfg *Config, logFormat, logLevel *string) {
 	fs.DurationVar(&cfg.GroupWait, "group-wait", service.DefaultGroupWait, "how long a new alert group waits for related alerts before notifying")
 	fs.DurationVar(&cfg.DigestEvery, "digest-every", service.DefaultDigestPeriod, "how often system owners get a review digest by e-mail (0: never)")
 	fs.IntVar(&cfg.NotifyAttempts, "notify-attempts", service.DefaultMaxAttempts, "how often a notification is tried before it fails with an alert of its own")
+	fs.IntVar(&cfg.MemoryLimitMiB, "memory-limit", defaultMemoryLimitMiB, "MiB of heap past which the garbage collector works as hard as it must (0: no limit; GOGC and GOMEMLIMIT in the environment take precedence)")
 	fs.StringVar(logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(logLevel, "log-level", "info", "log level: debug, info, warn or error")
 }
@@ -67,6 +68,7 @@ func (c *ServerCommand) Run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	tuneGC(cfg.MemoryLimitMiB)
 	srv := NewServer(cfg, log)
 	if err := srv.Start(ctx); err != nil {
 		return err
