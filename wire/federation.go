@@ -500,11 +500,17 @@ func PeerMessageID(origin string, kind PeerKind, seq uint64) string {
 
 // Validate checks the form of a message: ids, kind, numbering and body.
 // Who may send it to whom and when is OpenPeerMessage's business.
-func (m *PeerMessage) Validate() error {
-	if !ValidServerID(m.Origin) {
+func (m *PeerMessage) Validate() error { return m.validate(false, false) }
+
+// validate is Validate, leaving out what is known already of a message in
+// a batch: its origin and recipient are those of a message checked before
+// it (idsChecked), and its body is well-formed JSON, as one decoded from a
+// frame is (bodyValid).
+func (m *PeerMessage) validate(idsChecked, bodyValid bool) error {
+	if !idsChecked && !ValidServerID(m.Origin) {
 		return errorf("peer message: origin %s is not a server id", clip(m.Origin))
 	}
-	if !ValidServerID(m.Recipient) {
+	if !idsChecked && !ValidServerID(m.Recipient) {
 		return errorf("peer message: recipient %s is not a server id", clip(m.Recipient))
 	}
 	if m.Origin == m.Recipient {
@@ -531,7 +537,7 @@ func (m *PeerMessage) Validate() error {
 		}
 		return nil
 	}
-	if b := bytes.TrimLeft(m.Body, " \t\r\n"); len(b) == 0 || b[0] != '{' || !json.Valid(m.Body) {
+	if b := bytes.TrimLeft(m.Body, " \t\r\n"); len(b) == 0 || b[0] != '{' || !bodyValid && !json.Valid(m.Body) {
 		return errorf("peer message %s: body is not a JSON object", m.ID)
 	}
 	return nil
@@ -573,18 +579,21 @@ func peerSignedBytes(messages []byte) []byte {
 // checkBatch checks what holds for the messages of one frame, beyond each
 // message's own form: one origin and one recipient; a hello or an ack
 // alone; outbox messages in increasing order.
-func checkBatch(ms []PeerMessage) error {
+//
+// bodyValid says the bodies are well-formed JSON already (decoded from a
+// frame), so that they are not scanned again.
+func checkBatch(ms []PeerMessage, bodyValid bool) error {
 	if len(ms) == 0 {
 		return errorf("peer frame: carries no message")
 	}
 	var last uint64
 	for i := range ms {
 		m := &ms[i]
-		if err := m.Validate(); err != nil {
-			return err
+		if i > 0 && (m.Origin != ms[0].Origin || m.Recipient != ms[0].Recipient) {
+			return errorf("peer message %s: from %s to %s in a frame from %s to %s: a frame is one origin's to one recipient", clip(m.ID), clip(m.Origin), clip(m.Recipient), ms[0].Origin, ms[0].Recipient)
 		}
-		if m.Origin != ms[0].Origin || m.Recipient != ms[0].Recipient {
-			return errorf("peer message %s: from %s to %s in a frame from %s to %s: a frame is one origin's to one recipient", m.ID, m.Origin, m.Recipient, ms[0].Origin, ms[0].Recipient)
+		if err := m.validate(i > 0, bodyValid); err != nil {
+			return err
 		}
 		if !m.Kind.Outbox() {
 			if len(ms) > 1 {
@@ -608,7 +617,7 @@ func SignPeerFrames(ms []PeerMessage, key ed25519.PrivateKey) ([][]byte, error) 
 	if len(key) != ed25519.PrivateKeySize {
 		return nil, errorf("sign peer messages: not an Ed25519 private key")
 	}
-	if err := checkBatch(ms); err != nil {
+	if err := checkBatch(ms, false); err != nil {
 		return nil, err
 	}
 	keyID := KeyID(key.Public().(ed25519.PublicKey))
@@ -729,7 +738,7 @@ func OpenPeerFrame(frame []byte, v PeerVerifier) ([]PeerMessage, error) {
 	if len(ms) > MaxPeerBatch {
 		return nil, errorf("peer frame: %d messages, more than %d", len(ms), MaxPeerBatch)
 	}
-	if err := checkBatch(ms); err != nil {
+	if err := checkBatch(ms, true); err != nil {
 		return nil, err
 	}
 	for i := range ms {
