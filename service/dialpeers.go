@@ -83,11 +83,15 @@ func (s *Service) DialPeers(ctx context.Context) ([]aramaki.Peer, error) {
 			down = st.Since
 		}
 		if !st.Connected && now.Sub(down) >= dialYield {
-			s.log.Warn("cannot link with a peer; letting another replica try", "peer", p.Name, "down_since", down, "err", st.Error)
-			s.store.ReleaseDialLease(ctx, p.Name)
-			delete(t.taken, p.Name)
-			t.yielded[p.Name] = now
-			continue
+			// With one process (SQLite) there is no other replica: it
+			// dials on, without a pause.
+			if s.store.ReleaseDialLease(ctx, p.Name) {
+				s.log.Warn("cannot link with a peer; letting another replica try", "peer", p.Name, "down_since", down, "err", st.Error)
+				delete(t.taken, p.Name)
+				t.yielded[p.Name] = now
+				continue
+			}
+			t.taken[p.Name] = now
 		}
 		out = append(out, p)
 	}

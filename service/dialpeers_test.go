@@ -14,11 +14,23 @@ import (
 	"github.com/aramaki/aramaki/store"
 )
 
+// replicatedLeases is a store whose dial leases another replica could
+// take, as on PostgreSQL: letting one go lets it go.
+type replicatedLeases struct{ *store.Store }
+
+func (replicatedLeases) ReleaseDialLease(context.Context, string) bool { return true }
+
 // A replica dials the peers this server joined while it holds their
 // leases (one process on SQLite holds every one); one that cannot link
 // with a peer for dialYield lets the lease go for a few seconds, for
-// another replica to try, and then takes it again if none did.
+// another replica to try, and then takes it again if none did. With one
+// process, there is no other to try: it dials on.
 func TestAReplicaThatCannotLinkWithAPeerLetsAnotherTry(t *testing.T) {
+	t.Run("replicas", func(t *testing.T) { testDialYield(t, true) })
+	t.Run("one process", func(t *testing.T) { testDialYield(t, false) })
+}
+
+func testDialYield(t *testing.T, replicated bool) {
 	a := MustFedServer(t, "a")
 	var (
 		mu  sync.Mutex
@@ -33,7 +45,11 @@ func TestAReplicaThatCannotLinkWithAPeerLetsAnotherTry(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	b := service.New(st, staticConfig{}, log, service.Options{ServerName: "b", URL: "https://b.example:8443", Now: clock})
+	var ports service.Store = st
+	if replicated {
+		ports = replicatedLeases{st}
+	}
+	b := service.New(ports, staticConfig{}, log, service.Options{ServerName: "b", URL: "https://b.example:8443", Now: clock})
 	if err := b.Open(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -64,6 +80,12 @@ func TestAReplicaThatCannotLinkWithAPeerLetsAnotherTry(t *testing.T) {
 		t.Fatal("b gave up after 29 s")
 	}
 	advance(time.Second)
+	if !replicated {
+		if !dials() {
+			t.Fatal("b, the only process, stopped dialling after 30 s of failing to link")
+		}
+		return
+	}
 	if dials() {
 		t.Fatal("b kept the lease after 30 s of failing to link")
 	}

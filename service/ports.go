@@ -201,8 +201,9 @@ type MonitoringStore interface {
 	// DialLeases returns which of the peers this replica is to dial,
 	// taking their leases, and lets go of the others'.
 	DialLeases(ctx context.Context, peers []string) (map[string]bool, error)
-	// ReleaseDialLease lets go of a peer's dial lease.
-	ReleaseDialLease(ctx context.Context, peer string)
+	// ReleaseDialLease lets go of a peer's dial lease, and reports whether
+	// it held one another replica may take.
+	ReleaseDialLease(ctx context.Context, peer string) bool
 	// AppendEventNotifying appends an event with the notifications it makes.
 	AppendEventNotifying(ctx context.Context, ev aramaki.Event, nts []aramaki.Notification) error
 	// PeerByServer returns the peer with a server id.

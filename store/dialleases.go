@@ -79,11 +79,16 @@ func (s *Store) DialLeases(ctx context.Context, peers []string) (map[string]bool
 }
 
 // ReleaseDialLease lets go of a peer's dial lease, if this replica holds
-// it, for another to take.
-func (s *Store) ReleaseDialLease(ctx context.Context, peer string) {
+// it, for another to take, and reports whether it did: on SQLite there is
+// no other to take it.
+func (s *Store) ReleaseDialLease(ctx context.Context, peer string) bool {
 	s.leases.mu.Lock()
 	defer s.leases.mu.Unlock()
+	if s.leases.conns[peer] == nil {
+		return false
+	}
 	s.leases.release(ctx, peer)
+	return true
 }
 
 // release unlocks and gives the connection back; a connection that cannot
