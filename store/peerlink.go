@@ -54,6 +54,16 @@ func (s *Store) PeerLink(ctx context.Context, peer string) (aramaki.PeerLink, er
 	return l, err
 }
 
+// outboxEventColumns are the events' columns FillOutbox reads: those of
+// an event a peer made here (its events, by peer:…) but of a run come
+// without systems, summary and data — nothing of them is passed on, so
+// what is a server's bulk when it catches up with a peer costs little to
+// pass over, for every other peer.
+const outboxEventColumns = `seq, id, time_us, kind, actor,
+	CASE WHEN actor LIKE 'peer:%' AND kind NOT LIKE 'run.%' THEN '[]' ELSE systems END,
+	CASE WHEN actor LIKE 'peer:%' AND kind NOT LIKE 'run.%' THEN '' ELSE summary END,
+	CASE WHEN actor LIKE 'peer:%' AND kind NOT LIKE 'run.%' THEN NULL ELSE data END`
+
 // outboxRow is a row of peer_outbox as FillOutbox writes it.
 var outboxRow = []string{"peer text", "seq bigint", "kind text", "body text", "created_us bigint"}
 
@@ -61,7 +71,8 @@ var outboxRow = []string{"peer text", "seq bigint", "kind text", "body text", "c
 // transaction it reads up to limit events after those considered before,
 // puts what pick makes of them in the outbox, numbered on, and notes them
 // considered. It returns how many events it read: fewer than limit when
-// it caught up.
+// it caught up. pick gets the events of peers but runs' bare: seq, id,
+// time, kind and actor (see outboxEventColumns).
 func (s *Store) FillOutbox(ctx context.Context, peer string, limit int, at time.Time, pick func([]aramaki.Event) ([]aramaki.OutboxMessage, error)) (int, error) {
 	// Most of the time there is nothing new: found out without taking the
 	// write lock, which ingestion needs.
@@ -80,7 +91,7 @@ func (s *Store) FillOutbox(ctx context.Context, peer string, limit int, at time.
 		if err != nil {
 			return err
 		}
-		rows, err := tx.Query(ctx, `SELECT `+eventColumns+` FROM events WHERE seq > ? ORDER BY seq LIMIT ?`, l.EventSeq, limit)
+		rows, err := tx.Query(ctx, `SELECT `+outboxEventColumns+` FROM events WHERE seq > ? ORDER BY seq LIMIT ?`, l.EventSeq, limit)
 		if err != nil {
 			return fmt.Errorf("query events: %w", err)
 		}
