@@ -42,6 +42,7 @@ import (
 var (
 	backlog        = flag.Int("backlog", 360_000, "events waiting on a when BenchmarkLinkCatchUp brings the link back")
 	catchUpProfile = flag.String("catchup.cpuprofile", "", "write a CPU profile of BenchmarkLinkCatchUp's catching up alone to this file")
+	catchUpLive    = flag.Int("catchup.live", 1000, "events a second written on a while BenchmarkLinkCatchUp catches up, as on a link still carrying them")
 )
 
 // serverGC sets the garbage collector as aramaki server sets its own
@@ -243,6 +244,32 @@ func waitReceived(tb testing.TB, b *benchServer, seq uint64, d time.Duration) {
 	}
 }
 
+// writeEventsAt writes shared events on a, one transaction each, at rate
+// a second until ctx ends, and returns how many it wrote.
+func writeEventsAt(ctx context.Context, a *benchServer, rate int) int {
+	if rate <= 0 {
+		return 0
+	}
+	every := time.Second / time.Duration(rate)
+	next, n := time.Now(), 0
+	for ctx.Err() == nil {
+		ev, err := aramaki.NewEvent(time.Now(), aramaki.KindNote, "user:root", []string{"storage"}, "live event "+strconv.Itoa(n), nil)
+		if err == nil {
+			if _, err = a.st.AppendEvent(a.ctx, ev); err == nil {
+				n++
+			}
+		}
+		next = next.Add(every)
+		if d := time.Until(next); d > 0 {
+			select {
+			case <-ctx.Done():
+			case <-time.After(d):
+			}
+		}
+	}
+	return n
+}
+
 // mustWriteEvents writes n shared events on a straight into its store,
 // one transaction each, as fast as the store takes them.
 func mustWriteEvents(tb testing.TB, a *benchServer, n int) {
@@ -331,8 +358,10 @@ func BenchmarkLinkLatency(b *testing.B) {
 
 // BenchmarkLinkCatchUp takes b's link down, writes a backlog of events on
 // a while a keeps filling b's outbox, brings the link back and reports how
-// long b took to store them all, and at what rate: the link's sustained
-// throughput. The backlog is -backlog events (each iteration the same).
+// long b took to catch up — to store them all and come within a second of
+// the -catchup.live events a second a keeps writing meanwhile — and at
+// what rate: the link's sustained throughput. The backlog is -backlog
+// events (each iteration the same).
 func BenchmarkLinkCatchUp(b *testing.B) {
 	a, pb := mustBenchPeers(b)
 	for b.Loop() {
@@ -369,8 +398,29 @@ func BenchmarkLinkCatchUp(b *testing.B) {
 		cpu := cpuTime()
 		start := time.Now()
 		pb.start() // b dials a again at once
-		waitReceived(b, pb, last, 30*time.Minute)
+		// The link still carries its traffic: caught up means b stored the
+		// backlog and is within a second of what keeps coming.
+		live, stopLive := context.WithCancel(context.Background())
+		written := make(chan int)
+		go func() { written <- writeEventsAt(live, a, *catchUpLive) }()
+		deadline = time.Now().Add(30 * time.Minute)
+		for {
+			got := received(b, pb)
+			la, err := a.svc.PeerLinkState(a.ctx, "b")
+			if err != nil {
+				b.Fatal(err)
+			}
+			if got >= last && la.NextSeq-1-got <= uint64(max(*catchUpLive, 1)) {
+				break
+			}
+			if time.Now().After(deadline) {
+				b.Fatalf("b stored up to message %d of a; a's outbox is at %d", got, la.NextSeq-1)
+			}
+			time.Sleep(time.Millisecond)
+		}
 		took := time.Since(start)
+		stopLive()
+		b.ReportMetric(float64(<-written)/took.Seconds(), "live-events/s")
 		cpu = cpuTime() - cpu
 		if *catchUpProfile != "" {
 			pprof.StopCPUProfile()
