@@ -432,10 +432,10 @@ func alter(t *testing.T, frame []byte, old, new string) []byte {
 	if err := json.Unmarshal(frame, &f); err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Contains(f.Messages, []byte(old)) {
-		t.Fatalf("%q is not in %s", old, f.Messages)
+	if !bytes.Contains(f.Batch, []byte(old)) {
+		t.Fatalf("%q is not in %s", old, f.Batch)
 	}
-	f.Messages = bytes.Replace(f.Messages, []byte(old), []byte(new), 1)
+	f.Batch = bytes.Replace(f.Batch, []byte(old), []byte(new), 1)
 	out, _ := json.Marshal(f)
 	return out
 }

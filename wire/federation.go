@@ -39,8 +39,11 @@ import (
 //     refuses the other's join body for a field it does not know or lacks.
 //   - 2 (2026-11-24): a frame carries up to MaxPeerBatch messages of one
 //     origin to one recipient under one signature (SignedPeerFrame,
-//     SignPeerFrames, OpenPeerFrame, aramaki-fed-v2), instead of one
-//     message per signature; a hello or an ack still travels alone.
+//     SignPeerFrames, OpenPeerFrame), instead of one message per
+//     signature; a hello or an ack still travels alone. The frame's batch
+//     is raw JSON, signed byte for byte (aramaki-fed-v3): what its
+//     messages share — origin, recipient, sent time — once, then each
+//     one's seq, kind and body; ids follow from them (PeerMessageID).
 //     Version 1 was never released, so a server speaks only version 2.
 //   - 2, hello revised (2026-11-24): a hello carries its sender's key
 //     chain (PeerHello.Keys), each key endorsed by the one before it
@@ -544,41 +547,75 @@ func (m *PeerMessage) validate(idsChecked, bodyValid bool) error {
 }
 
 // SignedPeerFrame is a frame on the federation websocket: one or more
-// messages of one origin to one recipient, as the exact bytes of their
-// JSON array, signed once by the origin. The messages travel as bytes, not
-// as objects, so that what is verified is what was signed. Origin names
-// whose key to check before anything else in the frame is read; every
-// message must name the same origin.
+// messages of one origin to one recipient, sent at one time, as the exact
+// bytes of a JSON batch object (peerBatch), signed once by the origin.
+// The batch travels as raw JSON, not re-encoded, so that what is verified
+// is what was signed. Origin names whose key to check before anything
+// else in the frame is read; the batch must name the same origin.
 //
 // One signature covers a batch: Ed25519 costs tens of microseconds a
 // signature, which would bound a link to a few thousand messages a second
-// if every message were signed alone.
+// if every message were signed alone. What the messages of a batch share —
+// origin, recipient, sent time — is said once, and each message's id
+// follows from its origin, kind and seq (PeerMessageID).
 type SignedPeerFrame struct {
-	Origin    string `json:"origin"`
-	KeyID     string `json:"key_id"`
-	Messages  []byte `json:"messages"`
-	Signature []byte `json:"signature"`
+	Origin    string          `json:"origin"`
+	KeyID     string          `json:"key_id"`
+	Batch     json.RawMessage `json:"batch"`
+	Signature []byte          `json:"signature"`
+}
+
+// peerBatch is what a frame signs: messages of one origin to one
+// recipient, sent at one time.
+type peerBatch struct {
+	Origin    string     `json:"origin"`
+	Recipient string     `json:"recipient"`
+	Sent      time.Time  `json:"sent"`
+	Messages  []peerItem `json:"messages"`
+}
+
+// peerItem is one message of a batch.
+type peerItem struct {
+	Seq  uint64          `json:"seq"`
+	Kind PeerKind        `json:"kind"`
+	Body json.RawMessage `json:"body,omitempty"`
+}
+
+// decodeBatch decodes a batch strictly into its messages, each with its
+// id, origin, recipient and sent time; it does not check them.
+func decodeBatch(raw []byte) (peerBatch, []PeerMessage, error) {
+	var b peerBatch
+	if err := decodeStrict(raw, &b); err != nil {
+		return b, nil, errorf("peer frame: the signed batch: %s", err.(*Error).Msg)
+	}
+	if len(b.Messages) > MaxPeerBatch {
+		return b, nil, errorf("peer frame: %d messages, more than %d", len(b.Messages), MaxPeerBatch)
+	}
+	ms := make([]PeerMessage, len(b.Messages))
+	for i, it := range b.Messages {
+		ms[i] = PeerMessage{ID: PeerMessageID(b.Origin, it.Kind, it.Seq), Origin: b.Origin, Recipient: b.Recipient, Seq: it.Seq, Sent: b.Sent, Kind: it.Kind, Body: it.Body}
+	}
+	return b, ms, nil
 }
 
 // MaxPeerBatch is how many messages one frame carries at most.
 const MaxPeerBatch = 1024
 
-// maxPeerBatchBytes bounds the messages' bytes of a frame so that, in
-// base64 and with the envelope, the frame stays within MaxPeerFrameSize.
-const maxPeerBatchBytes = (MaxPeerFrameSize - 1024) / 4 * 3
+// maxPeerBatchBytes bounds the batch of a frame so that, with the
+// envelope, the frame stays within MaxPeerFrameSize.
+const maxPeerBatchBytes = MaxPeerFrameSize - 1024
 
 // peerSignaturePrefix separates peer frame signatures from every other
-// signature a server key makes, and from version 1's, which signed one
-// message alone.
-const peerSignaturePrefix = "aramaki-fed-v2\x00"
+// signature a server key makes, and from earlier versions'.
+const peerSignaturePrefix = "aramaki-fed-v3\x00"
 
-func peerSignedBytes(messages []byte) []byte {
-	return append([]byte(peerSignaturePrefix), messages...)
+func peerSignedBytes(batch []byte) []byte {
+	return append([]byte(peerSignaturePrefix), batch...)
 }
 
 // checkBatch checks what holds for the messages of one frame, beyond each
-// message's own form: one origin and one recipient; a hello or an ack
-// alone; outbox messages in increasing order.
+// message's own form: one origin, one recipient, one sent time; a hello
+// or an ack alone; outbox messages in increasing order.
 //
 // bodyValid says the bodies are well-formed JSON already (decoded from a
 // frame), so that they are not scanned again.
@@ -591,6 +628,9 @@ func checkBatch(ms []PeerMessage, bodyValid bool) error {
 		m := &ms[i]
 		if i > 0 && (m.Origin != ms[0].Origin || m.Recipient != ms[0].Recipient) {
 			return errorf("peer message %s: from %s to %s in a frame from %s to %s: a frame is one origin's to one recipient", clip(m.ID), clip(m.Origin), clip(m.Recipient), ms[0].Origin, ms[0].Recipient)
+		}
+		if i > 0 && !m.Sent.Equal(ms[0].Sent) {
+			return errorf("peer message %s: sent at another time than the frame's first: a frame's messages are sent together", clip(m.ID))
 		}
 		if err := m.validate(i > 0, bodyValid); err != nil {
 			return err
@@ -609,8 +649,8 @@ func checkBatch(ms []PeerMessage, bodyValid bool) error {
 	return nil
 }
 
-// SignPeerFrames signs ms, one origin's messages to one recipient in
-// order, into as few frames as fit within MaxPeerBatch and
+// SignPeerFrames signs ms, one origin's messages to one recipient sent at
+// one time, in order, into as few frames as fit within MaxPeerBatch and
 // MaxPeerFrameSize. It checks them first, so a sender never sends what
 // the receiver would refuse for its form.
 func SignPeerFrames(ms []PeerMessage, key ed25519.PrivateKey) ([][]byte, error) {
@@ -621,35 +661,41 @@ func SignPeerFrames(ms []PeerMessage, key ed25519.PrivateKey) ([][]byte, error) 
 		return nil, err
 	}
 	keyID := KeyID(key.Public().(ed25519.PublicKey))
+	sent, err := json.Marshal(ms[0].Sent)
+	if err != nil {
+		return nil, fmt.Errorf("sign peer messages: %w", err)
+	}
+	// The ids are known to be of the server id form: written as they are.
+	head := `{"origin":"` + ms[0].Origin + `","recipient":"` + ms[0].Recipient + `","sent":` + string(sent) + `,"messages":[`
 	var frames [][]byte
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false) // bodies stay as small as they were
-	batch := []byte{'['}
+	batch := []byte(head)
 	n := 0
-	flush := func() error {
-		batch = append(batch, ']')
-		frame, err := json.Marshal(SignedPeerFrame{Origin: ms[0].Origin, KeyID: keyID, Messages: batch, Signature: ed25519.Sign(key, peerSignedBytes(batch))})
-		if err != nil {
-			return fmt.Errorf("sign peer messages: %w", err)
-		}
+	flush := func() {
+		batch = append(batch, "]}"...)
+		sig := ed25519.Sign(key, peerSignedBytes(batch))
+		frame := make([]byte, 0, len(batch)+200)
+		frame = append(frame, `{"origin":"`+ms[0].Origin+`","key_id":"`+keyID+`","batch":`...)
+		frame = append(frame, batch...)
+		frame = append(frame, `,"signature":"`...)
+		frame = base64.StdEncoding.AppendEncode(frame, sig)
+		frame = append(frame, `"}`...)
 		frames = append(frames, frame)
-		batch, n = []byte{'['}, 0
-		return nil
+		batch, n = []byte(head), 0
 	}
 	for i := range ms {
 		buf.Reset()
-		if err := enc.Encode(ms[i]); err != nil {
+		if err := enc.Encode(peerItem{Seq: ms[i].Seq, Kind: ms[i].Kind, Body: ms[i].Body}); err != nil {
 			return nil, fmt.Errorf("sign peer message %s: %w", ms[i].ID, err)
 		}
 		one := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
-		if len(one)+2 > maxPeerBatchBytes {
+		if len(head)+len(one)+2 > maxPeerBatchBytes {
 			return nil, errorf("peer message %s: %d bytes do not fit a frame", ms[i].ID, len(one))
 		}
-		if n > 0 && (n == MaxPeerBatch || len(batch)+1+len(one)+1 > maxPeerBatchBytes) {
-			if err := flush(); err != nil {
-				return nil, err
-			}
+		if n > 0 && (n == MaxPeerBatch || len(batch)+1+len(one)+2 > maxPeerBatchBytes) {
+			flush()
 		}
 		if n > 0 {
 			batch = append(batch, ',')
@@ -657,9 +703,7 @@ func SignPeerFrames(ms []PeerMessage, key ed25519.PrivateKey) ([][]byte, error) 
 		batch = append(batch, one...)
 		n++
 	}
-	if err := flush(); err != nil {
-		return nil, err
-	}
+	flush()
 	return frames, nil
 }
 
@@ -717,7 +761,7 @@ func OpenPeerFrame(frame []byte, v PeerVerifier) ([]PeerMessage, error) {
 	if len(f.Signature) != ed25519.SignatureSize {
 		return nil, errorf("peer frame: signature must be a %d-byte Ed25519 signature", ed25519.SignatureSize)
 	}
-	if len(f.Messages) == 0 {
+	if len(f.Batch) == 0 || string(f.Batch) == "null" {
 		return nil, errorf("peer frame: carries no message")
 	}
 	pub, ok := v.Key(f.Origin, f.KeyID)
@@ -727,36 +771,30 @@ func OpenPeerFrame(frame []byte, v PeerVerifier) ([]PeerMessage, error) {
 	if len(pub) != ed25519.PublicKeySize || KeyID(pub) != f.KeyID {
 		return nil, errorf("peer frame: the key this server has for %s %s is not that key", f.Origin, f.KeyID)
 	}
-	if !ed25519.Verify(pub, peerSignedBytes(f.Messages), f.Signature) {
+	if !ed25519.Verify(pub, peerSignedBytes(f.Batch), f.Signature) {
 		return nil, errorf("peer frame: the signature does not verify with key %s of %s: forged or altered on the way", f.KeyID, f.Origin)
 	}
 	// Signed by the origin; what it signed must still be well formed.
-	var ms []PeerMessage
-	if err := decodeStrict(f.Messages, &ms); err != nil {
-		return nil, errorf("peer frame: the signed messages: %s", err.(*Error).Msg)
-	}
-	if len(ms) > MaxPeerBatch {
-		return nil, errorf("peer frame: %d messages, more than %d", len(ms), MaxPeerBatch)
+	b, ms, err := decodeBatch(f.Batch)
+	if err != nil {
+		return nil, err
 	}
 	if err := checkBatch(ms, true); err != nil {
 		return nil, err
 	}
-	for i := range ms {
-		m := &ms[i]
-		if m.Origin != f.Origin {
-			return nil, errorf("peer message %s: from %s in a frame signed by %s: forged", m.ID, m.Origin, f.Origin)
-		}
-		if m.Recipient != v.Self {
-			return nil, errorf("peer message %s: sent to %s, not to this server (%s): replayed or misrouted", m.ID, m.Recipient, v.Self)
-		}
-		// Compared as times: a duration between them saturates for times
-		// centuries apart.
-		if m.Sent.After(v.Now.Add(skew)) {
-			return nil, errorf("peer message %s: sent %s, %s ahead of this server's clock (more than %s): a clock is wrong", m.ID, m.Sent.Format(time.RFC3339), m.Sent.Sub(v.Now).Round(time.Second), skew)
-		}
-		if m.Sent.Before(v.Now.Add(-skew)) {
-			return nil, errorf("peer message %s: sent %s, %s ago (more than %s): replayed, or a clock is wrong", m.ID, m.Sent.Format(time.RFC3339), v.Now.Sub(m.Sent).Round(time.Second), skew)
-		}
+	if b.Origin != f.Origin {
+		return nil, errorf("peer frame: a batch from %s in a frame signed by %s: forged", clip(b.Origin), f.Origin)
+	}
+	if b.Recipient != v.Self {
+		return nil, errorf("peer message %s: sent to %s, not to this server (%s): replayed or misrouted", ms[0].ID, b.Recipient, v.Self)
+	}
+	// Compared as times: a duration between them saturates for times
+	// centuries apart.
+	if b.Sent.After(v.Now.Add(skew)) {
+		return nil, errorf("peer message %s: sent %s, %s ahead of this server's clock (more than %s): a clock is wrong", ms[0].ID, b.Sent.Format(time.RFC3339), b.Sent.Sub(v.Now).Round(time.Second), skew)
+	}
+	if b.Sent.Before(v.Now.Add(-skew)) {
+		return nil, errorf("peer message %s: sent %s, %s ago (more than %s): replayed, or a clock is wrong", ms[0].ID, b.Sent.Format(time.RFC3339), v.Now.Sub(b.Sent).Round(time.Second), skew)
 	}
 	return ms, nil
 }

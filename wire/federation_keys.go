@@ -98,8 +98,8 @@ func OpenPeerHello(frame []byte, v PeerVerifier) (PeerMessage, *PeerHello, []ed2
 		// Not signed by a key known for its origin: the hello's own chain
 		// must lead to it. What is read here is not verified yet, and is
 		// trusted no further than the endorsements that check out.
-		var ms []PeerMessage
-		if err := decodeStrict(f.Messages, &ms); err != nil || len(ms) != 1 || ms[0].Kind != KindHello || ms[0].Origin != f.Origin {
+		_, ms, err := decodeBatch(f.Batch)
+		if err != nil || len(ms) != 1 || ms[0].Kind != KindHello || ms[0].Origin != f.Origin {
 			return PeerMessage{}, nil, nil, errorf("peer frame: %s is not a key this server knows for %s, and the frame is not a hello of %s that could show it", f.KeyID, f.Origin, f.Origin)
 		}
 		h, err := DecodePeerHello(ms[0].Body)

@@ -125,7 +125,7 @@ func TestAForgedOrBrokenKeyChainOpensNothing(t *testing.T) {
 			f := helloFrame(t, good, keyANew)
 			var sf wire.SignedPeerFrame
 			json.Unmarshal(f, &sf)
-			sf.Messages = []byte(strings.Replace(string(sf.Messages), srvB, srvC, 1))
+			sf.Batch = json.RawMessage(strings.Replace(string(sf.Batch), srvB, srvC, 1))
 			out, _ := json.Marshal(sf)
 			return out
 		}, "the signature does not verify"},
@@ -201,7 +201,7 @@ func FuzzOpenPeerHello(f *testing.F) {
 			t.Fatalf("opened %+v", m)
 		}
 		last := h.Keys[len(h.Keys)-1].PublicKey
-		if wire.KeyID(last) != signed.KeyID || !ed25519.Verify(last, append([]byte("aramaki-fed-v2\x00"), signed.Messages...), signed.Signature) {
+		if wire.KeyID(last) != signed.KeyID || !ed25519.Verify(last, append([]byte("aramaki-fed-v3\x00"), signed.Batch...), signed.Signature) {
 			t.Fatalf("opened a hello not signed by the last key of its chain")
 		}
 		if len(learned) == 0 {

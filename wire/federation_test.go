@@ -75,21 +75,44 @@ func MustSign(t testing.TB, m wire.PeerMessage, key ed25519.PrivateKey) []byte {
 	return frame
 }
 
-// signedFrame is a frame of A carrying any messages' bytes, valid or not,
+// signedFrame is a frame of A carrying any batch bytes, valid or not,
 // signed with key as a peer might send it: it signs by the protocol's
 // rule, not through this package.
-func signedFrame(messages []byte, key ed25519.PrivateKey) []byte {
-	frame, _ := json.Marshal(wire.SignedPeerFrame{
-		Origin:    srvA,
-		KeyID:     wire.KeyID(pub(key)),
-		Messages:  messages,
-		Signature: ed25519.Sign(key, append([]byte("aramaki-fed-v2\x00"), messages...)),
-	})
-	return frame
+func signedFrame(batch []byte, key ed25519.PrivateKey) []byte {
+	sig := ed25519.Sign(key, append([]byte("aramaki-fed-v3\x00"), batch...))
+	frame := []byte(`{"origin":"` + srvA + `","key_id":"` + wire.KeyID(pub(key)) + `","batch":`)
+	frame = append(frame, batch...)
+	return append(frame, `,"signature":"`+base64.StdEncoding.EncodeToString(sig)+`"}`...)
 }
 
-// alone is the messages' bytes of a frame carrying one message.
-func alone(message []byte) []byte { return append(append([]byte("["), message...), ']') }
+// frameOf writes a frame as it is, its batch byte for byte (a JSON
+// encoder would compact it).
+func frameOf(f wire.SignedPeerFrame) []byte {
+	frame := []byte(`{"origin":"` + f.Origin + `","key_id":"` + f.KeyID + `","batch":`)
+	frame = append(frame, f.Batch...)
+	return append(frame, `,"signature":"`+base64.StdEncoding.EncodeToString(f.Signature)+`"}`...)
+}
+
+// batchOf is the batch of messages as a sender writes it: what they share
+// once (from the first), then each one's seq, kind and body.
+func batchOf(t testing.TB, ms ...wire.PeerMessage) []byte {
+	t.Helper()
+	type item struct {
+		Seq  uint64          `json:"seq"`
+		Kind wire.PeerKind   `json:"kind"`
+		Body json.RawMessage `json:"body,omitempty"`
+	}
+	b := struct {
+		Origin    string    `json:"origin"`
+		Recipient string    `json:"recipient"`
+		Sent      time.Time `json:"sent"`
+		Messages  []item    `json:"messages"`
+	}{Origin: ms[0].Origin, Recipient: ms[0].Recipient, Sent: ms[0].Sent, Messages: []item{}}
+	for _, m := range ms {
+		b.Messages = append(b.Messages, item{m.Seq, m.Kind, m.Body})
+	}
+	return mustJSON(t, b)
+}
 
 func mustFail(t *testing.T, err error, want string) {
 	t.Helper()
@@ -207,7 +230,7 @@ func joinOf(inv wire.PeerInvitation, inviter string) wire.JoinRequest {
 		Proof: ed25519.Sign(keyB, wire.JoinProofBytes(inv.ID, inviter, inv.Key, srvB))}
 }
 
-func mustJSON(t *testing.T, v any) []byte {
+func mustJSON(t testing.TB, v any) []byte {
 	t.Helper()
 	raw, err := json.Marshal(v)
 	if err != nil {
@@ -489,22 +512,22 @@ func TestATamperedByteIsRefused(t *testing.T) {
 	if err := json.Unmarshal(frame, &f); err != nil {
 		t.Fatal(err)
 	}
-	at := bytes.Index(f.Messages, []byte("503"))
+	at := bytes.Index(f.Batch, []byte("503"))
 	if at < 0 {
-		t.Fatalf("no body in %s", f.Messages)
+		t.Fatalf("no body in %s", f.Batch)
 	}
-	body := bytes.Clone(f.Messages)
+	body := bytes.Clone(f.Batch)
 	body[at] = '2' // "HTTP 503" becomes "HTTP 203"
 	sig := bytes.Clone(f.Signature)
 	sig[10] ^= 1
 	for name, tampered := range map[string]wire.SignedPeerFrame{
-		"a body byte":      {Origin: f.Origin, Messages: body, KeyID: f.KeyID, Signature: f.Signature},
-		"a signature bit":  {Origin: f.Origin, Messages: f.Messages, KeyID: f.KeyID, Signature: sig},
-		"the id":           {Origin: f.Origin, Messages: bytes.ReplaceAll(f.Messages, []byte(`/1","`), []byte(`/2","`)), KeyID: f.KeyID, Signature: f.Signature},
-		"a trailing space": {Origin: f.Origin, Messages: append(bytes.Clone(f.Messages), ' '), KeyID: f.KeyID, Signature: f.Signature},
+		"a body byte":      {Origin: f.Origin, Batch: body, KeyID: f.KeyID, Signature: f.Signature},
+		"a signature bit":  {Origin: f.Origin, Batch: f.Batch, KeyID: f.KeyID, Signature: sig},
+		"the seq":          {Origin: f.Origin, Batch: bytes.ReplaceAll(f.Batch, []byte(`"seq":1,`), []byte(`"seq":2,`)), KeyID: f.KeyID, Signature: f.Signature},
+		"a space within":   {Origin: f.Origin, Batch: append([]byte("{ "), f.Batch[1:]...), KeyID: f.KeyID, Signature: f.Signature},
 	} {
 		t.Run(name, func(t *testing.T) {
-			_, err := wire.OpenPeerMessage(mustJSON(t, tampered), verifierOf(srvB))
+			_, err := wire.OpenPeerMessage(frameOf(tampered), verifierOf(srvB))
 			if err == nil || !strings.Contains(err.Error(), "signature does not verify") && !strings.Contains(err.Error(), "does not match") {
 				t.Fatalf("error %v", err)
 			}
@@ -539,7 +562,7 @@ func TestAKeyLookupThatReturnsAnotherKeyIsCaught(t *testing.T) {
 }
 
 func TestBadPeerMessagesAreRefusedWithAClearError(t *testing.T) {
-	good := string(mustJSON(t, event(srvA, srvB, 7)))
+	good := string(batchOf(t, event(srvA, srvB, 7)))
 	inner := func(old, new string) []byte { return []byte(strings.Replace(good, old, new, 1)) }
 	cases := []struct {
 		name  string
@@ -547,7 +570,6 @@ func TestBadPeerMessagesAreRefusedWithAClearError(t *testing.T) {
 		want  string
 	}{
 		{"seq 0", inner(`"seq":7`, `"seq":0`), "event with seq 0: messages are numbered from 1"},
-		{"id of another seq", inner(`"seq":7`, `"seq":8`), "id " + srvA + "/7 does not match its origin, kind and seq (want " + srvA + "/8)"},
 		{"unknown kind", inner(`"kind":"event"`, `"kind":"shell"`), "unknown kind shell"},
 		{"malformed origin", inner(`"origin":"`+srvA, `"origin":"`+srvA+`x`), "origin " + srvA + "x is not a server id"},
 		{"malformed recipient", inner(`"recipient":"`+srvB, `"recipient":"B`), "recipient B is not a server id"},
@@ -557,11 +579,13 @@ func TestBadPeerMessagesAreRefusedWithAClearError(t *testing.T) {
 		{"event without a body", inner(`,"body":{"system":"webshop","summary":"HTTP 503"}`, ``), "event without a body"},
 		{"no sent time", inner(`"sent":"2026-11-24T03:00:00Z",`, ``), "sent time is missing"},
 		{"unknown field", inner(`"seq":7`, `"seq":7,"admin":true`), `unknown field "admin"`},
-		{"not JSON", []byte("hello"), "the signed messages: malformed JSON"},
+		{"not JSON", []byte("hello"), "malformed JSON"},
+		{"a batch of no messages", inner(`"messages":[`, `"messages":[],"x":[`), `unknown field "x"`},
+		{"batch unknown field", inner(`"origin":`, `"admin":true,"origin":`), `unknown field "admin"`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			_, err := wire.OpenPeerMessage(signedFrame(alone(c.inner), keyA), verifierOf(srvB))
+			_, err := wire.OpenPeerMessage(signedFrame(c.inner, keyA), verifierOf(srvB))
 			mustFail(t, err, c.want)
 		})
 	}
@@ -575,7 +599,7 @@ func TestBadPeerMessagesAreRefusedWithAClearError(t *testing.T) {
 	badKeyID := f
 	badKeyID.KeyID = "k_../../etc"
 	empty := f
-	empty.Messages = nil
+	empty.Batch = nil
 	for _, c := range []struct{ name, frame, want string }{
 		{"frame unknown field", strings.Replace(frame, `{`, `{"x":1,`, 1), `unknown field "x"`},
 		{"frame trailing data", frame + " []", "trailing data"},
@@ -583,7 +607,7 @@ func TestBadPeerMessagesAreRefusedWithAClearError(t *testing.T) {
 		{"short signature", string(mustJSON(t, short)), "64-byte Ed25519 signature"},
 		{"bad key id", string(mustJSON(t, badKeyID)), "key_id k_../../etc is not a key id"},
 		{"no message", string(mustJSON(t, empty)), "carries no message"},
-		{"oversized frame", `{"messages":"` + strings.Repeat("A", wire.MaxPeerFrameSize) + `"}`, "exceeds 1048576"},
+		{"oversized frame", `{"batch":"` + strings.Repeat("A", wire.MaxPeerFrameSize) + `"}`, "exceeds 1048576"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			_, err := wire.OpenPeerMessage([]byte(c.frame), verifierOf(srvB))
@@ -698,41 +722,40 @@ func TestManyMessagesTravelUnderOneSignature(t *testing.T) {
 
 func TestAFrameIsOneOriginsMessagesToOneRecipientInOrder(t *testing.T) {
 	ack := wire.PeerMessage{ID: srvA + "/ack/3", Origin: srvA, Recipient: srvB, Seq: 3, Sent: now, Kind: wire.KindAck}
+	later := changed(event(srvA, srvB, 2), func(m *wire.PeerMessage) { m.Sent = now.Add(time.Second) })
 	for name, c := range map[string]struct {
-		ms   []wire.PeerMessage
-		want string
+		ms       []wire.PeerMessage
+		want     string
+		sendable bool // a batch can say it at all
 	}{
-		"two recipients":   {[]wire.PeerMessage{event(srvA, srvB, 1), event(srvA, srvC, 2)}, "a frame is one origin's to one recipient"},
-		"out of order":     {[]wire.PeerMessage{event(srvA, srvB, 2), event(srvA, srvB, 1)}, "in increasing order"},
-		"twice":            {[]wire.PeerMessage{event(srvA, srvB, 1), event(srvA, srvB, 1)}, "in increasing order"},
-		"ack with another": {[]wire.PeerMessage{event(srvA, srvB, 1), ack}, "travels alone"},
-		"nothing":          {nil, "carries no message"},
+		"two recipients":   {[]wire.PeerMessage{event(srvA, srvB, 1), event(srvA, srvC, 2)}, "a frame is one origin's to one recipient", false},
+		"two times":        {[]wire.PeerMessage{event(srvA, srvB, 1), later}, "a frame's messages are sent together", false},
+		"out of order":     {[]wire.PeerMessage{event(srvA, srvB, 2), event(srvA, srvB, 1)}, "in increasing order", true},
+		"twice":            {[]wire.PeerMessage{event(srvA, srvB, 1), event(srvA, srvB, 1)}, "in increasing order", true},
+		"ack with another": {[]wire.PeerMessage{event(srvA, srvB, 1), ack}, "travels alone", true},
+		"nothing":          {nil, "carries no message", false},
 	} {
 		t.Run(name, func(t *testing.T) {
 			// The sender refuses to sign it …
 			_, err := wire.SignPeerFrames(c.ms, keyA)
 			mustFail(t, err, c.want)
 			// … and the receiver refuses it signed by the rule.
-			raw := []byte("[]")
-			if len(c.ms) > 0 {
-				raw = mustJSON(t, c.ms)
+			if c.sendable {
+				_, err = wire.OpenPeerFrame(signedFrame(batchOf(t, c.ms...), keyA), verifierOf(srvB))
+				mustFail(t, err, c.want)
 			}
-			_, err = wire.OpenPeerFrame(signedFrame(raw, keyA), verifierOf(srvB))
-			mustFail(t, err, c.want)
 		})
 	}
-	// A message of C's slipped into a frame A signed.
-	raw := mustJSON(t, []wire.PeerMessage{event(srvA, srvB, 1), event(srvC, srvB, 2)})
-	_, err := wire.OpenPeerFrame(signedFrame(raw, keyA), verifierOf(srvB))
-	mustFail(t, err, "a frame is one origin's to one recipient")
-	raw = mustJSON(t, []wire.PeerMessage{event(srvC, srvB, 1)})
-	_, err = wire.OpenPeerFrame(signedFrame(raw, keyA), verifierOf(srvB))
-	mustFail(t, err, "in a frame signed by "+srvA+": forged")
+	empty := []byte(`{"origin":"` + srvA + `","recipient":"` + srvB + `","sent":"2026-11-24T03:00:00Z","messages":[]}`)
+	_, err := wire.OpenPeerFrame(signedFrame(empty, keyA), verifierOf(srvB))
+	mustFail(t, err, "carries no message")
+	// C's batch in a frame A signed.
+	_, err = wire.OpenPeerFrame(signedFrame(batchOf(t, event(srvC, srvB, 1)), keyA), verifierOf(srvB))
+	mustFail(t, err, "a batch from "+srvC+" in a frame signed by "+srvA+": forged")
 	// One bad message refuses the whole frame.
-	late := changed(event(srvA, srvB, 2), func(m *wire.PeerMessage) { m.Sent = now.Add(-time.Hour) })
-	raw = mustJSON(t, []wire.PeerMessage{event(srvA, srvB, 1), late})
-	ms, err := wire.OpenPeerFrame(signedFrame(raw, keyA), verifierOf(srvB))
-	mustFail(t, err, "ago (more than 1m0s)")
+	bad := changed(event(srvA, srvB, 2), func(m *wire.PeerMessage) { m.Body = json.RawMessage(`[1]`) })
+	ms, err := wire.OpenPeerFrame(signedFrame(batchOf(t, event(srvA, srvB, 1), bad), keyA), verifierOf(srvB))
+	mustFail(t, err, "body is not a JSON object")
 	if ms != nil {
 		t.Fatalf("returned %d messages of a refused frame", len(ms))
 	}

@@ -347,7 +347,7 @@ func FuzzDecodeJoinResponse(f *testing.F) {
 // verifier knows, over the exact bytes it carries, is addressed to the
 // verifier, and can be signed again and opened to the same message. The
 // fuzzer cannot forge signatures, so each input is two: a frame opened as
-// it is, and a message's bytes signed with A's key before they are opened,
+// it is, and a batch's bytes signed with A's key before they are opened,
 // which reaches every check a signed message meets.
 func FuzzOpenPeerFrame(f *testing.F) {
 	hello := wire.PeerMessage{ID: srvA + "/hello/0", Origin: srvA, Recipient: srvB, Sent: now, Kind: wire.KindHello}
@@ -365,20 +365,18 @@ func FuzzOpenPeerFrame(f *testing.F) {
 		{changed(event(srvA, srvB, 1), func(m *wire.PeerMessage) { m.Sent = now.Add(time.Hour) }), keyA}, // from the future
 		{event(srvB, srvC, 1), keyB}, // from the verifier itself
 	} {
-		inner, err := json.Marshal(s.m)
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(MustSign(f, s.m, s.key), alone(inner))
+		f.Add(MustSign(f, s.m, s.key), batchOf(f, s.m))
 	}
-	for _, inner := range []string{
-		`{"id":"` + srvA + `/0","origin":"` + srvA + `","recipient":"` + srvB + `","seq":0,"sent":"2026-11-24T03:00:00Z","kind":"event","body":{}}`,
-		`{"id":"` + srvA + `/1","origin":"` + srvA + `","recipient":"` + srvB + `","seq":1,"sent":"2026-11-24T12:00:30+09:00","kind":"status","body": { "a" : [1, "<"] } }`,
-		`{"ID":"` + srvA + `/ack/1","Origin":"` + srvA + `","recipient":"` + srvB + `","seq":1,"sent":"2026-11-24T03:00:59.999999999Z","kind":"ack","body":null}`,
+	head := `{"origin":"` + srvA + `","recipient":"` + srvB + `",`
+	for _, batch := range []string{
+		head + `"sent":"2026-11-24T03:00:00Z","messages":[{"seq":0,"kind":"event","body":{}}]}`,
+		head + `"sent":"2026-11-24T12:00:30+09:00","messages":[{"seq":1,"kind":"status","body": { "a" : [1, "<"] } },{"seq":2,"kind":"event","body":{}}]}`,
+		head + `"sent":"2026-11-24T03:00:59.999999999Z","messages":[{"seq":1,"kind":"ack","body":null}]}`,
+		head + `"Sent":"2026-11-24T03:00:00Z","messages":[{"Seq":1,"kind":"hello"}]}`,
 	} {
-		f.Add(signedFrame(alone([]byte(inner)), keyA), alone([]byte(inner)))
+		f.Add(signedFrame([]byte(batch), keyA), []byte(batch))
 	}
-	f.Add([]byte(`{"origin":"`+srvA+`","messages":"W3t9XQ==","key_id":"k_0000000000000000","signature":null}`), []byte(`[{}]`))
+	f.Add([]byte(`{"origin":"`+srvA+`","batch":{},"key_id":"k_0000000000000000","signature":null}`), []byte(`{}`))
 	private := map[string]ed25519.PrivateKey{}
 	for _, k := range []ed25519.PrivateKey{keyA, keyAOld, keyB, keyC} {
 		private[wire.KeyID(pub(k))] = k
@@ -394,7 +392,7 @@ func FuzzOpenPeerFrame(f *testing.F) {
 			t.Fatalf("accepted a frame that does not decode: %v", err)
 		}
 		key, ok := v.Key(signed.Origin, signed.KeyID)
-		if !ok || !ed25519.Verify(key, append([]byte("aramaki-fed-v2\x00"), signed.Messages...), signed.Signature) {
+		if !ok || !ed25519.Verify(key, append([]byte("aramaki-fed-v3\x00"), signed.Batch...), signed.Signature) {
 			t.Fatalf("accepted a frame without a valid signature of %s", signed.Origin)
 		}
 		if len(ms) == 0 || len(ms) > wire.MaxPeerBatch {
@@ -437,9 +435,9 @@ func FuzzOpenPeerFrame(f *testing.F) {
 			}
 		}
 	}
-	f.Fuzz(func(t *testing.T, frame, messages []byte) {
+	f.Fuzz(func(t *testing.T, frame, batch []byte) {
 		check(t, frame)
-		check(t, signedFrame(messages, keyA))
+		check(t, signedFrame(batch, keyA))
 	})
 }
 
