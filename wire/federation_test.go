@@ -521,10 +521,10 @@ func TestATamperedByteIsRefused(t *testing.T) {
 	sig := bytes.Clone(f.Signature)
 	sig[10] ^= 1
 	for name, tampered := range map[string]wire.SignedPeerFrame{
-		"a body byte":      {Origin: f.Origin, Batch: body, KeyID: f.KeyID, Signature: f.Signature},
-		"a signature bit":  {Origin: f.Origin, Batch: f.Batch, KeyID: f.KeyID, Signature: sig},
-		"the seq":          {Origin: f.Origin, Batch: bytes.ReplaceAll(f.Batch, []byte(`"seq":1,`), []byte(`"seq":2,`)), KeyID: f.KeyID, Signature: f.Signature},
-		"a space within":   {Origin: f.Origin, Batch: append([]byte("{ "), f.Batch[1:]...), KeyID: f.KeyID, Signature: f.Signature},
+		"a body byte":     {Origin: f.Origin, Batch: body, KeyID: f.KeyID, Signature: f.Signature},
+		"a signature bit": {Origin: f.Origin, Batch: f.Batch, KeyID: f.KeyID, Signature: sig},
+		"the seq":         {Origin: f.Origin, Batch: bytes.ReplaceAll(f.Batch, []byte(`"seq":1,`), []byte(`"seq":2,`)), KeyID: f.KeyID, Signature: f.Signature},
+		"a space within":  {Origin: f.Origin, Batch: append([]byte("{ "), f.Batch[1:]...), KeyID: f.KeyID, Signature: f.Signature},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := wire.OpenPeerMessage(frameOf(tampered), verifierOf(srvB))
