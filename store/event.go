@@ -198,8 +198,10 @@ func scanEvents(rows *sql.Rows) ([]aramaki.Event, error) {
 		}
 		ev.Time = fromMicros(timeUS)
 		ev.Kind = aramaki.EventKind(kind)
-		if err := json.Unmarshal([]byte(systems), &ev.Systems); err != nil {
-			return nil, fmt.Errorf("decode systems of event %s: %w", ev.ID, err)
+		if systems != "[]" { // none: what filling an outbox reads of a peer's events
+			if err := json.Unmarshal([]byte(systems), &ev.Systems); err != nil {
+				return nil, fmt.Errorf("decode systems of event %s: %w", ev.ID, err)
+			}
 		}
 		if len(ev.Systems) == 0 {
 			ev.Systems = nil
