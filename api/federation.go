@@ -226,20 +226,30 @@ func (a *API) createGrant(w http.ResponseWriter, r *http.Request, p aramaki.Prin
 	return writeJSON(w, http.StatusCreated, g)
 }
 
+// peerQuery is the one query parameter of a list of grants: the peer
+// whose grants, if any.
+func peerQuery(r *http.Request) (string, error) {
+	if err := queryParams(r, "peer"); err != nil {
+		return "", err
+	}
+	peer := r.URL.Query().Get("peer")
+	if peer != "" {
+		if err := aramaki.ValidatePeerName(peer); err != nil {
+			return "", err
+		}
+	}
+	return peer, nil
+}
+
 // GrantsResponse lists grants, newest first, revoked and expired ones too.
 type GrantsResponse struct {
 	Grants []aramaki.Grant `json:"grants"`
 }
 
 func (a *API) listGrants(w http.ResponseWriter, r *http.Request, p aramaki.Principal) error {
-	if err := queryParams(r, "peer"); err != nil {
+	peer, err := peerQuery(r)
+	if err != nil {
 		return err
-	}
-	peer := r.URL.Query().Get("peer")
-	if peer != "" {
-		if err := aramaki.ValidatePeerName(peer); err != nil {
-			return err
-		}
 	}
 	gs, err := a.svc.Grants(r.Context(), p, peer)
 	if err != nil {
@@ -255,14 +265,9 @@ type ReceivedGrantsResponse struct {
 }
 
 func (a *API) listReceivedGrants(w http.ResponseWriter, r *http.Request, p aramaki.Principal) error {
-	if err := queryParams(r, "peer"); err != nil {
+	peer, err := peerQuery(r)
+	if err != nil {
 		return err
-	}
-	peer := r.URL.Query().Get("peer")
-	if peer != "" {
-		if err := aramaki.ValidatePeerName(peer); err != nil {
-			return err
-		}
 	}
 	gs, err := a.svc.ReceivedGrants(r.Context(), p, peer)
 	if err != nil {
