@@ -59,9 +59,16 @@ func (s *Service) FederateGrants(ctx context.Context) error {
 			return err
 		}
 		sum := sha256.Sum256(raw)
-		if _, err := s.store.TellGrants(ctx, p.Name, hex.EncodeToString(sum[:]), raw, now); err != nil {
+		// Keyed by when it became a peer: a peer removed and added again
+		// is told anew.
+		digest, key := hex.EncodeToString(sum[:]), "grants\x00"+p.Name+"\x00"+p.Added.String()
+		if s.toldAlready(key, digest, now) {
+			continue // no write
+		}
+		if _, err := s.store.TellGrants(ctx, p.Name, digest, raw, now); err != nil {
 			return fmt.Errorf("grants for peer %s: %w", p.Name, err)
 		}
+		s.noteTold(key, digest, now)
 	}
 	return nil
 }

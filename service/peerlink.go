@@ -336,14 +336,32 @@ func (s *Service) LinkPeers(ctx context.Context) ([]aramaki.Peer, error) {
 	return out, nil
 }
 
-// sharedRecheck is how long FederateStatus trusts its memory of what a
-// peer was told before it asks the store again: a status withheld from a
-// peer (its grant ended) is told again within that.
+// sharedRecheck is how long FederateStatus and FederateGrants trust their
+// memory of what a peer was told before they ask the store again: a
+// status withheld from a peer (its grant ended) is told again within that.
 const sharedRecheck = time.Minute
 
-type sharedStatus struct {
-	status  aramaki.Status
+// told is what a peer was last found told of something (a status, its
+// grants' digest), and when that was checked against the store.
+type told struct {
+	what    string
 	checked time.Time
+}
+
+// toldAlready reports whether the peer was told what, as this replica
+// found within sharedRecheck: then there is nothing to write.
+func (s *Service) toldAlready(key, what string, now time.Time) bool {
+	s.sharedMu.Lock()
+	defer s.sharedMu.Unlock()
+	last, ok := s.shared[key]
+	return ok && last.what == what && now.Sub(last.checked) < sharedRecheck
+}
+
+// noteTold remembers that the store has the peer told what.
+func (s *Service) noteTold(key, what string, now time.Time) {
+	s.sharedMu.Lock()
+	s.shared[key] = told{what: what, checked: now}
+	s.sharedMu.Unlock()
 }
 
 // FederationWake is signalled when a status changed here or on a peer:
@@ -400,12 +418,9 @@ func (s *Service) FederateStatus(ctx context.Context) error {
 			if since.IsZero() {
 				since = now
 			}
-			key := gr.ID + "\x00" + id
-			s.sharedMu.Lock()
-			last, known := s.shared[key]
-			s.sharedMu.Unlock()
-			if known && last.status == status && now.Sub(last.checked) < sharedRecheck {
-				continue // told already: no write
+			key := "status\x00" + gr.ID + "\x00" + id
+			if s.toldAlready(key, status.String(), now) {
+				continue // no write
 			}
 			body, err := json.Marshal(map[string]any{"system": id, "status": status.String(), "since": since.UTC()})
 			if err != nil {
@@ -414,9 +429,7 @@ func (s *Service) FederateStatus(ctx context.Context) error {
 			if _, err := s.store.ShareStatus(ctx, gr.Peer, id, status, body, now); err != nil {
 				return fmt.Errorf("status of %s for peer %s: %w", id, gr.Peer, err)
 			}
-			s.sharedMu.Lock()
-			s.shared[key] = sharedStatus{status: status, checked: now}
-			s.sharedMu.Unlock()
+			s.noteTold(key, status.String(), now)
 		}
 	}
 	return nil

@@ -45,11 +45,10 @@ type Service struct {
 
 	runWake chan struct{} // a run may be waiting to start
 	fedWake chan struct{} // a status changed: tell peers now, not at the next tick
-	// shared is what FederateStatus last found peers told, so that an
-	// unchanged status costs no write: by grant id and system, with when
-	// it was checked against the store.
+	// shared is what FederateStatus and FederateGrants last found peers
+	// told, so that an unchanged status or list of grants costs no write.
 	sharedMu sync.Mutex
-	shared   map[string]sharedStatus
+	shared   map[string]told
 	// cancelsSent is when this replica last told an agent connected here
 	// to stop its part of a cancelled run: only RunDispatch's goroutine
 	// touches it.
@@ -108,7 +107,7 @@ func New(store Store, config ConfigSource, log *slog.Logger, opts Options) *Serv
 	}
 	return &Service{store: store, config: config, log: log, now: opts.Now, graph: empty,
 		logins: newLoginGuard(), ingest: make(chan *submission, 1024), seen: map[string]aramaki.AgentSeen{}, changed: make(chan struct{}),
-		groupWait: opts.GroupWait, alertWake: make(chan struct{}, 1), url: opts.URL, maxAttempts: opts.MaxAttempts, permanent: opts.Permanent, digestEvery: opts.DigestEvery, runWake: make(chan struct{}, 1), fedWake: make(chan struct{}, 1), shared: map[string]sharedStatus{},
+		groupWait: opts.GroupWait, alertWake: make(chan struct{}, 1), url: opts.URL, maxAttempts: opts.MaxAttempts, permanent: opts.Permanent, digestEvery: opts.DigestEvery, runWake: make(chan struct{}, 1), fedWake: make(chan struct{}, 1), shared: map[string]told{},
 		serverName: opts.ServerName, caSHA256: opts.CASHA256}
 }
 
