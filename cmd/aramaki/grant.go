@@ -56,12 +56,8 @@ func (c *GrantCommand) Run(ctx context.Context, args []string) error {
 			g.Until.Local().Format(time.RFC3339), clean(g.ID))
 		return nil
 	case pos[0] == "list" && len(pos) == 1:
-		q := url.Values{}
-		if *peer != "" {
-			q.Set("peer", *peer)
-		}
 		var resp api.GrantsResponse
-		if err := cl.do(ctx, "GET", "/api/v1/grants", q, nil, &resp); err != nil {
+		if err := cl.do(ctx, "GET", "/api/v1/grants", peerValues(*peer), nil, &resp); err != nil {
 			return err
 		}
 		if s.output == "json" {
@@ -76,12 +72,8 @@ func (c *GrantCommand) Run(ctx context.Context, args []string) error {
 		}
 		return tw.Flush()
 	case pos[0] == "received" && len(pos) == 1:
-		q := url.Values{}
-		if *peer != "" {
-			q.Set("peer", *peer)
-		}
 		var resp api.ReceivedGrantsResponse
-		if err := cl.do(ctx, "GET", "/api/v1/grants/received", q, nil, &resp); err != nil {
+		if err := cl.do(ctx, "GET", "/api/v1/grants/received", peerValues(*peer), nil, &resp); err != nil {
 			return err
 		}
 		if s.output == "json" {
@@ -111,6 +103,15 @@ func (c *GrantCommand) Run(ctx context.Context, args []string) error {
 		return nil
 	}
 	return fmt.Errorf("usage: %s", grantUsage)
+}
+
+// peerValues is the query of a list of grants about peer, if one is named.
+func peerValues(peer string) url.Values {
+	q := url.Values{}
+	if peer != "" {
+		q.Set("peer", peer)
+	}
+	return q
 }
 
 // parseUntil reads when a grant ends: RFC 3339, with or without seconds,
